@@ -1,0 +1,60 @@
+"""Card identifiers: one normalized text per physical card, by technology.
+
+* ``uid:04A1B2C3D4E5F6``: the UID of an NFC tag or contactless smart card
+  (4, 7 or 10 bytes; upper-case hex);
+* ``ndef:<number>``: a card number stored in an NDEF text or URI record;
+* ``em:<10 hex>``: a 125 kHz EM4100 fob (version byte + 32-bit id);
+* ``code:<text>``: a printed barcode / QR code, or a number typed by hand.
+
+A bare text with no prefix is taken as ``code:``, since that is what a
+cashier types or a keyboard-wedge scanner sends.
+"""
+
+from __future__ import annotations
+
+import re
+
+KINDS = ("uid", "ndef", "em", "code")
+_HEX = re.compile(r"^[0-9A-F]+$")
+_MAX_TEXT = 128
+
+
+class CardIdError(ValueError):
+    """A card identifier that cannot be normalized."""
+
+
+def normalize(raw: str) -> str:
+    """The normalized id for `raw`, or CardIdError with the reason."""
+    text = raw.strip()
+    if not text:
+        raise CardIdError("empty card id")
+    kind, sep, value = text.partition(":")
+    if not sep or kind.lower() not in KINDS:
+        kind, value = "code", text
+    kind = kind.lower()
+    value = value.strip()
+    if kind == "uid":
+        hexed = value.replace(" ", "").replace(":", "").replace("-", "").upper()
+        if not _HEX.match(hexed) or len(hexed) not in (8, 14, 20):
+            raise CardIdError(f"uid must be 4, 7 or 10 bytes of hex, not {value!r}")
+        return f"uid:{hexed}"
+    if kind == "em":
+        hexed = value.upper()
+        if not _HEX.match(hexed) or len(hexed) != 10:
+            raise CardIdError(f"em id must be 10 hex digits, not {value!r}")
+        return f"em:{hexed}"
+    if not value:
+        raise CardIdError(f"{kind}: card id has no number")
+    if len(value) > _MAX_TEXT:
+        raise CardIdError(f"{kind}: card id is longer than {_MAX_TEXT} characters")
+    if any(ord(c) < 32 for c in value):
+        raise CardIdError(f"{kind}: card id holds control characters")
+    return f"{kind}:{value}"
+
+
+def uid_id(uid: bytes) -> str:
+    return normalize("uid:" + uid.hex())
+
+
+def em_id(version: int, number: int) -> str:
+    return f"em:{version:02X}{number:08X}"

@@ -1,0 +1,33 @@
+"""Wall time and business days, with an override for scripts and tests (--now)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from .errors import LoyaltyError
+
+
+def parse_now(text: str | None, tz: ZoneInfo) -> datetime:
+    """`--now` (ISO 8601; a naive time is the store's local time) or the real clock, in UTC."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            when = datetime.combine(date.fromisoformat(text), datetime.min.time().replace(hour=12))
+        except ValueError:
+            raise LoyaltyError("bad_time", f"--now {text!r} is not an ISO 8601 time such as 2026-11-22T10:30") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=tz)
+    return when.astimezone(UTC)
+
+
+def business_day(now: datetime, tz: ZoneInfo) -> date:
+    """The store's local calendar date at `now`."""
+    return now.astimezone(tz).date()
+
+
+def iso(now: datetime) -> str:
+    return now.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -1,0 +1,79 @@
+"""Points lots: every credit opens a lot with its expiry; debits take from the
+lots that expire first. `lot_moves` records which event took what, so a
+refund can give points back to the very lots they came from.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from .errors import LoyaltyError
+from .store import Tx
+
+
+def open_lot(tx: Tx, *, lot_id: str, member_id: str, program_id: str, points: int, expire_after_days: int | None) -> None:
+    day = date.fromisoformat(tx.day)
+    expires = (day + timedelta(days=expire_after_days)).isoformat() if expire_after_days else None
+    tx.conn.execute(
+        "INSERT INTO lots (lot_id, member_id, program_id, earned_day, expires_on, points, remaining) VALUES (?,?,?,?,?,?,?)",
+        (lot_id, member_id, program_id, tx.day, expires, points, points),
+    )
+
+
+def take(tx: Tx, *, event_id: str, member_id: str, program_id: str, points: int, prefer_lot: str | None = None) -> None:
+    """Take `points` from the member's open lots, soonest expiry first."""
+    left = points
+    rows = tx.conn.execute(
+        "SELECT lot_id, remaining FROM lots WHERE member_id=? AND program_id=? AND remaining > 0"
+        " ORDER BY lot_id != ?, expires_on IS NULL, expires_on, earned_day, rowid",
+        (member_id, program_id, prefer_lot or ""),
+    ).fetchall()
+    for row in rows:
+        if left == 0:
+            break
+        part = min(left, int(row["remaining"]))
+        _move(tx, event_id, row["lot_id"], part)
+        left -= part
+    if left:
+        raise LoyaltyError("insufficient_balance", f"{program_id}: {points} points needed, {points - left} available")
+
+
+def give_back(tx: Tx, *, event_id: str, original_event_id: str) -> list[tuple[str, int, str | None]]:
+    """Return to each lot what `original_event_id` took; lists (lot, points, expires_on)."""
+    moves = tx.conn.execute(
+        "SELECT m.lot_id, m.amount, l.expires_on FROM lot_moves m JOIN lots l USING (lot_id) WHERE m.event_id=?",
+        (original_event_id,),
+    ).fetchall()
+    out = []
+    for row in moves:
+        _move(tx, event_id, row["lot_id"], -int(row["amount"]))
+        out.append((str(row["lot_id"]), int(row["amount"]), row["expires_on"]))
+    return out
+
+
+def _move(tx: Tx, event_id: str, lot_id: str, amount: int) -> None:
+    tx.conn.execute(
+        "INSERT INTO lot_moves (event_id, lot_id, amount) VALUES (?,?,?)"
+        " ON CONFLICT (event_id, lot_id) DO UPDATE SET amount = amount + excluded.amount",
+        (event_id, lot_id, amount),
+    )
+    tx.conn.execute("UPDATE lots SET remaining = remaining - ? WHERE lot_id=?", (amount, lot_id))
+
+
+def expired_from(tx: Tx, lot_id: str) -> int:
+    row = tx.conn.execute(
+        "SELECT COALESCE(SUM(m.amount), 0) FROM lot_moves m JOIN events e ON e.event_id = m.event_id"
+        " WHERE m.lot_id=? AND e.kind='expire'",
+        (lot_id,),
+    ).fetchone()
+    return int(row[0])
+
+
+def due_lots(tx: Tx, member_id: str) -> list[tuple[str, str, int]]:
+    """Open lots whose expiry day has come: (lot, program, remaining)."""
+    rows = tx.conn.execute(
+        "SELECT lot_id, program_id, remaining FROM lots WHERE member_id=? AND remaining > 0 AND expires_on <= ?"
+        " ORDER BY expires_on, rowid",
+        (member_id, tx.day),
+    ).fetchall()
+    return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]

@@ -1,0 +1,144 @@
+"""Money as integer minor units, with the currency's digits taken from CLDR.
+
+Amounts never travel as floats: config files and JSON carry decimal strings
+("12.500" for KWD), the ledger stores integers (12500 fils).
+
+Rounding rules (see README, "Money and rounding"):
+
+* a percent of an amount is rounded half-up to the minor unit
+  (`percent_of`): 5 % of 0.750 KWD is 0.0375 -> 0.038;
+* an amount split over lines is split by largest remainder (`allocate`), so
+  the parts always add up to the whole;
+* points earned on an amount are floored (`ledger.programs.points`): no
+  rounding ever creates a point that was not paid for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from functools import lru_cache
+
+from babel.core import UnknownLocaleError
+from babel.numbers import format_currency, get_currency_precision, list_currencies
+
+
+class MoneyError(ValueError):
+    """An amount that cannot be represented in the currency."""
+
+
+@dataclass(frozen=True, slots=True)
+class Currency:
+    code: str
+    digits: int
+
+    @property
+    def scale(self) -> int:
+        return int(10**self.digits)
+
+
+@lru_cache(maxsize=64)
+def currency(code: str) -> Currency:
+    """The currency `code` (ISO 4217) with its minor-unit digits from CLDR."""
+    upper = code.upper()
+    if upper not in _known_currencies():
+        raise MoneyError(f"unknown currency code {code!r} (ISO 4217, e.g. KWD, EUR, JPY)")
+    return Currency(upper, get_currency_precision(upper))
+
+
+@lru_cache(maxsize=1)
+def _known_currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+def parse(text: str | int | Decimal, cur: Currency, *, allow_negative: bool = False) -> int:
+    """Parse a decimal string into minor units, refusing extra digits.
+
+    "1.5" KWD -> 1500; "1.2345" KWD is an error rather than a silent rounding.
+    """
+    if isinstance(text, (bool, float)):
+        raise MoneyError(f"amount {text!r} must be a decimal string such as \"1.500\"")
+    try:
+        value = Decimal(str(text).strip())
+    except InvalidOperation:
+        raise MoneyError(f"{text!r} is not an amount (expected a decimal string such as \"1.500\")") from None
+    if not value.is_finite():
+        raise MoneyError(f"{text!r} is not an amount")
+    minor = value * cur.scale
+    if minor != minor.to_integral_value():
+        raise MoneyError(
+            f"{text} has more than {cur.digits} decimal digit(s), the most {cur.code} allows"
+        )
+    if minor < 0 and not allow_negative:
+        raise MoneyError(f"amount {text} must not be negative")
+    return int(minor)
+
+
+def to_decimal(minor: int, cur: Currency) -> Decimal:
+    return (Decimal(minor) / cur.scale).quantize(Decimal(1).scaleb(-cur.digits))
+
+
+def fmt(minor: int, cur: Currency) -> str:
+    """Minor units as the plain decimal string used in JSON: 12500 -> "12.500"."""
+    return str(to_decimal(minor, cur))
+
+
+def display(minor: int, cur: Currency, locale: str = "en") -> str:
+    """Localized money for people (receipts, UI): "KWD 12.500", "‏12٫500 د.ك.‏"."""
+    try:
+        return format_currency(to_decimal(minor, cur), cur.code, locale=locale)
+    except UnknownLocaleError:
+        return format_currency(to_decimal(minor, cur), cur.code, locale="en")
+
+
+def percent_of(minor: int, percent: Fraction | Decimal | int) -> int:
+    """`percent` % of `minor`, rounded half-up to a whole minor unit."""
+    exact = Fraction(minor) * Fraction(percent) / 100
+    return _round_half_up(exact)
+
+
+def _round_half_up(value: Fraction) -> int:
+    sign = -1 if value < 0 else 1
+    mag = abs(value)
+    whole, rest = divmod(mag.numerator, mag.denominator)
+    if 2 * rest >= mag.denominator:
+        whole += 1
+    return sign * whole
+
+
+def round_half_up(value: Fraction) -> int:
+    return _round_half_up(value)
+
+
+def allocate(total: int, weights: list[int]) -> list[int]:
+    """Split `total` in proportion to `weights` by largest remainder.
+
+    The parts add up to `total` exactly; ties go to the earlier weight.
+    """
+    if total == 0 or not weights:
+        return [0] * len(weights)
+    base = sum(weights)
+    if base <= 0:
+        raise MoneyError("cannot allocate over lines that sum to zero")
+    shares = [Fraction(total * w, base) for w in weights]
+    parts = [int(s) for s in shares]  # floor for non-negative totals
+    left = total - sum(parts)
+    order = sorted(range(len(weights)), key=lambda i: (-(shares[i] - parts[i]), i))
+    for i in order[:left]:
+        parts[i] += 1
+    return parts
+
+
+__all__ = [
+    "Currency",
+    "MoneyError",
+    "allocate",
+    "currency",
+    "display",
+    "fmt",
+    "parse",
+    "percent_of",
+    "round_half_up",
+    "to_decimal",
+]

@@ -1,0 +1,708 @@
+"""The domain services: checkout, refund, enrol, block, replace, adjust.
+
+Every write is one `BEGIN IMMEDIATE` transaction: it either commits whole
+(sale, lines, events, balances, print job) or leaves nothing behind. Event
+ids are derived from the operation id (the sale id), so a retried sale
+writes the same ids, and a sale id seen before answers with the stored
+result instead of charging twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from . import cards, lots, money
+from .clock import business_day
+from .config import Config, MembershipProgram, PointsProgram, StampsProgram
+from .errors import LoyaltyError
+from .pricing import Plan, parse_item, price_cart
+from .store import Ledger, Tx, canonical, derived_id
+from .views import MEMBER, card_view, member_state
+
+_PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,19}$")
+_BIRTHDAY = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+@dataclass
+class CheckoutRequest:
+    card: str
+    items: list[tuple[str, int]]
+    redeem: dict[str, int | None] = field(default_factory=dict)
+    sale_id: str | None = None
+
+    @classmethod
+    def from_cli(cls, card: str, items: list[str], redeem: list[str], sale_id: str | None = None) -> CheckoutRequest:
+        wanted: dict[str, int | None] = {}
+        for spec in redeem:
+            pid, sep, amount = spec.partition("=")
+            pid = pid.strip()
+            if not pid:
+                raise LoyaltyError("bad_amount", f"--redeem {spec!r}: expected PROGRAM or PROGRAM=AMOUNT")
+            if pid in wanted:
+                raise LoyaltyError("bad_amount", f"--redeem {pid} given twice")
+            if sep:
+                try:
+                    wanted[pid] = int(amount)
+                except ValueError:
+                    raise LoyaltyError("bad_amount", f"--redeem {spec!r}: the amount must be a whole number of points or rewards") from None
+            else:
+                wanted[pid] = None
+        return cls(card=card, items=[parse_item(spec) for spec in items], redeem=wanted, sale_id=sale_id)
+
+    def fingerprint(self, card_id: str) -> str:
+        body = {"card": card_id, "items": self.items, "redeem": sorted(self.redeem.items())}
+        return hashlib.sha256(canonical(body).encode()).hexdigest()
+
+
+class _Ids:
+    """Deterministic event ids for one operation."""
+
+    def __init__(self, op_id: str):
+        self.op_id = op_id
+        self.n = 0
+
+    def next(self) -> str:
+        self.n += 1
+        return derived_id(self.op_id, str(self.n))
+
+
+class Loyalty:
+    """The loyalty ledger of one terminal, with the store's rules."""
+
+    def __init__(self, cfg: Config, ledger: Ledger):
+        self.cfg = cfg
+        self.ledger = ledger
+
+    @classmethod
+    def open(cls, cfg: Config) -> Loyalty:
+        ledger = Ledger(cfg.ledger.path, terminal_id=cfg.store.terminal, store_id=cfg.store.id, rules_version=cfg.rules_version)
+        return cls(cfg, ledger)
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.ledger.conn
+
+    def day(self, now: datetime) -> date:
+        return business_day(now, self.cfg.store.tz)
+
+    # ------------------------------------------------------------ reads
+
+    def card(self, raw_card: str, now: datetime) -> dict[str, Any]:
+        """Everything the member panel shows for a card (any status)."""
+        card_id = _normalize(raw_card)
+        with self.ledger.reading() as conn:
+            row = conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
+            if row is None:
+                raise LoyaltyError("unknown_card", f"card {card_id} is not enrolled")
+            return card_view(conn, self.cfg, row, self.day(now))
+
+    def sale(self, sale_id: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT result, refund_id FROM sales WHERE id=?", (sale_id,)).fetchone()
+        if row is None:
+            raise LoyaltyError("unknown_sale", f"no sale {sale_id!r} in this ledger")
+        result: dict[str, Any] = json.loads(row["result"])
+        if row["refund_id"]:
+            result["refunded"] = row["refund_id"]
+        return result
+
+    def history(self, raw_card: str, limit: int = 50) -> list[dict[str, Any]]:
+        card_id = _normalize(raw_card)
+        row = self.conn.execute("SELECT member_id FROM cards WHERE id=?", (card_id,)).fetchone()
+        if row is None:
+            raise LoyaltyError("unknown_card", f"card {card_id} is not enrolled")
+        rows = self.conn.execute(
+            "SELECT seq, ts, business_day, kind, program_id, account, amount, sale_id, card_id, payload FROM events"
+            " WHERE member_id=? ORDER BY seq DESC LIMIT ?",
+            (row["member_id"], limit),
+        ).fetchall()
+        return [dict(r) | {"payload": json.loads(r["payload"])} for r in rows]
+
+    # ------------------------------------------------------------ checkout
+
+    def quote(self, req: CheckoutRequest, now: datetime) -> dict[str, Any]:
+        """What the sale would cost and earn, without writing anything."""
+        card_id = _normalize(req.card)
+        day = self.day(now)
+        with self.ledger.reading() as conn:
+            row = self._card_for_sale(conn, card_id, allow_unknown=True)
+            from .pricing import MemberState
+
+            state = member_state(conn, self.cfg, row["member_id"], day) if row else MemberState()
+            plan = price_cart(self.cfg, req.items, state, req.redeem, day)
+        return self._totals_json(plan) | {"earned": _earned(plan), "redeemed": _redeemed(plan)}
+
+    def checkout(self, req: CheckoutRequest, now: datetime) -> dict[str, Any]:
+        """Commit a sale: lines, rewards, discounts, earnings, print job. Idempotent by sale id."""
+        card_id = _normalize(req.card)
+        sale_id = req.sale_id or str(uuid.uuid4())
+        fingerprint = req.fingerprint(card_id)
+        day = self.day(now)
+        ids = _Ids(sale_id)
+        with self.ledger.transaction(now, day) as tx:
+            done = tx.conn.execute("SELECT request_hash, result FROM sales WHERE id=?", (sale_id,)).fetchone()
+            if done is not None:
+                if done["request_hash"] != fingerprint:
+                    raise LoyaltyError("conflict", f"sale {sale_id} was already committed with other items")
+                return dict(json.loads(done["result"])) | {"replayed": True}
+            self._check_open_day(tx, day)
+            row = self._card_for_sale(tx.conn, card_id, allow_unknown=self.cfg.ledger.auto_enrol)
+            enrolled = False
+            if row is None:
+                if not self.cfg.ledger.auto_enrol:
+                    raise LoyaltyError("unknown_card", f"card {card_id} is not enrolled (auto-enrolment is off)")
+                self._enrol_new(tx, ids, card_id, sale_id=sale_id)
+                row = tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
+                enrolled = True
+            member_id = str(row["member_id"])
+            self._expire(tx, ids, member_id)
+            state = member_state(tx.conn, self.cfg, member_id, day)
+            plan = price_cart(self.cfg, req.items, state, req.redeem, day)
+            if plan.rewards_used or plan.points_redeemed:
+                self._check_redeem_cap(tx, member_id, day)
+
+            tx.append(
+                "sale",
+                event_id=ids.next(),
+                member_id=member_id,
+                card_id=card_id,
+                sale_id=sale_id,
+                payload={"subtotal": plan.subtotal, "discount": plan.discount, "total": plan.total, "request": fingerprint},
+            )
+            common: dict[str, Any] = {"member_id": member_id, "card_id": card_id, "sale_id": sale_id}
+            for pid, n in plan.rewards_used.items():
+                tx.append("redeem", event_id=ids.next(), program_id=pid, account="rewards", amount=-n, payload={"value": plan.reward_value[pid]}, **common)
+            for pid, points in plan.points_redeemed.items():
+                ev = tx.append("redeem", event_id=ids.next(), program_id=pid, account="points", amount=-points, payload={"value": plan.points_redeemed_value[pid]}, **common)
+                lots.take(tx, event_id=ev.event_id, member_id=member_id, program_id=pid, points=points)
+            rewards_issued: dict[str, int] = {}
+            for pid, n in plan.stamps_earned.items():
+                tx.append("stamp", event_id=ids.next(), program_id=pid, account="stamps", amount=n, **common)
+                issued = self._issue_rewards(tx, ids, member_id, card_id, sale_id, pid)
+                if issued:
+                    rewards_issued[pid] = issued
+            for pid, points in plan.points_earned.items():
+                self._credit_points(tx, ids, "earn", member_id, pid, points, card_id=card_id, sale_id=sale_id)
+            if plan.total:
+                tx.append("spend", event_id=ids.next(), program_id=MEMBER, account="spend", amount=plan.total, **common)
+            for pid, periods in plan.memberships_bought.items():
+                self._extend_membership(tx, ids, member_id, card_id, sale_id, pid, periods, day)
+            bonuses = self._sale_bonuses(tx, ids, member_id, card_id, sale_id, day)
+            tier_change = self._tier_event(tx, ids, member_id, card_id, sale_id, plan.tier.id if plan.tier else None, day)
+            tx.conn.execute("UPDATE members SET first_sale_id=? WHERE id=? AND first_sale_id IS NULL", (sale_id, member_id))
+
+            view = card_view(tx.conn, self.cfg, tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone(), day)
+            last = tx.appended[-1]
+            result: dict[str, Any] = {
+                "sale": sale_id,
+                **self._totals_json(plan),
+                "earned": _earned(plan),
+                "redeemed": _redeemed(plan),
+                "rewards_issued": rewards_issued,
+                "bonuses": bonuses,
+                "tier_change": tier_change,
+                "enrolled": enrolled,
+                **view,
+                "receipt": {
+                    "number": f"{self.cfg.store.terminal}-{last.seq:06d}",
+                    "seq": last.seq,
+                    "hash": last.hash[:12],
+                    "ts": tx.ts,
+                    "business_day": tx.day,
+                    "store": self.cfg.store.id,
+                    "terminal": self.cfg.store.terminal,
+                },
+            }
+            tx.conn.execute(
+                "INSERT INTO sales (id, terminal_id, store_id, ts, business_day, card_id, member_id, currency, subtotal, discount, total, request_hash, result)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (sale_id, self.cfg.store.terminal, self.cfg.store.id, tx.ts, tx.day, card_id, member_id, self.cfg.currency.code,
+                 plan.subtotal, plan.discount, plan.total, fingerprint, canonical(result)),
+            )
+            tx.conn.executemany(
+                "INSERT INTO sale_lines (sale_id, line_no, sku, name, category, qty, unit_price, gross, reward, discount, redeemed, net)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (sale_id, i, ln.item.sku, ln.item.name, ln.item.category, ln.qty, ln.item.price, ln.gross, ln.reward, ln.discount, ln.redeemed, ln.net)
+                    for i, ln in enumerate(plan.lines, start=1)
+                ],
+            )
+            _queue_print(tx, "sale", sale_id)
+        return result
+
+    def _totals_json(self, plan: Plan) -> dict[str, Any]:
+        cur = self.cfg.currency
+        return {
+            "currency": cur.code,
+            "subtotal": money.fmt(plan.subtotal, cur),
+            "discount": money.fmt(plan.discount, cur),
+            "total": money.fmt(plan.total, cur),
+            "discounts": {k: money.fmt(v, cur) for k, v in plan.discounts.items()},
+            "lines": [
+                {
+                    "sku": ln.item.sku,
+                    "name": ln.item.name,
+                    "qty": ln.qty,
+                    "unit_price": money.fmt(ln.item.price, cur),
+                    "amount": money.fmt(ln.gross, cur),
+                    "reward": money.fmt(ln.reward, cur),
+                    "discount": money.fmt(ln.discount, cur),
+                    "redeemed": money.fmt(ln.redeemed, cur),
+                    "total": money.fmt(ln.net, cur),
+                }
+                for ln in plan.lines
+            ],
+        }
+
+    # ------------------------------------------------------------ refund
+
+    def refund(self, sale_id: str, now: datetime) -> dict[str, Any]:
+        """Reverse exactly what a sale did to the member's balances, once."""
+        day = self.day(now)
+        refund_id = derived_id(sale_id, "refund")
+        ids = _Ids(refund_id)
+        with self.ledger.transaction(now, day) as tx:
+            sale = tx.conn.execute("SELECT * FROM sales WHERE id=?", (sale_id,)).fetchone()
+            if sale is None:
+                raise LoyaltyError("unknown_sale", f"no sale {sale_id!r} in this ledger")
+            if sale["refund_id"]:
+                raise LoyaltyError("already_refunded", f"sale {sale_id} was already refunded ({sale['refund_id']})")
+            member_id = str(sale["member_id"])
+            card_id = str(sale["card_id"])
+            self._expire(tx, ids, member_id)
+            tier_before = self.cfg.tiers.tier_for(member_state(tx.conn, self.cfg, member_id, day).window_spend)
+            events = tx.conn.execute(
+                "SELECT * FROM events WHERE sale_id=? AND member_id=? ORDER BY seq DESC", (sale_id, member_id)
+            ).fetchall()
+            common: dict[str, Any] = {"member_id": member_id, "card_id": card_id, "sale_id": sale_id}
+            reversed_: dict[str, dict[str, int]] = {}
+            for ev in events:
+                kind, pid, account, amount = ev["kind"], ev["program_id"], ev["account"], int(ev["amount"])
+                if kind in ("sale", "enrol", "tier", "profile"):
+                    continue
+                if kind == "membership":
+                    payload = json.loads(ev["payload"])
+                    self._set_membership(tx, member_id, pid, payload.get("previous_until"))
+                    tx.append("reverse", event_id=ids.next(), program_id=pid, ref_event_id=ev["event_id"],
+                              payload={"until": payload.get("previous_until")}, **common)
+                    continue
+                if account is None or amount == 0:
+                    continue
+                delta = -amount
+                if account == "points" and amount > 0:
+                    # take back what this lot still holds beyond what expired from it
+                    delta = -(amount - lots.expired_from(tx, ev["event_id"]))
+                    if delta == 0:
+                        continue
+                    have = tx.balance(member_id, pid, "points")
+                    if have < -delta:
+                        raise LoyaltyError(
+                            "insufficient_balance",
+                            f"cannot refund sale {sale_id}: {pid}: the {-delta} points it earned were already spent "
+                            f"(balance {have}); refund the later sale first",
+                        )
+                rev = tx.append("reverse", event_id=ids.next(), program_id=pid, account=account, amount=delta,
+                                ref_event_id=ev["event_id"], **common)
+                if account == "points":
+                    if amount > 0:
+                        lots.take(tx, event_id=rev.event_id, member_id=member_id, program_id=pid, points=-delta, prefer_lot=ev["event_id"])
+                    else:
+                        returned = lots.give_back(tx, event_id=rev.event_id, original_event_id=ev["event_id"])
+                        self._expire_returned(tx, ids, member_id, card_id, pid, returned)
+                if account in ("points", "stamps", "rewards") and pid != MEMBER:
+                    entry = reversed_.setdefault(pid, {})
+                    entry[account] = entry.get(account, 0) + delta
+            for program in self.cfg.programs_of(StampsProgram):
+                self._issue_rewards(tx, ids, member_id, card_id, sale_id, program.id)
+            for program_id, account, amount in tx.conn.execute(
+                "SELECT program_id, account, amount FROM balances WHERE member_id=? AND amount < 0 AND account IN ('stamps', 'rewards', 'points')",
+                (member_id,),
+            ).fetchall():
+                what = "reward(s) it earned were" if account in ("rewards", "stamps") else "points it earned were"
+                raise LoyaltyError(
+                    "insufficient_balance",
+                    f"cannot refund sale {sale_id}: {program_id}: the {what} already used ({account} would be {amount}); refund the later sale first",
+                )
+            tier_change = self._tier_event(tx, ids, member_id, card_id, sale_id, tier_before.id if tier_before else None, day)
+            view = card_view(tx.conn, self.cfg, tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone(), day)
+            result = {"refund": refund_id, "sale": sale_id, "reversed": reversed_, "tier_change": tier_change, **view}
+            tx.conn.execute(
+                "INSERT INTO refunds (id, sale_id, ts, business_day, result) VALUES (?,?,?,?,?)",
+                (refund_id, sale_id, tx.ts, tx.day, canonical(result)),
+            )
+            tx.conn.execute("UPDATE sales SET refund_id=? WHERE id=?", (refund_id, sale_id))
+            _queue_print(tx, "refund", refund_id)
+        return result
+
+    # ------------------------------------------------------------ cards and members
+
+    def enrol(
+        self,
+        raw_card: str,
+        now: datetime,
+        *,
+        name: str | None = None,
+        phone: str | None = None,
+        birthday: str | None = None,
+        referrer: str | None = None,
+    ) -> dict[str, Any]:
+        """Enrol a new card, or complete the profile of an enrolled one."""
+        card_id = _normalize(raw_card)
+        profile = _check_profile(name, phone, birthday)
+        day = self.day(now)
+        ids = _Ids(str(uuid.uuid4()))
+        with self.ledger.transaction(now, day) as tx:
+            self._check_open_day(tx, day)
+            row = tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
+            if row is None:
+                member_id = self._enrol_new(tx, ids, card_id)
+            else:
+                if row["status"] != "active":
+                    raise _card_refused(row)
+                member_id = str(row["member_id"])
+            if referrer is not None:
+                self._set_referrer(tx, member_id, _normalize(referrer))
+            if profile:
+                self._update_profile(tx, ids, member_id, card_id, profile)
+            card = tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
+            return card_view(tx.conn, self.cfg, card, day)
+
+    def block(self, raw_card: str, now: datetime, reason: str = "") -> dict[str, Any]:
+        card_id = _normalize(raw_card)
+        day = self.day(now)
+        with self.ledger.transaction(now, day) as tx:
+            row = self._existing_card(tx.conn, card_id)
+            if row["status"] == "replaced":
+                raise _card_refused(row)
+            if row["status"] != "blocked":
+                tx.conn.execute("UPDATE cards SET status='blocked', reason=? WHERE id=?", (reason or None, card_id))
+                tx.append("block", event_id=str(uuid.uuid4()), member_id=row["member_id"], card_id=card_id, payload={"reason": reason})
+            return card_view(tx.conn, self.cfg, self._existing_card(tx.conn, card_id), day)
+
+    def unblock(self, raw_card: str, now: datetime) -> dict[str, Any]:
+        card_id = _normalize(raw_card)
+        day = self.day(now)
+        with self.ledger.transaction(now, day) as tx:
+            row = self._existing_card(tx.conn, card_id)
+            if row["status"] == "replaced":
+                raise _card_refused(row)
+            if row["status"] == "blocked":
+                tx.conn.execute("UPDATE cards SET status='active', reason=NULL WHERE id=?", (card_id,))
+                tx.append("unblock", event_id=str(uuid.uuid4()), member_id=row["member_id"], card_id=card_id)
+            return card_view(tx.conn, self.cfg, self._existing_card(tx.conn, card_id), day)
+
+    def replace(self, raw_old: str, raw_new: str, now: datetime) -> dict[str, Any]:
+        """Move a member from a lost or broken card to a new one; the old card is refused from now on."""
+        old_id, new_id = _normalize(raw_old), _normalize(raw_new)
+        if old_id == new_id:
+            raise LoyaltyError("bad_card", "the new card must differ from the old one")
+        day = self.day(now)
+        with self.ledger.transaction(now, day) as tx:
+            old = self._existing_card(tx.conn, old_id)
+            if old["status"] == "replaced":
+                raise _card_refused(old)
+            if tx.conn.execute("SELECT 1 FROM cards WHERE id=?", (new_id,)).fetchone():
+                raise LoyaltyError("card_in_use", f"card {new_id} is already enrolled; replace onto a new, unused card")
+            tx.conn.execute(
+                "INSERT INTO cards (id, member_id, status, created_at) VALUES (?,?,?,?)", (new_id, old["member_id"], "active", tx.ts)
+            )
+            tx.conn.execute("UPDATE cards SET status='replaced', replaced_by=? WHERE id=?", (new_id, old_id))
+            tx.append("replace", event_id=str(uuid.uuid4()), member_id=old["member_id"], card_id=old_id, payload={"new_card": new_id})
+            return card_view(tx.conn, self.cfg, self._existing_card(tx.conn, new_id), day)
+
+    def adjust(self, raw_card: str, program_id: str, amount: int, reason: str, now: datetime) -> dict[str, Any]:
+        """A manager's correction of a points or stamps balance, with a reason."""
+        card_id = _normalize(raw_card)
+        if not reason.strip():
+            raise LoyaltyError("bad_reason", "an adjustment needs a reason")
+        if amount == 0:
+            raise LoyaltyError("bad_amount", "an adjustment of zero changes nothing")
+        program = self.cfg.programs.get(program_id)
+        if not isinstance(program, (PointsProgram, StampsProgram)):
+            raise LoyaltyError("unknown_program", f"{program_id!r} is not a points or stamps program")
+        day = self.day(now)
+        ids = _Ids(str(uuid.uuid4()))
+        with self.ledger.transaction(now, day) as tx:
+            row = self._existing_card(tx.conn, card_id)
+            member_id = str(row["member_id"])
+            self._expire(tx, ids, member_id)
+            if isinstance(program, PointsProgram):
+                if amount > 0:
+                    self._credit_points(tx, ids, "adjust", member_id, program_id, amount, card_id=card_id, payload={"reason": reason})
+                else:
+                    have = tx.balance(member_id, program_id, "points")
+                    if have < -amount:
+                        raise LoyaltyError("insufficient_balance", f"{program_id}: cannot take {-amount} points, balance {have}")
+                    ev = tx.append("adjust", event_id=ids.next(), member_id=member_id, card_id=card_id, program_id=program_id,
+                                   account="points", amount=amount, payload={"reason": reason})
+                    lots.take(tx, event_id=ev.event_id, member_id=member_id, program_id=program_id, points=-amount)
+            else:
+                have = tx.balance(member_id, program_id, "stamps")
+                if have + amount < 0:
+                    raise LoyaltyError("insufficient_balance", f"{program_id}: cannot take {-amount} stamps, card has {have}")
+                tx.append("adjust", event_id=ids.next(), member_id=member_id, card_id=card_id, program_id=program_id,
+                          account="stamps", amount=amount, payload={"reason": reason})
+                self._issue_rewards(tx, ids, member_id, card_id, None, program_id)
+            return card_view(tx.conn, self.cfg, row, day)
+
+    def expire_all(self, now: datetime) -> int:
+        """Write the expiry of every due points lot (end of day); returns the points expired."""
+        day = self.day(now)
+        ids = _Ids(str(uuid.uuid4()))
+        with self.ledger.transaction(now, day) as tx:
+            members = [r[0] for r in tx.conn.execute(
+                "SELECT DISTINCT member_id FROM lots WHERE remaining > 0 AND expires_on <= ?", (tx.day,))]
+            before = len(tx.appended)
+            for member_id in members:
+                self._expire(tx, ids, member_id)
+            return -sum(ev.amount for ev in tx.appended[before:])
+
+    # ------------------------------------------------------------ internals
+
+    def _card_for_sale(self, conn: sqlite3.Connection, card_id: str, *, allow_unknown: bool) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
+        if row is None:
+            if allow_unknown:
+                return None
+            raise LoyaltyError("unknown_card", f"card {card_id} is not enrolled")
+        if row["status"] != "active":
+            raise _card_refused(row)
+        return row
+
+    def _existing_card(self, conn: sqlite3.Connection, card_id: str) -> sqlite3.Row:
+        row: sqlite3.Row | None = conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
+        if row is None:
+            raise LoyaltyError("unknown_card", f"card {card_id} is not enrolled")
+        return row
+
+    def _check_open_day(self, tx: Tx, day: date) -> None:
+        if tx.conn.execute("SELECT 1 FROM business_days WHERE day=?", (day.isoformat(),)).fetchone():
+            raise LoyaltyError("day_closed", f"business day {day} is closed (end of day ran); no more sales on it")
+
+    def _check_redeem_cap(self, tx: Tx, member_id: str, day: date) -> None:
+        cap = self.cfg.offline.max_redeem_per_card_per_day
+        if not cap:
+            return
+        used = tx.conn.execute(
+            "SELECT COUNT(DISTINCT e.sale_id) FROM events e JOIN sales s ON s.id = e.sale_id"
+            " WHERE e.member_id=? AND e.business_day=? AND e.kind='redeem' AND s.refund_id IS NULL",
+            (member_id, day.isoformat()),
+        ).fetchone()[0]
+        if used >= cap:
+            raise LoyaltyError("redeem_cap", f"this card already redeemed {used} time(s) today; the limit is {cap} per day")
+
+    def _enrol_new(self, tx: Tx, ids: _Ids, card_id: str, sale_id: str | None = None) -> str:
+        member_id = derived_id(ids.op_id, "member")
+        tx.conn.execute(
+            "INSERT INTO members (id, enrolled_store, enrolled_at) VALUES (?,?,?)", (member_id, self.cfg.store.id, tx.ts)
+        )
+        tx.conn.execute("INSERT INTO cards (id, member_id, status, created_at) VALUES (?,?,?,?)", (card_id, member_id, "active", tx.ts))
+        tx.append("enrol", event_id=ids.next(), member_id=member_id, card_id=card_id, sale_id=sale_id)
+        self._bonus(tx, ids, member_id, card_id, sale_id, "welcome", self.cfg.bonuses.welcome)
+        return member_id
+
+    def _set_referrer(self, tx: Tx, member_id: str, referrer_card: str) -> None:
+        ref = tx.conn.execute("SELECT member_id, status FROM cards WHERE id=?", (referrer_card,)).fetchone()
+        if ref is None:
+            raise LoyaltyError("unknown_card", f"referrer card {referrer_card} is not enrolled")
+        if ref["member_id"] == member_id:
+            raise LoyaltyError("bad_referrer", "a member cannot refer themselves")
+        member = tx.conn.execute("SELECT referrer_id, first_sale_id FROM members WHERE id=?", (member_id,)).fetchone()
+        if member["referrer_id"] == ref["member_id"]:
+            return
+        if member["referrer_id"] is not None:
+            raise LoyaltyError("bad_referrer", "this member already has a referrer")
+        if member["first_sale_id"] is not None:
+            raise LoyaltyError("bad_referrer", "a referrer can only be set before the member's first purchase")
+        tx.conn.execute("UPDATE members SET referrer_id=? WHERE id=?", (ref["member_id"], member_id))
+
+    def _update_profile(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, profile: dict[str, str]) -> None:
+        sets = ", ".join(f"{k}=?" for k in profile)
+        tx.conn.execute(f"UPDATE members SET {sets} WHERE id=?", (*profile.values(), member_id))
+        # personal data stays out of the append-only chain: only which fields changed
+        tx.append("profile", event_id=ids.next(), member_id=member_id, card_id=card_id, payload={"fields": sorted(profile)})
+        member = tx.conn.execute("SELECT name, phone, birthday FROM members WHERE id=?", (member_id,)).fetchone()
+        if all(member[k] for k in ("name", "phone", "birthday")):
+            self._bonus(tx, ids, member_id, card_id, None, "profile", self.cfg.bonuses.profile_completed)
+
+    def _bonus(self, tx: Tx, ids: _Ids, member_id: str, card_id: str | None, sale_id: str | None, award: str, points: int) -> int:
+        """Pay a bonus once per (member, award key); returns the points paid."""
+        program_id = self.cfg.bonuses.program
+        if points <= 0 or program_id is None:
+            return 0
+        if tx.conn.execute("SELECT 1 FROM awards WHERE member_id=? AND award=?", (member_id, award)).fetchone():
+            return 0
+        ev_id = self._credit_points(tx, ids, "bonus", member_id, program_id, points, card_id=card_id, sale_id=sale_id, payload={"bonus": award})
+        tx.conn.execute("INSERT INTO awards (member_id, award, event_id, sale_id) VALUES (?,?,?,?)", (member_id, award, ev_id, sale_id))
+        return points
+
+    def _sale_bonuses(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, sale_id: str, day: date) -> list[dict[str, Any]]:
+        paid: list[dict[str, Any]] = []
+        b = self.cfg.bonuses
+        member = tx.conn.execute("SELECT birthday, referrer_id, first_sale_id FROM members WHERE id=?", (member_id,)).fetchone()
+        if member["birthday"] and b.birthday:
+            year = _birthday_year(member["birthday"], day, b.birthday_window_days)
+            if year is not None and self._bonus(tx, ids, member_id, card_id, sale_id, f"birthday:{year}", b.birthday):
+                paid.append({"bonus": "birthday", "program": b.program, "points": b.birthday})
+        if member["referrer_id"] and member["first_sale_id"] is None:
+            if self._bonus(tx, ids, member_id, card_id, sale_id, "referral:referee", b.referral_referee):
+                paid.append({"bonus": "referral", "program": b.program, "points": b.referral_referee})
+            referrer_card = tx.conn.execute(
+                "SELECT id FROM cards WHERE member_id=? AND status='active' ORDER BY created_at LIMIT 1", (member["referrer_id"],)
+            ).fetchone()
+            self._bonus(tx, ids, member["referrer_id"], referrer_card[0] if referrer_card else None, sale_id, f"referral:{member_id}", b.referral_referrer)
+        return paid
+
+    def _credit_points(
+        self,
+        tx: Tx,
+        ids: _Ids,
+        kind: str,
+        member_id: str,
+        program_id: str,
+        points: int,
+        *,
+        card_id: str | None = None,
+        sale_id: str | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> str:
+        program = self.cfg.programs[program_id]
+        assert isinstance(program, PointsProgram)
+        ev = tx.append(kind, event_id=ids.next(), member_id=member_id, card_id=card_id, program_id=program_id,
+                       account="points", amount=points, sale_id=sale_id, payload=payload)
+        lots.open_lot(tx, lot_id=ev.event_id, member_id=member_id, program_id=program_id, points=points,
+                      expire_after_days=program.expire_after_days)
+        return ev.event_id
+
+    def _issue_rewards(self, tx: Tx, ids: _Ids, member_id: str, card_id: str | None, sale_id: str | None, program_id: str) -> int:
+        """Turn every full card of stamps into a reward voucher; extra stamps carry over."""
+        program = self.cfg.programs[program_id]
+        assert isinstance(program, StampsProgram)
+        stamps = tx.balance(member_id, program_id, "stamps")
+        vouchers = stamps // program.stamps_per_reward
+        if vouchers <= 0:
+            return 0
+        common: dict[str, Any] = {"member_id": member_id, "card_id": card_id, "sale_id": sale_id, "program_id": program_id}
+        payload = {"stamps_per_reward": program.stamps_per_reward}
+        tx.append("reward", event_id=ids.next(), account="stamps", amount=-vouchers * program.stamps_per_reward, payload=payload, **common)
+        tx.append("reward", event_id=ids.next(), account="rewards", amount=vouchers, payload=payload, **common)
+        return vouchers
+
+    def _expire(self, tx: Tx, ids: _Ids, member_id: str) -> None:
+        for lot_id, program_id, remaining in lots.due_lots(tx, member_id):
+            ev = tx.append("expire", event_id=ids.next(), member_id=member_id, program_id=program_id, account="points",
+                           amount=-remaining, payload={"lot": lot_id})
+            lots.take(tx, event_id=ev.event_id, member_id=member_id, program_id=program_id, points=remaining, prefer_lot=lot_id)
+
+    def _expire_returned(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, program_id: str,
+                         returned: list[tuple[str, int, str | None]]) -> None:
+        # points given back to a lot whose day has passed expire at once, as they would have
+        for lot_id, points, expires_on in returned:
+            if expires_on is not None and expires_on <= tx.day and points > 0:
+                ev = tx.append("expire", event_id=ids.next(), member_id=member_id, card_id=card_id, program_id=program_id,
+                               account="points", amount=-points, payload={"lot": lot_id})
+                lots.take(tx, event_id=ev.event_id, member_id=member_id, program_id=program_id, points=points, prefer_lot=lot_id)
+
+    def _extend_membership(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, sale_id: str, program_id: str, periods: int, day: date) -> None:
+        program = self.cfg.programs[program_id]
+        assert isinstance(program, MembershipProgram)
+        row = tx.conn.execute("SELECT valid_until FROM memberships WHERE member_id=? AND program_id=?", (member_id, program_id)).fetchone()
+        previous = row[0] if row else None
+        start = day if previous is None or date.fromisoformat(previous) < day else date.fromisoformat(previous) + timedelta(days=1)
+        until = start + timedelta(days=program.period_days * periods - 1)
+        self._set_membership(tx, member_id, program_id, until.isoformat())
+        tx.append("membership", event_id=ids.next(), member_id=member_id, card_id=card_id, program_id=program_id, sale_id=sale_id,
+                  payload={"from": start.isoformat(), "until": until.isoformat(), "previous_until": previous})
+
+    def _set_membership(self, tx: Tx, member_id: str, program_id: str | None, until: str | None) -> None:
+        if until is None:
+            tx.conn.execute("DELETE FROM memberships WHERE member_id=? AND program_id=?", (member_id, program_id))
+        else:
+            tx.conn.execute(
+                "INSERT INTO memberships (member_id, program_id, valid_until) VALUES (?,?,?)"
+                " ON CONFLICT (member_id, program_id) DO UPDATE SET valid_until=excluded.valid_until",
+                (member_id, program_id, until),
+            )
+
+    def _tier_event(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, sale_id: str, before: str | None, day: date) -> dict[str, Any] | None:
+        if not self.cfg.tiers.levels:
+            return None
+        tier = self.cfg.tiers.tier_for(member_state(tx.conn, self.cfg, member_id, day).window_spend)
+        after = tier.id if tier else None
+        if after == before:
+            return None
+        tx.append("tier", event_id=ids.next(), member_id=member_id, card_id=card_id, sale_id=sale_id, payload={"from": before, "to": after})
+        return {"from": before, "to": after}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _normalize(raw: str) -> str:
+    try:
+        return cards.normalize(raw)
+    except cards.CardIdError as exc:
+        raise LoyaltyError("bad_card", str(exc)) from None
+
+
+def _card_refused(row: sqlite3.Row) -> LoyaltyError:
+    if row["status"] == "blocked":
+        reason = f" ({row['reason']})" if row["reason"] else ""
+        return LoyaltyError("card_blocked", f"card {row['id']} is blocked{reason}: keep the card and call the manager")
+    return LoyaltyError("card_replaced", f"card {row['id']} was replaced by {row['replaced_by']}: use the new card")
+
+
+def _earned(plan: Plan) -> dict[str, int]:
+    return {**plan.stamps_earned, **plan.points_earned}
+
+
+def _redeemed(plan: Plan) -> dict[str, int]:
+    return {**plan.rewards_used, **plan.points_redeemed}
+
+
+def _queue_print(tx: Tx, kind: str, ref: str) -> None:
+    tx.conn.execute("INSERT INTO print_jobs (kind, ref, created_at) VALUES (?,?,?)", (kind, ref, tx.ts))
+
+
+def _check_profile(name: str | None, phone: str | None, birthday: str | None) -> dict[str, str]:
+    profile: dict[str, str] = {}
+    if name is not None:
+        name = " ".join(name.split())
+        if not name or len(name) > 80:
+            raise LoyaltyError("bad_profile", "name must be 1 to 80 characters")
+        profile["name"] = name
+    if phone is not None:
+        phone = phone.strip()
+        if not _PHONE.match(phone):
+            raise LoyaltyError("bad_profile", f"phone {phone!r} must be digits (5 to 20), optionally with a leading +")
+        profile["phone"] = phone
+    if birthday is not None:
+        birthday = birthday.strip()
+        m = _BIRTHDAY.match(birthday)
+        if not m or int(m.group(2)) > _DAYS_IN_MONTH[int(m.group(1)) - 1]:
+            raise LoyaltyError("bad_profile", f"birthday {birthday!r} must be MM-DD, e.g. 03-21")
+        profile["birthday"] = birthday
+    return profile
+
+
+def _birthday_year(mmdd: str, day: date, window_days: int) -> int | None:
+    """The year whose birthday's window contains `day` (Feb 29 counts on Feb 28 in other years)."""
+    month, dom = int(mmdd[:2]), int(mmdd[3:])
+    for year in (day.year, day.year - 1):
+        try:
+            bday = date(year, month, dom)
+        except ValueError:
+            bday = date(year, 2, 28)
+        if bday <= day < bday + timedelta(days=window_days):
+            return year
+    return None

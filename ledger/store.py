@@ -1,0 +1,238 @@
+"""The SQLite ledger file: connection, write transactions, the event chain.
+
+One writer at a time (`BEGIN IMMEDIATE`), WAL with `synchronous=FULL`, so a
+sale that returned is on disk and a crash leaves either all of a sale or none
+of it. Events are appended through `Tx.append`, which chains their hashes and
+moves the materialized balance in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from .clock import iso
+from .errors import LoyaltyError
+from .schema import migrations
+
+GENESIS = "0" * 64
+EVENT_NAMESPACE = uuid.UUID("5b3c1f52-7f4e-4d0a-9a51-1c2b7d3e9f60")
+
+# The fields covered by an event's hash, in the order rows are read.
+HASHED = (
+    "seq",
+    "event_id",
+    "terminal_id",
+    "store_id",
+    "ts",
+    "business_day",
+    "member_id",
+    "card_id",
+    "program_id",
+    "account",
+    "kind",
+    "amount",
+    "sale_id",
+    "ref_event_id",
+    "rules_version",
+    "payload",
+    "prev_hash",
+)
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_hash(fields: dict[str, Any]) -> str:
+    """SHA-256 over the previous hash and the canonical JSON of the event."""
+    body = {k: fields[k] for k in HASHED if k != "prev_hash"}
+    if isinstance(body["payload"], str):
+        body["payload"] = json.loads(body["payload"])
+    return hashlib.sha256((fields["prev_hash"] + canonical(body)).encode()).hexdigest()
+
+
+def derived_id(*parts: str) -> str:
+    """A stable UUID for an event of an operation, so a retry writes the same ids."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, "/".join(parts)))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    event_id: str
+    kind: str
+    member_id: str | None
+    program_id: str | None
+    account: str | None
+    amount: int
+    sale_id: str | None
+    ref_event_id: str | None
+    payload: dict[str, Any]
+    hash: str
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=10.0, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+class Ledger:
+    """An open ledger file for one terminal of one store."""
+
+    def __init__(self, path: Path, *, terminal_id: str, store_id: str, rules_version: str):
+        self.path = path
+        self.terminal_id = terminal_id
+        self.store_id = store_id
+        self.rules_version = rules_version
+        self.conn = connect(path)
+        db = Database(self.conn)
+        if migrations.pending(db):
+            migrations.apply(db)
+        self._check_identity()
+
+    def _check_identity(self) -> None:
+        # A ledger file belongs to one terminal: its chain must not be continued by another.
+        with self.transaction(None) as tx:
+            row = tx.conn.execute("SELECT value FROM meta WHERE key='terminal_id'").fetchone()
+            if row is None:
+                tx.conn.execute("INSERT INTO meta(key, value) VALUES ('terminal_id', ?), ('store_id', ?)", (self.terminal_id, self.store_id))
+                tx.conn.execute("INSERT INTO meta(key, value) VALUES ('head_seq', '0'), ('head_hash', ?)", (GENESIS,))
+            elif row["value"] != self.terminal_id:
+                raise LoyaltyError(
+                    "wrong_terminal",
+                    f"ledger {self.path} belongs to terminal {row['value']!r}, not {self.terminal_id!r} (check [store].terminal or [ledger].path)",
+                )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self, now: datetime | None, day: date | None = None) -> Iterator[Tx]:
+        """One atomic write: everything inside commits together or not at all."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            tx = Tx(self, now, day)
+            yield tx
+            tx.flush()
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot for reads that span several queries."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            self.conn.execute("COMMIT")
+
+    def head(self) -> tuple[int, str]:
+        rows = dict(self.conn.execute("SELECT key, value FROM meta WHERE key IN ('head_seq', 'head_hash')").fetchall())
+        return int(rows.get("head_seq", 0)), str(rows.get("head_hash", GENESIS))
+
+
+class Tx:
+    """The write transaction an operation runs in."""
+
+    def __init__(self, ledger: Ledger, now: datetime | None, day: date | None):
+        self.ledger = ledger
+        self.conn = ledger.conn
+        self.now = now
+        self.ts = iso(now) if now else ""
+        self.day = day.isoformat() if day else ""
+        self._seq: int | None = None
+        self._hash = ""
+        self.appended: list[Event] = []
+
+    def _load_head(self) -> None:
+        seq, head = self.ledger.head()
+        self._seq, self._hash = seq, head
+
+    def append(
+        self,
+        kind: str,
+        *,
+        event_id: str,
+        member_id: str | None = None,
+        card_id: str | None = None,
+        program_id: str | None = None,
+        account: str | None = None,
+        amount: int = 0,
+        sale_id: str | None = None,
+        ref_event_id: str | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> Event:
+        """Append one event to the chain and move its balance, in this transaction."""
+        if self._seq is None:
+            self._load_head()
+        assert self._seq is not None
+        seq = self._seq + 1
+        body = canonical(payload or {})
+        fields: dict[str, Any] = {
+            "seq": seq,
+            "event_id": event_id,
+            "terminal_id": self.ledger.terminal_id,
+            "store_id": self.ledger.store_id,
+            "ts": self.ts,
+            "business_day": self.day,
+            "member_id": member_id,
+            "card_id": card_id,
+            "program_id": program_id,
+            "account": account,
+            "kind": kind,
+            "amount": amount,
+            "sale_id": sale_id,
+            "ref_event_id": ref_event_id,
+            "rules_version": self.ledger.rules_version,
+            "payload": body,
+            "prev_hash": self._hash,
+        }
+        digest = event_hash(fields)
+        self.conn.execute(
+            "INSERT INTO events (seq, event_id, terminal_id, store_id, ts, business_day, member_id, card_id,"
+            " program_id, account, kind, amount, sale_id, ref_event_id, rules_version, payload, prev_hash, hash)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (*[fields[k] for k in HASHED], digest),
+        )
+        if account is not None and member_id is not None and amount:
+            self.conn.execute(
+                "INSERT INTO balances (member_id, program_id, account, amount) VALUES (?,?,?,?)"
+                " ON CONFLICT (member_id, program_id, account) DO UPDATE SET amount = amount + excluded.amount",
+                (member_id, program_id or "", account, amount),
+            )
+        self._seq, self._hash = seq, digest
+        event = Event(seq, event_id, kind, member_id, program_id, account, amount, sale_id, ref_event_id, payload or {}, digest)
+        self.appended.append(event)
+        return event
+
+    def flush(self) -> None:
+        if self._seq is not None and self.appended:
+            self.conn.execute("UPDATE meta SET value=? WHERE key='head_seq'", (str(self._seq),))
+            self.conn.execute("UPDATE meta SET value=? WHERE key='head_hash'", (self._hash,))
+
+    def balance(self, member_id: str, program_id: str, account: str) -> int:
+        row = self.conn.execute(
+            "SELECT amount FROM balances WHERE member_id=? AND program_id=? AND account=?",
+            (member_id, program_id, account),
+        ).fetchone()
+        return int(row[0]) if row else 0

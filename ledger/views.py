@@ -1,0 +1,125 @@
+"""What a tap shows: a card's member, tier and every program's state, as the
+JSON of DESIGN §5. One indexed read per table, so the member panel appears at
+once even on a ledger of millions of events.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, timedelta
+from fractions import Fraction
+from typing import Any
+
+from . import money
+from .config import Config, DiscountProgram, MembershipProgram, PointsProgram, StampsProgram
+from .pricing import MemberState
+
+MEMBER = "member"  # the program id of member-wide accounts (spend)
+
+
+def number(value: Fraction) -> int | float:
+    """A percent or multiplier for JSON: 5 stays 5, 2.5 stays 2.5."""
+    return value.numerator if value.denominator == 1 else float(value)
+
+
+def member_state(conn: sqlite3.Connection, cfg: Config, member_id: str, day: date) -> MemberState:
+    bal: dict[tuple[str, str], int] = {
+        (r[0], r[1]): int(r[2])
+        for r in conn.execute("SELECT program_id, account, amount FROM balances WHERE member_id=?", (member_id,))
+    }
+    due = {
+        r[0]: int(r[1])
+        for r in conn.execute(
+            "SELECT program_id, SUM(remaining) FROM lots WHERE member_id=? AND remaining > 0 AND expires_on <= ? GROUP BY program_id",
+            (member_id, day.isoformat()),
+        )
+    }
+    since = (day - timedelta(days=cfg.tiers.window_days - 1)).isoformat()
+    window = conn.execute(
+        "SELECT COALESCE(SUM(amount), 0) FROM events WHERE member_id=? AND program_id=? AND account='spend' AND business_day >= ?",
+        (member_id, MEMBER, since),
+    ).fetchone()[0]
+    active = frozenset(
+        r[0] for r in conn.execute("SELECT program_id FROM memberships WHERE member_id=? AND valid_until >= ?", (member_id, day.isoformat()))
+    )
+    return MemberState(
+        stamps={p.id: bal.get((p.id, "stamps"), 0) for p in cfg.programs_of(StampsProgram)},
+        rewards={p.id: bal.get((p.id, "rewards"), 0) for p in cfg.programs_of(StampsProgram)},
+        points={p.id: bal.get((p.id, "points"), 0) - due.get(p.id, 0) for p in cfg.programs_of(PointsProgram)},
+        spend=bal.get((MEMBER, "spend"), 0),
+        window_spend=int(window),
+        memberships=active,
+    )
+
+
+def card_view(conn: sqlite3.Connection, cfg: Config, card: sqlite3.Row, day: date) -> dict[str, Any]:
+    """The card's JSON: status, member, tier and every program."""
+    member_id = str(card["member_id"])
+    state = member_state(conn, cfg, member_id, day)
+    member = conn.execute("SELECT * FROM members WHERE id=?", (member_id,)).fetchone()
+    cur = cfg.currency
+    tier = cfg.tiers.tier_for(state.window_spend)
+    member_json: dict[str, Any] = {"id": member_id, "tier": tier.id if tier else None}
+    for key in ("name", "phone", "birthday"):
+        if member[key]:
+            member_json[key] = member[key]
+    member_json["since"] = member["enrolled_at"][:10]
+    member_json["spend"] = money.fmt(state.spend, cur)
+    if cfg.tiers.levels:
+        member_json["tier_spend"] = money.fmt(state.window_spend, cur)
+        nxt = cfg.tiers.next_tier(state.window_spend)
+        if nxt:
+            member_json["next_tier"] = {"id": nxt.id, "spend_needed": money.fmt(nxt.min_spend - state.window_spend, cur)}
+    programs: dict[str, Any] = {}
+    for program in cfg.programs.values():
+        if isinstance(program, StampsProgram):
+            stamps = state.stamps[program.id]
+            programs[program.id] = {
+                "kind": "stamps",
+                "stamps": stamps,
+                "stamps_per_reward": program.stamps_per_reward,
+                "rewards": state.rewards[program.id],
+                "to_next_reward": program.stamps_per_reward - stamps,
+            }
+        elif isinstance(program, PointsProgram):
+            balance = state.points[program.id]
+            programs[program.id] = {
+                "kind": "points",
+                "balance": balance,
+                "value": money.fmt(program.value_of(balance), cur),
+                "expiring": expiring(conn, member_id, program, day),
+            }
+        elif isinstance(program, DiscountProgram):
+            entry: dict[str, Any] = {"kind": "discount", "percent": number(program.percent_for(state.spend))}
+            step = program.next_step(state.spend)
+            if step:
+                entry["next"] = {"percent": number(step.percent), "spend_needed": money.fmt(step.from_spend - state.spend, cur)}
+            programs[program.id] = entry
+        elif isinstance(program, MembershipProgram):
+            row = conn.execute("SELECT valid_until FROM memberships WHERE member_id=? AND program_id=?", (member_id, program.id)).fetchone()
+            active = program.id in state.memberships
+            programs[program.id] = {
+                "kind": "membership",
+                "active": active,
+                "until": row[0] if row and active else None,
+                "percent": number(program.discount_percent),
+            }
+    out: dict[str, Any] = {"card": card["id"], "status": card["status"]}
+    if card["replaced_by"]:
+        out["replaced_by"] = card["replaced_by"]
+    out["member"] = member_json
+    out["programs"] = programs
+    return out
+
+
+def expiring(conn: sqlite3.Connection, member_id: str, program: PointsProgram, day: date) -> list[dict[str, Any]]:
+    """Lots that expire within the program's notice window, by expiry day."""
+    if program.expire_after_days is None:
+        return []
+    until = (day + timedelta(days=program.expiring_notice_days)).isoformat()
+    rows = conn.execute(
+        "SELECT expires_on, SUM(remaining) FROM lots WHERE member_id=? AND program_id=? AND remaining > 0"
+        " AND expires_on > ? AND expires_on <= ? GROUP BY expires_on ORDER BY expires_on",
+        (member_id, program.id, day.isoformat(), until),
+    ).fetchall()
+    return [{"points": int(r[1]), "on": r[0]} for r in rows]

@@ -1,0 +1,122 @@
+"""The `loyalty` command: global options, sub-commands, output and errors.
+
+Each feature registers its sub-commands from a module in `terminal/commands/`
+(see COMMAND_MODULES). A handler returns an `Output`: the JSON object for
+--json and the text for people. Errors are one line on stderr (or
+`{"error": CODE, "message": ...}` on stdout with --json) and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from ledger.config import ConfigError
+from ledger.errors import LoyaltyError
+
+from .context import Context, Output
+
+COMMAND_MODULES = (
+    "terminal.commands.core",
+    "terminal.commands.cards",
+    "terminal.commands.readers",
+    "terminal.commands.printing",
+    "terminal.commands.syncing",
+    "terminal.commands.ui",
+)
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loyalty",
+        description="Offline-first loyalty terminal for the point of sale.",
+        epilog="Every command accepts --json for machine-readable output. Docs: README.md, docs/config.md.",
+    )
+    _add_globals(parser, None)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # a feature not built yet
+            raise
+        module.register(sub)
+    _globals_everywhere(parser)
+    return parser
+
+
+def _add_globals(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="config file (default: $LOYALTY_CONFIG, else ./config.toml)",
+    )
+    parser.add_argument("--now", metavar="ISO-8601", default=default, help="clock override for scripts and tests (naive = store time)")
+    parser.add_argument("--json", action="store_true", default=default, help="print JSON instead of text")
+
+
+def _globals_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Let --config/--now/--json stand after the command too (`loyalty sale ... --json`)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if not any(a.dest == "now" for a in child._actions):
+                    _add_globals(child, argparse.SUPPRESS)
+                _globals_everywhere(child)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.json = bool(args.json)
+    config_path = args.config or os.environ.get("LOYALTY_CONFIG") or "config.toml"
+    ctx = Context(config_path=config_path, now_text=args.now, as_json=args.json)
+    try:
+        result = args.handler(args, ctx)
+    except ConfigError as exc:
+        return _fail(ctx, "config", str(exc), EXIT_CONFIG)
+    except LoyaltyError as exc:
+        return _fail(ctx, exc.code, exc.message, EXIT_ERROR)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        ctx.close()
+    if isinstance(result, Output):
+        _emit(ctx, result)
+        return result.exit_code
+    return int(result or 0)
+
+
+def _emit(ctx: Context, out: Output) -> None:
+    if ctx.as_json:
+        if out.data is not None:
+            print(json.dumps(out.data, ensure_ascii=False, indent=None))
+    elif out.text is not None:
+        sys.stdout.write(out.text if out.text.endswith("\n") or not out.text else out.text + "\n")
+
+
+def _fail(ctx: Context, code: str, message: str, exit_code: int) -> int:
+    one_line = " ".join(message.split())
+    if ctx.as_json:
+        # The error object goes to stdout for the caller's parser, and is also the one stderr line.
+        payload = json.dumps({"error": code, "message": one_line}, ensure_ascii=False)
+        print(payload)
+        print(payload, file=sys.stderr)
+    else:
+        print(f"loyalty: {one_line}", file=sys.stderr)
+    return exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

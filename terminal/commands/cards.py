@@ -1,0 +1,110 @@
+"""`loyalty card ...`: show, enrol, block, unblock, replace, adjust, history."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..context import Context, Output
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("card", help="card and member work")
+    csub = p.add_subparsers(dest="card_command", metavar="ACTION", required=True)
+
+    s = csub.add_parser("show", help="what the card holds: member, tier, every program")
+    s.add_argument("card")
+    s.set_defaults(handler=cmd_show)
+
+    s = csub.add_parser("enrol", help="enrol a card, or complete its member's profile")
+    s.add_argument("card")
+    s.add_argument("--name")
+    s.add_argument("--phone")
+    s.add_argument("--birthday", metavar="MM-DD")
+    s.add_argument("--referrer", metavar="CARD", help="the card of the member who referred this one")
+    s.set_defaults(handler=cmd_enrol)
+
+    s = csub.add_parser("block", help="refuse a card from now on (lost, stolen, abuse)")
+    s.add_argument("card")
+    s.add_argument("--reason", default="")
+    s.set_defaults(handler=cmd_block)
+
+    s = csub.add_parser("unblock", help="accept a blocked card again")
+    s.add_argument("card")
+    s.set_defaults(handler=cmd_unblock)
+
+    s = csub.add_parser("replace", help="move a member, balances and history to a new card")
+    s.add_argument("old")
+    s.add_argument("new")
+    s.set_defaults(handler=cmd_replace)
+
+    s = csub.add_parser("adjust", help="correct a points or stamps balance (manager), with a reason")
+    s.add_argument("card")
+    s.add_argument("--program", required=True)
+    s.add_argument("--amount", required=True, type=int, help="points or stamps to add (negative: take)")
+    s.add_argument("--reason", required=True)
+    s.set_defaults(handler=cmd_adjust)
+
+    s = csub.add_parser("history", help="the card's member's events, newest first")
+    s.add_argument("card")
+    s.add_argument("--limit", type=int, default=50)
+    s.set_defaults(handler=cmd_history)
+
+
+def describe(view: dict[str, Any]) -> str:
+    member = view["member"]
+    lines = [f"card {view['card']} ({view['status']})" + (f" -> {view['replaced_by']}" if view.get("replaced_by") else "")]
+    who = member.get("name") or "anonymous member"
+    lines.append(f"  member {member['id']} — {who}" + (f", tier {member['tier']}" if member.get("tier") else ""))
+    for pid, st in view["programs"].items():
+        kind = st["kind"]
+        if kind == "stamps":
+            lines.append(f"  {pid}: {st['stamps']}/{st['stamps_per_reward']} stamps, {st['rewards']} reward(s) ready")
+        elif kind == "points":
+            lines.append(f"  {pid}: {st['balance']} points (worth {st['value']})")
+            for lot in st["expiring"]:
+                lines.append(f"    {lot['points']} expire on {lot['on']}")
+        elif kind == "discount":
+            lines.append(f"  {pid}: {st['percent']}% discount")
+        elif kind == "membership":
+            lines.append(f"  {pid}: " + (f"active until {st['until']}" if st["active"] else "not active"))
+    return "\n".join(lines)
+
+
+def cmd_show(args: argparse.Namespace, ctx: Context) -> Output:
+    view = ctx.service.card(args.card, ctx.now)
+    return Output(view, describe(view))
+
+
+def cmd_enrol(args: argparse.Namespace, ctx: Context) -> Output:
+    view = ctx.service.enrol(args.card, ctx.now, name=args.name, phone=args.phone, birthday=args.birthday, referrer=args.referrer)
+    return Output(view, describe(view))
+
+
+def cmd_block(args: argparse.Namespace, ctx: Context) -> Output:
+    view = ctx.service.block(args.card, ctx.now, args.reason)
+    return Output(view, describe(view))
+
+
+def cmd_unblock(args: argparse.Namespace, ctx: Context) -> Output:
+    view = ctx.service.unblock(args.card, ctx.now)
+    return Output(view, describe(view))
+
+
+def cmd_replace(args: argparse.Namespace, ctx: Context) -> Output:
+    view = ctx.service.replace(args.old, args.new, ctx.now)
+    return Output(view, describe(view))
+
+
+def cmd_adjust(args: argparse.Namespace, ctx: Context) -> Output:
+    view = ctx.service.adjust(args.card, args.program, args.amount, args.reason, ctx.now)
+    return Output(view, describe(view))
+
+
+def cmd_history(args: argparse.Namespace, ctx: Context) -> Output:
+    events = ctx.service.history(args.card, args.limit)
+    text = "\n".join(
+        f"{e['seq']:>6} {e['ts'][:19]} {e['kind']:<10} {e['program_id'] or '':<10} {e['account'] or '':<8} {e['amount']:+d}"
+        for e in events
+    )
+    return Output({"card": args.card, "events": events}, text or "no events")

@@ -1,0 +1,123 @@
+"""Sale, refund, receipt, ledger and config commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ledger import verify as ledger_verify
+from ledger.config import load
+from ledger.errors import LoyaltyError
+from ledger.service import CheckoutRequest
+
+from ..context import Context, Output
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("init", help="create the ledger file (done by any command that needs it)")
+    p.set_defaults(handler=cmd_init)
+
+    p = sub.add_parser("sale", help="a headless checkout; prints the receipt text, or JSON")
+    p.add_argument("--card", required=True, help="card id: uid:…, ndef:…, em:…, code:… (bare text = code:)")
+    p.add_argument("--item", action="append", required=True, metavar="SKU[*QTY]", help="an item, repeatable (SKU or barcode)")
+    p.add_argument("--redeem", action="append", default=[], metavar="PROGRAM[=AMOUNT]",
+                   help="redeem rewards (stamps: vouchers, default 1) or points (default: as many steps as fit); repeatable")
+    p.add_argument("--sale-id", help="idempotency key: retrying with the same id never charges twice")
+    p.set_defaults(handler=cmd_sale)
+
+    p = sub.add_parser("refund", help="reverse a sale's loyalty effects, once")
+    p.add_argument("sale_id")
+    p.set_defaults(handler=cmd_refund)
+
+    p = sub.add_parser("receipt", help="render a sale's receipt again")
+    p.add_argument("sale_id")
+    p.add_argument("--format", choices=("text",), default="text")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--copy", action="store_true", help="mark the receipt as a COPY")
+    p.set_defaults(handler=cmd_receipt)
+
+    p = sub.add_parser("ledger", help="ledger maintenance")
+    lsub = p.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
+    v = lsub.add_parser("verify", help="hash chain, integrity_check, balances == replay of events")
+    v.set_defaults(handler=cmd_verify)
+    e = lsub.add_parser("expire", help="write the expiry of all due points (run by end of day)")
+    e.set_defaults(handler=cmd_expire)
+
+    p = sub.add_parser("check-config", help="validate the config file")
+    p.set_defaults(handler=cmd_check_config)
+
+
+def cmd_init(args: argparse.Namespace, ctx: Context) -> Output:
+    path = ctx.config.ledger.path
+    seq, head = ctx.service.ledger.head()
+    return Output({"ledger": str(path), "events": seq, "head": head}, f"ledger {path}: {seq} events")
+
+
+def cmd_sale(args: argparse.Namespace, ctx: Context) -> Output:
+    req = CheckoutRequest.from_cli(args.card, args.item, args.redeem, args.sale_id)
+    result = ctx.service.checkout(req, ctx.now)
+    if ctx.as_json:
+        return Output(result)
+    from receipts.text import render_sale_text
+
+    return Output(result, render_sale_text(result, ctx.config))
+
+
+def cmd_refund(args: argparse.Namespace, ctx: Context) -> Output:
+    result = ctx.service.refund(args.sale_id, ctx.now)
+    lines = [f"refunded sale {result['sale']} ({result['refund']})"]
+    for pid, moved in result["reversed"].items():
+        lines.append(f"  {pid}: " + ", ".join(f"{acct} {amount:+d}" for acct, amount in moved.items()))
+    return Output(result, "\n".join(lines))
+
+
+def cmd_receipt(args: argparse.Namespace, ctx: Context) -> Output:
+    result = ctx.service.sale(args.sale_id)
+    from receipts.text import render_sale_text
+
+    text = render_sale_text(result, ctx.config, copy=args.copy)
+    if args.out:
+        try:
+            with open(args.out, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise LoyaltyError("io", f"cannot write {args.out}: {exc.strerror}") from None
+        return Output({"sale": args.sale_id, "out": args.out, "format": args.format}, f"wrote {args.out}")
+    return Output({"sale": args.sale_id, "format": args.format, "receipt": text}, text)
+
+
+def cmd_verify(args: argparse.Namespace, ctx: Context) -> Output:
+    report = ledger_verify.verify(ctx.service.conn)
+    if report.ok:
+        text = f"ledger ok: {report.events} events; " + ", ".join(f"{k} ok" for k in report.checks)
+    else:
+        text = "ledger verify FAILED:\n" + "\n".join(f"  {p}" for p in report.problems)
+    return Output(report.as_json(), text, exit_code=0 if report.ok else 1)
+
+
+def cmd_expire(args: argparse.Namespace, ctx: Context) -> Output:
+    points = ctx.service.expire_all(ctx.now)
+    return Output({"expired_points": points}, f"expired {points} points")
+
+
+def cmd_check_config(args: argparse.Namespace, ctx: Context) -> Output:
+    cfg = load(ctx.config_path)
+    text = (
+        f"{ctx.config_path}: ok — store {cfg.store.id}/{cfg.store.terminal}, {cfg.currency.code} "
+        f"({cfg.currency.digits} digits), {len(cfg.catalog)} items, programs: {', '.join(cfg.programs) or 'none'}; "
+        f"rules version {cfg.rules_version}"
+    )
+    return Output(
+        {
+            "ok": True,
+            "file": str(ctx.config_path),
+            "store": cfg.store.id,
+            "terminal": cfg.store.terminal,
+            "currency": cfg.currency.code,
+            "digits": cfg.currency.digits,
+            "items": len(cfg.catalog),
+            "programs": {p.id: p.kind for p in cfg.programs.values()},
+            "rules_version": cfg.rules_version,
+        },
+        text,
+    )

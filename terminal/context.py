@@ -1,0 +1,53 @@
+"""What every CLI handler gets: the config, the ledger and the clock, opened on first use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from ledger import clock
+from ledger.config import Config, load
+from ledger.service import Loyalty
+
+
+@dataclass
+class Output:
+    data: Any = None  # JSON-able, printed with --json
+    text: str | None = None  # printed otherwise
+    exit_code: int = 0
+
+
+class Context:
+    def __init__(self, *, config_path: str, now_text: str | None, as_json: bool):
+        self.config_path = Path(config_path)
+        self.now_text = now_text
+        self.as_json = as_json
+        self._config: Config | None = None
+        self._service: Loyalty | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load(self.config_path)
+        return self._config
+
+    @property
+    def now(self) -> datetime:
+        return clock.parse_now(self.now_text, self.config.store.tz)
+
+    @property
+    def today(self) -> date:
+        return clock.business_day(self.now, self.config.store.tz)
+
+    @property
+    def service(self) -> Loyalty:
+        if self._service is None:
+            self._service = Loyalty.open(self.config)
+        return self._service
+
+    def close(self) -> None:
+        if self._service is not None:
+            self._service.close()
+            self._service = None
