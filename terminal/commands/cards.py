@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ..context import Context, Output
+from . import optional
 
 
 def register(sub: Any) -> None:
@@ -44,6 +45,10 @@ def register(sub: Any) -> None:
     s.add_argument("--amount", required=True, type=int, help="points or stamps to add (negative: take)")
     s.add_argument("--reason", required=True)
     s.set_defaults(handler=cmd_adjust)
+
+    readers = optional("readers")  # `card issue` belongs to the readers feature (signed card numbers)
+    if readers is not None and hasattr(readers, "register_card_issue"):
+        readers.register_card_issue(csub)
 
     s = csub.add_parser("history", help="the card's member's events, newest first")
     s.add_argument("card")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import receipts
 from ledger import verify as ledger_verify
 from ledger.config import load
 from ledger.errors import LoyaltyError
 from ledger.service import CheckoutRequest
 
 from ..context import Context, Output
+from . import optional
 
 
 def register(sub: Any) -> None:
@@ -31,7 +33,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("receipt", help="render a sale's receipt again")
     p.add_argument("sale_id")
-    p.add_argument("--format", choices=("text",), default="text")
+    p.add_argument("--format", choices=receipts.FORMATS, default="text")
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--copy", action="store_true", help="mark the receipt as a COPY")
     p.set_defaults(handler=cmd_receipt)
@@ -56,6 +58,7 @@ def cmd_init(args: argparse.Namespace, ctx: Context) -> Output:
 def cmd_sale(args: argparse.Namespace, ctx: Context) -> Output:
     req = CheckoutRequest.from_cli(args.card, args.item, args.redeem, args.sale_id)
     result = ctx.service.checkout(req, ctx.now)
+    _after_sale(ctx, result)
     if ctx.as_json:
         return Output(result)
     from receipts.text import render_sale_text
@@ -73,16 +76,17 @@ def cmd_refund(args: argparse.Namespace, ctx: Context) -> Output:
 
 def cmd_receipt(args: argparse.Namespace, ctx: Context) -> Output:
     result = ctx.service.sale(args.sale_id)
-    from receipts.text import render_sale_text
-
-    text = render_sale_text(result, ctx.config, copy=args.copy)
+    data = receipts.render_sale(result, ctx.config, args.format, copy=args.copy)
     if args.out:
         try:
-            with open(args.out, "w", encoding="utf-8") as fh:
-                fh.write(text)
+            with open(args.out, "wb") as fh:
+                fh.write(data)
         except OSError as exc:
             raise LoyaltyError("io", f"cannot write {args.out}: {exc.strerror}") from None
-        return Output({"sale": args.sale_id, "out": args.out, "format": args.format}, f"wrote {args.out}")
+        return Output({"sale": args.sale_id, "out": args.out, "format": args.format, "bytes": len(data)}, f"wrote {args.out}")
+    if args.format != "text":
+        raise LoyaltyError("binary_output", f"--format {args.format} is binary: give --out FILE")
+    text = data.decode("utf-8")
     return Output({"sale": args.sale_id, "format": args.format, "receipt": text}, text)
 
 
@@ -121,3 +125,11 @@ def cmd_check_config(args: argparse.Namespace, ctx: Context) -> Output:
         },
         text,
     )
+
+
+def _after_sale(ctx: Context, result: dict[str, Any]) -> None:
+    """Hand the committed sale's print job to the printer feature, when it is built."""
+    printing = optional("printing")
+    hook = getattr(printing, "after_sale", None) if printing else None
+    if hook is not None:
+        hook(ctx, result)

@@ -1,0 +1,56 @@
+"""The card reader seam: what every reader driver yields.
+
+A reader runs in a worker thread: `events(stop)` blocks, yields events as they
+happen, and returns when `stop` is set. The UI and `loyalty reader test`
+consume the same events.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class CardPresent:
+    card_id: str  # normalized: uid:, ndef:, em:, code: (ledger.cards)
+    reader: str
+    technology: str  # pcsc, nfc, em4100, keyboard, sim, ...
+    at: float  # time.monotonic() when the event was made
+    uid: bytes | None = None
+    atr: bytes | None = None
+    ndef: tuple[str, ...] = ()  # decoded NDEF text/URI records
+    signature: str = "none"  # none, valid, invalid (signed card numbers)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class CardRemoved:
+    reader: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderConnected:
+    reader: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderDisconnected:
+    reader: str
+    at: float
+    reason: str = ""
+
+
+ReaderEvent = CardPresent | CardRemoved | ReaderConnected | ReaderDisconnected
+
+
+class CardReader(Protocol):
+    name: str
+
+    def events(self, stop: threading.Event) -> Iterator[ReaderEvent]: ...
+
+    def close(self) -> None: ...
