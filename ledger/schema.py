@@ -191,3 +191,22 @@ def m001_core(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m002_remote(db: Database) -> None:
+    _run(
+        db,
+        """
+        -- what the rest of the chain holds for a member, from the last pull:
+        -- the server's balance minus this terminal's own events (sync/ writes it)
+        CREATE TABLE remote_balances (
+            member_id TEXT NOT NULL,
+            program_id TEXT NOT NULL,
+            account TEXT NOT NULL,
+            amount INTEGER NOT NULL,
+            synced_at TEXT NOT NULL,   -- UTC ISO time of the pull that wrote it
+            PRIMARY KEY (member_id, program_id, account)
+        ) WITHOUT ROWID;
+        """,
+    )
