@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
@@ -343,11 +344,19 @@ class _Table:
     def error(self, name: str, message: str) -> ConfigError:
         return self.ctx.error(self.key(name), message)
 
+    def missing(self, name: str) -> ConfigError:
+        """A required key is absent: a misspelt key nearby is the likelier story."""
+        typo = _closest(name, [k for k in self.data if isinstance(k, str)])
+        if typo is not None and typo != name:
+            return ConfigError(self.ctx.file, self.key(typo), "unknown key" + (f" in [{self.path}]" if self.path else ""),
+                               tomlpos.line_of(self.ctx.lines, self.key(typo)), name)
+        return self.error(name, "is required")
+
     def _get(self, name: str, kind: type | tuple[type, ...], what: str, default: Any, required: bool) -> Any:
         self.seen.add(name)
         if name not in self.data:
             if required:
-                raise self.error(name, "is required")
+                raise self.missing(name)
             return default
         value = self.data[name]
         if isinstance(value, bool) and kind is not bool:
@@ -408,7 +417,7 @@ class _Table:
         self.seen.add(name)
         if name not in self.data:
             if required:
-                raise self.error(name, "is required")
+                raise self.missing(name)
             return default  # type: ignore[return-value]
         value = self.data[name]
         if not isinstance(value, str):
@@ -453,7 +462,7 @@ class _Table:
         self.seen.add(name)
         if name not in self.data:
             if required:
-                raise self.error(name, "is required")
+                raise self.missing(name)
             return _Table(self.ctx, self.key(name), {})
         return _Table(self.ctx, self.key(name), self.data[name])
 
@@ -549,8 +558,10 @@ def loads(text: str, file: Path) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        message = getattr(exc, "msg", str(exc))
+        # Python 3.11's tomllib puts the position only in the message text
+        found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        line = int(found.group(1)) if found else None
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc)) + (f" (column {found.group(2)})" if found else "")
         raise ConfigError(str(file), "", f"is not valid TOML: {message}", line) from None
     ctx = _Ctx(str(file), tomlpos.key_lines(text))
     return _build(_Table(ctx, "", data), file)

@@ -1,0 +1,111 @@
+"""config.toml validation: one clear message naming file, key, line and a hint."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from ledger_store import STORE, run_cli
+
+from ledger.config import ConfigError, load
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# (name, old text -> new text, expected dotted key, whether the line is known, words in the message);
+# the expected line is where the changed text stands in the file.
+BAD = [
+    ("syntax", ('name = "Latte"', 'name = "Latte'), "", True, ["not valid TOML", "column"]),
+    ("unknown_key", ('stamps_per_reward = 10', 'stamps_per_rewrd = 10'), "program[0].stamps_per_rewrd", True, ["unknown key", "did you mean 'stamps_per_reward'"]),
+    ("unknown_section_key", ('currency = "KWD"', 'currency = "KWD"\ncurrencey = "EUR"'), "store.currencey", True, ["unknown key", "did you mean 'currency'"]),
+    ("wrong_type", ('stamps_per_reward = 10', 'stamps_per_reward = "ten"'), "program[0].stamps_per_reward", True, ["whole number"]),
+    ("float_price", ('price = "0.750"', "price = 0.75"), "catalog[0].price", True, ["decimal string"]),
+    ("too_many_digits", ('price = "0.750"', 'price = "0.7505"'), "catalog[0].price", True, ["more than 3 decimal digit"]),
+    ("unknown_currency", ('currency = "KWD"', 'currency = "KWX"'), "store.currency", True, ["unknown currency"]),
+    ("bad_locale", ('locale = "en"', 'locale = "fr"'), "store.locale", True, ["one of en, ar, fa"]),
+    ("bad_timezone", ('timezone = "Asia/Kuwait"', 'timezone = "Asia/Kuwiat"'), "store.timezone", True, ["unknown time zone"]),
+    ("unknown_category", ('eligible = { categories = ["coffee"] }', 'eligible = { categories = ["cofee"] }'), "program[0].eligible.categories", True, ["no catalog item has category 'cofee'", "did you mean 'coffee'"]),
+    ("duplicate_sku", ('sku = "LAT"', 'sku = "ESP"'), "catalog[1].sku", True, ["appears twice"]),
+    ("missing_required", ('stamps_per_reward = 10\n', ""), "program[0].stamps_per_reward", True, ["is required"]),
+    ("bad_kind", ('kind = "stamps"', 'kind = "stamp"'), "program[0].kind", True, ["did you mean 'stamps'"]),
+    ("negative_price", ('price = "0.750"', 'price = "-0.750"'), "catalog[0].price", True, ["must not be negative"]),
+    ("step_value_zero", ('step_value = "0.500"', 'step_value = "0.000"'), "program[1].redeem.step_value", True, ["more than zero"]),
+    ("no_store", ('[store]', '[stor]'), "stor", True, ["unknown key", "did you mean 'store'"]),
+]
+
+
+@pytest.mark.parametrize(("name", "change", "key", "line", "words"), BAD, ids=[b[0] for b in BAD])
+def test_bad_config_gives_one_clear_message(tmp_path, name, change, key, line, words):
+    old, new = change
+    assert old in STORE
+    path = tmp_path / f"{name}.toml"
+    text = STORE.replace(old, new, 1)
+    path.write_text(text, encoding="utf-8")
+    # the changed line: the last line of the new text, or the enclosing table when a key was removed
+    at = STORE.index(old) + (new.rfind("\n") + 1 if new else 0)
+    if not new:
+        at = STORE.index("[[program]]\nid = \"coffee\"")
+    expected = text.count("\n", 0, at) + 1
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    message = str(err.value)
+    assert err.value.file == str(path)
+    assert err.value.key == key
+    if line:
+        assert err.value.line == expected, message
+        assert f"{path}:{expected}:" in message
+    for word in words:
+        assert word in message
+
+
+def test_check_config_reports_the_error_on_one_line_and_writes_nothing(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(STORE.replace("stamps_per_reward = 10", "stamps_per_rewrd = 10"), encoding="utf-8")
+    result = run_cli("--config", str(path), "check-config")
+    assert result.code == 3
+    assert result.out == ""
+    assert len(result.err.strip().splitlines()) == 1
+    assert "stamps_per_rewrd" in result.err and "did you mean" in result.err
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_missing_config_file(tmp_path):
+    result = run_cli("--config", str(tmp_path / "none.toml"), "--json", "check-config")
+    assert result.code == 3
+    assert result.json["error"] == "config"
+    assert "no such config file" in result.json["message"]
+
+
+def test_the_repository_config_is_valid_and_matches_the_demo_store():
+    repo = load(ROOT / "config.toml")
+    demo = load(ROOT / "terminal" / "demo_store.toml")
+    assert repo.rules_version == demo.rules_version
+    kinds = {p.kind for p in repo.programs.values()}
+    assert kinds == {"stamps", "points", "discount", "membership"}
+    assert repo.tiers.levels and repo.promotions and repo.bonuses.welcome
+    assert repo.currency.digits == 3
+
+
+def test_every_config_key_is_documented():
+    doc = (ROOT / "docs" / "config.md").read_text(encoding="utf-8")
+    import tomllib
+
+    free_maps = {"names", "category_multipliers"}  # their keys are languages and categories, not settings
+
+    def keys(value, prefix=""):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                yield f"{prefix}{k}"
+                if k not in free_maps:
+                    yield from keys(v, f"{prefix}{k}.")
+        elif isinstance(value, list):
+            for v in value:
+                yield from keys(v, prefix)
+
+    data = tomllib.loads((ROOT / "config.toml").read_text(encoding="utf-8"))
+    def documented(key: str) -> bool:
+        last = re.escape(key.rsplit(".", 1)[-1])
+        return re.search(rf"[`\[\.]{last}[`\] =]", doc) is not None
+
+    missing = sorted(k for k in set(keys(data)) if not documented(k))
+    assert not missing, f"undocumented keys: {missing}"

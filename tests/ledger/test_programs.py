@@ -1,0 +1,181 @@
+"""Discount cards, tiers, promotions, paid membership and bonuses."""
+
+from __future__ import annotations
+
+from ledger.verify import verify
+
+CARD = "uid:04A1B2C3D4E5F6"
+FRIEND = "code:FRIEND-1"
+
+DISCOUNT = """
+[[program]]
+id = "card"
+kind = "discount"
+eligible = { categories = ["coffee", "pastry"] }
+
+[[program.graduated]]
+from = "0.000"
+percent = 2
+
+[[program.graduated]]
+from = "10.000"
+percent = 5
+"""
+
+TIERS = """
+[tiers]
+window_days = 30
+
+[[tiers.level]]
+id = "silver"
+min_spend = "10.000"
+points_multiplier = 2
+
+[[tiers.level]]
+id = "gold"
+min_spend = "20.000"
+points_multiplier = 3
+discount_percent = 10
+"""
+
+PROMO = """
+[[promotion]]
+id = "fridays"
+multiplier = 2
+from = 2026-11-01
+to = 2026-11-30
+weekdays = ["fri"]
+"""
+
+MEMBERSHIP = """
+[[program]]
+id = "vip"
+kind = "membership"
+sku = "VIP"
+period_days = 365
+benefit = { discount_percent = 15, points_multiplier = 2 }
+"""
+
+BONUSES = """
+[bonuses]
+welcome = 50
+profile_completed = 25
+birthday = 100
+birthday_window_days = 7
+referral_referrer = 70
+referral_referee = 30
+"""
+
+
+def test_flat_discount(make_store):
+    store = make_store(DISCOUNT.replace('[[program.graduated]]\nfrom = "10.000"\npercent = 5\n', "").replace(
+        '[[program.graduated]]\nfrom = "0.000"\npercent = 2\n', "").replace('eligible = { categories = ["coffee", "pastry"] }', 'percent = 2.5\neligible = { categories = ["coffee", "pastry"] }'))
+    result = store.sale(CARD, ["ESP", "BEANS"])
+    lines = {ln["sku"]: ln for ln in result["lines"]}
+    assert lines["ESP"]["discount"] == "0.019"  # 2.5 % of 0.750 = 0.01875, half-up
+    assert lines["BEANS"]["discount"] == "0.000"  # retail is not eligible
+    assert result["programs"]["card"]["percent"] == 2.5
+
+
+def test_graduated_discount_crosses_its_threshold(make_store):
+    store = make_store(DISCOUNT)
+    first = store.sale(CARD, ["BIG*5"])
+    assert (first["discount"], first["total"]) == ("0.200", "9.800")
+    assert first["programs"]["card"]["percent"] == 2
+    assert first["programs"]["card"]["next"] == {"percent": 5, "spend_needed": "0.200"}
+    # the sale that crosses the threshold still pays the old percent
+    second = store.sale(CARD, ["BIG"])
+    assert second["discount"] == "0.040"
+    assert second["member"]["spend"] == "11.760"
+    assert second["programs"]["card"]["percent"] == 5
+    third = store.sale(CARD, ["ESP"])
+    assert third["lines"][0]["discount"] == "0.038"  # 5 % of 0.750 = 0.0375, half-up
+    assert third["total"] == "0.712"
+
+
+def test_tier_upgrade_multiplier_window_and_tier_discount(make_store):
+    store = make_store(TIERS)
+    first = store.sale(CARD, ["BIG*5"], at="2026-11-01T10:00")
+    assert first["tier_change"] == {"from": None, "to": "silver"}
+    assert first["earned"]["points"] == 100  # earned at the tier before the sale
+    assert first["member"]["tier"] == "silver"
+    second = store.sale(CARD, ["LAT"], at="2026-11-02T10:00")
+    assert second["earned"]["points"] == 25  # 12.5 x 2, floored once
+    assert second["tier_change"] is None
+    # 30 days later the first sale has left the window
+    assert store.show(CARD, "2026-12-01T10:00")["member"]["tier"] is None
+    gold = store.sale(CARD, ["BIG*10"], at="2026-11-03T10:00")
+    assert gold["tier_change"] == {"from": "silver", "to": "gold"}
+    after = store.sale(CARD, ["LAT"], at="2026-11-04T10:00")
+    assert after["lines"][0]["discount"] == "0.125"  # gold: 10 % off
+    assert after["discounts"] == {"tier:gold": "0.125"}
+    assert after["earned"]["points"] == 33  # 1.125 x 10 x 3 = 33.75
+
+
+def test_promotion_by_weekday_and_date_range(make_store):
+    store = make_store(PROMO)
+    assert store.sale(CARD, ["LAT"], at="2026-11-27T10:00")["earned"]["points"] == 25  # a Friday in range
+    assert store.sale(CARD, ["LAT"], at="2026-11-26T10:00")["earned"]["points"] == 12  # Thursday
+    assert store.sale(CARD, ["LAT"], at="2026-12-04T10:00")["earned"]["points"] == 12  # Friday, out of range
+
+
+def test_paid_membership_gives_its_benefit_for_the_period(make_store):
+    store = make_store(MEMBERSHIP)
+    bought = store.sale(CARD, ["VIP", "LAT"], at="2026-11-22T10:00")
+    lines = {ln["sku"]: ln for ln in bought["lines"]}
+    assert lines["VIP"]["discount"] == "0.000"
+    assert lines["LAT"]["discount"] == "0.188"  # 15 % of 1.250 = 0.1875, half-up
+    assert bought["programs"]["vip"] == {"kind": "membership", "active": True, "until": "2027-11-21", "percent": 15}
+    later = store.sale(CARD, ["LAT"], at="2027-11-21T10:00")
+    assert later["total"] == "1.062"
+    assert later["earned"]["points"] == 21  # 10.62 x 2
+    expired = store.sale(CARD, ["LAT"], at="2027-11-22T10:00")
+    assert expired["total"] == "1.250"
+    assert expired["programs"]["vip"]["active"] is False
+
+
+def test_renewing_a_membership_extends_it(make_store):
+    store = make_store(MEMBERSHIP)
+    store.sale(CARD, ["VIP"], at="2026-11-22T10:00")
+    renewed = store.sale(CARD, ["VIP"], at="2027-06-01T10:00")
+    assert renewed["programs"]["vip"]["until"] == "2028-11-20"  # 2027-11-22 + 365 days (2028 is a leap year)
+
+
+def test_welcome_and_profile_bonuses(make_store):
+    store = make_store(BONUSES)
+    view = store.service.enrol(CARD, store.now("2026-11-01T10:00"), name="Fatima", phone="+965 5000 0000", birthday="11-20")
+    assert view["programs"]["points"]["balance"] == 75
+    # completing the profile again pays nothing more
+    view = store.service.enrol(CARD, store.now("2026-11-02T10:00"), name="Fatima A.")
+    assert view["programs"]["points"]["balance"] == 75
+
+
+def test_birthday_bonus_is_paid_once_a_year(make_store):
+    store = make_store(BONUSES)
+    store.service.enrol(CARD, store.now("2026-11-01T10:00"), birthday="11-20")
+    first = store.sale(CARD, ["CRO"], at="2026-11-22T10:00")
+    assert first["bonuses"] == [{"bonus": "birthday", "program": "points", "points": 100}]
+    assert store.sale(CARD, ["CRO"], at="2026-11-23T10:00")["bonuses"] == []
+    assert store.sale(CARD, ["CRO"], at="2027-11-19T10:00")["bonuses"] == []  # before next year's birthday
+    assert store.sale(CARD, ["CRO"], at="2027-11-26T10:00")["bonuses"][0]["bonus"] == "birthday"
+    assert store.sale(CARD, ["CRO"], at="2027-11-27T10:00")["bonuses"] == []
+
+
+def test_birthday_on_29_february_counts_on_28_february(make_store):
+    store = make_store(BONUSES)
+    store.service.enrol(CARD, store.now("2026-11-01T10:00"), birthday="02-29")
+    assert store.sale(CARD, ["CRO"], at="2027-02-28T10:00")["bonuses"][0]["bonus"] == "birthday"
+
+
+def test_referral_is_paid_to_both_once(make_store):
+    store = make_store(BONUSES)
+    store.sale(FRIEND, ["CRO"])  # the referrer: welcome 50 + 6
+    store.service.enrol(CARD, store.now("2026-11-22T10:00"), referrer=FRIEND)  # welcome 50
+    first = store.sale(CARD, ["CRO"])
+    assert {"bonus": "referral", "program": "points", "points": 30} in first["bonuses"]
+    assert first["programs"]["points"]["balance"] == 50 + 30 + 6
+    assert store.show(FRIEND)["programs"]["points"]["balance"] == 56 + 70
+    second = store.sale(CARD, ["CRO"])
+    assert second["bonuses"] == []
+    assert store.show(FRIEND)["programs"]["points"]["balance"] == 56 + 70
+    assert verify(store.service.conn).ok

@@ -1,0 +1,154 @@
+"""Refunds reverse exactly once; block, replace, auto-enrolment."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.errors import LoyaltyError
+from ledger.verify import verify
+
+CARD = "uid:04A1B2C3D4E5F6"
+NEW = "uid:04FFEEDDCCBBAA"
+
+
+def test_refund_after_a_redemption_gives_the_points_back(store):
+    store.sale(CARD, ["BIG*10"])  # 200 points
+    sale = store.sale(CARD, ["LAT*2"], ["points=200"])
+    assert sale["programs"]["points"]["balance"] == 15
+    refund = store.service.refund(sale["sale"], store.now("2026-11-22T12:00"))
+    assert refund["reversed"]["points"] == {"points": 200 - 15}
+    assert refund["programs"]["points"]["balance"] == 200
+    assert verify(store.service.conn).ok
+
+
+def test_a_second_refund_is_refused(store):
+    sale = store.sale(CARD, ["LAT"])
+    store.service.refund(sale["sale"], store.now("2026-11-22T12:00"))
+    events = store.count("events")
+    with pytest.raises(LoyaltyError) as err:
+        store.service.refund(sale["sale"], store.now("2026-11-22T12:05"))
+    assert err.value.code == "already_refunded"
+    assert store.count("events") == events
+
+
+def test_refund_of_an_unknown_sale(store):
+    with pytest.raises(LoyaltyError) as err:
+        store.service.refund("nope", store.now("2026-11-22T12:00"))
+    assert err.value.code == "unknown_sale"
+
+
+def test_refund_refused_when_its_points_were_spent(store):
+    first = store.sale(CARD, ["BIG*10"])  # 200 points
+    store.sale(CARD, ["LAT*2"], ["points=200"])  # spends them, earns 15
+    events = store.count("events")
+    with pytest.raises(LoyaltyError) as err:
+        store.service.refund(first["sale"], store.now("2026-11-22T12:00"))
+    assert err.value.code == "insufficient_balance"
+    assert "refund the later sale first" in err.value.message
+    assert store.count("events") == events
+    assert store.count("refunds") == 0
+
+
+def test_refund_takes_back_stamps_and_the_reward_they_made(store):
+    store.sale(CARD, ["ESP*9"])
+    sale = store.sale(CARD, ["ESP*2"])
+    assert sale["programs"]["coffee"] == {"kind": "stamps", "stamps": 1, "stamps_per_reward": 10, "rewards": 1, "to_next_reward": 9}
+    refund = store.service.refund(sale["sale"], store.now("2026-11-22T12:00"))
+    assert refund["programs"]["coffee"]["stamps"] == 9
+    assert refund["programs"]["coffee"]["rewards"] == 0
+
+
+def test_refund_of_a_sale_that_used_a_reward_returns_the_voucher(store):
+    store.sale(CARD, ["ESP*10"])
+    sale = store.sale(CARD, ["LAT"], ["coffee"])
+    refund = store.service.refund(sale["sale"], store.now("2026-11-22T12:00"))
+    assert refund["programs"]["coffee"]["rewards"] == 1
+    assert refund["programs"]["coffee"]["stamps"] == 0
+
+
+def test_refund_does_not_take_points_that_already_expired(store):
+    sale = store.sale(CARD, ["LAT*8"], at="2026-11-01T10:00")  # 100 points, gone on 12-01
+    store.sale(CARD, ["CRO"], at="2026-12-02T10:00")  # expiry written; +6
+    refund = store.service.refund(sale["sale"], store.now("2026-12-03T10:00"))
+    assert refund["programs"]["points"]["balance"] == 6
+    assert verify(store.service.conn).ok
+
+
+def test_points_given_back_to_an_expired_lot_expire_again(store):
+    store.sale(CARD, ["LAT*8"], at="2026-11-01T10:00")  # lot A, 100, gone 12-01
+    sale = store.sale(CARD, ["LAT*2"], ["points=100"], at="2026-11-20T10:00")  # takes lot A; earns 20
+    refund = store.service.refund(sale["sale"], store.now("2026-12-05T10:00"))
+    assert refund["programs"]["points"]["balance"] == 0
+    assert verify(store.service.conn).ok
+
+
+def test_blocked_card_is_refused_and_nothing_is_written(store):
+    store.sale(CARD, ["LAT"])
+    store.service.block(CARD, store.now("2026-11-22T11:00"), "reported stolen")
+    events = store.count("events")
+    with pytest.raises(LoyaltyError) as err:
+        store.sale(CARD, ["LAT"])
+    assert err.value.code == "card_blocked"
+    assert "reported stolen" in err.value.message
+    assert store.count("events") == events
+    assert store.show(CARD)["status"] == "blocked"
+    store.service.unblock(CARD, store.now("2026-11-22T11:30"))
+    assert store.sale(CARD, ["LAT"])["status"] == "active"
+
+
+def test_replace_moves_balances_and_history_and_refuses_the_old_card(store):
+    store.sale(CARD, ["ESP*12"])
+    before = store.show(CARD)
+    view = store.service.replace(CARD, NEW, store.now("2026-11-22T11:00"))
+    assert view["card"] == NEW
+    assert view["programs"] == before["programs"]
+    assert view["member"]["id"] == before["member"]["id"]
+    with pytest.raises(LoyaltyError) as err:
+        store.sale(CARD, ["LAT"])
+    assert err.value.code == "card_replaced"
+    assert NEW in err.value.message
+    assert store.show(CARD)["replaced_by"] == NEW
+    history = store.service.history(NEW)
+    assert {"stamp", "earn", "replace"} <= {e["kind"] for e in history}
+    assert store.sale(NEW, ["ESP"], ["coffee"])["programs"]["coffee"]["rewards"] == 0
+
+
+def test_replace_onto_a_card_in_use_is_refused(store):
+    store.sale(CARD, ["LAT"])
+    store.sale(NEW, ["LAT"])
+    with pytest.raises(LoyaltyError) as err:
+        store.service.replace(CARD, NEW, store.now("2026-11-22T11:00"))
+    assert err.value.code == "card_in_use"
+
+
+def test_unknown_card_is_enrolled_on_its_first_sale(store):
+    result = store.sale("code:4242", ["LAT"])
+    assert result["enrolled"] is True
+    assert result["card"] == "code:4242"
+    assert store.sale("4242", ["LAT"])["enrolled"] is False  # a bare number is a code: card
+
+
+def test_auto_enrolment_can_be_turned_off(make_store):
+    store = make_store(replace={"auto_enrol = true": "auto_enrol = false"})
+    with pytest.raises(LoyaltyError) as err:
+        store.sale(CARD, ["LAT"])
+    assert err.value.code == "unknown_card"
+    assert store.count("members") == 0
+
+
+def test_daily_redemption_cap(make_store):
+    store = make_store(replace={"max_redeem_per_card_per_day = 0": "max_redeem_per_card_per_day = 1"})
+    store.sale(CARD, ["BIG*20"])  # 400 points
+    store.sale(CARD, ["LAT"], ["points=100"])
+    with pytest.raises(LoyaltyError) as err:
+        store.sale(CARD, ["LAT"], ["points=100"])
+    assert err.value.code == "redeem_cap"
+    assert store.sale(CARD, ["LAT"], ["points=100"], at="2026-11-23T10:00")["redeemed"] == {"points": 100}
+
+
+def test_profile_validation(store):
+    for kwargs in ({"birthday": "02-30"}, {"birthday": "13-01"}, {"phone": "call me"}, {"name": "  "}):
+        with pytest.raises(LoyaltyError) as err:
+            store.service.enrol(CARD, store.now("2026-11-22T10:00"), **kwargs)
+        assert err.value.code == "bad_profile"
+    assert store.count("members") == 0
