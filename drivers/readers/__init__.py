@@ -1,1 +1,133 @@
-"""Card readers, chosen by URL (see base.py for the protocol and events)."""
+"""Card readers, chosen by URL (see base.py for the protocol and events).
+
+`open_reader("pcsc://")` imports the driver module for the URL's scheme only
+then, so a till without pyscard or nfcpy still runs the other readers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from .base import (
+    CardError,
+    CardPresent,
+    CardReader,
+    CardRejected,
+    CardRemoved,
+    ReaderConnected,
+    ReaderDisconnected,
+    ReaderError,
+    ReaderEvent,
+)
+from .common import parse_url
+
+__all__ = [
+    "SCHEMES",
+    "CardError",
+    "CardPresent",
+    "CardReader",
+    "CardRejected",
+    "CardRemoved",
+    "Reader",
+    "ReaderConnected",
+    "ReaderDisconnected",
+    "ReaderError",
+    "ReaderEvent",
+    "open_reader",
+]
+
+# scheme -> module; each module has `open(url: ParsedUrl, *, debounce_ms: int) -> CardReader`.
+SCHEMES: dict[str, str] = {
+    "pcsc": "drivers.readers.pcsc",
+    "nfc": "drivers.readers.nfcpy_reader",
+    "serial": "drivers.readers.serialport",
+    "keyboard": "drivers.readers.keyboard",
+    "sim": "drivers.readers.sim",
+}
+
+EXAMPLES: dict[str, str] = {
+    "pcsc": "pcsc:// or pcsc://ACS ACR122U",
+    "nfc": "nfc:usb, nfc:usb:054c:06c1 or nfc:udp:127.0.0.1:54321",
+    "serial": "serial:///dev/ttyUSB0?protocol=rdm6300",
+    "keyboard": "keyboard://",
+    "sim": "sim://",
+}
+
+
+class Reader:
+    """A driver with the signature policy applied to what it reads.
+
+    `feed`, `tap` and `remove` reach the keyboard and sim drivers (the UI feeds
+    typed lines; tests and the demo tap cards).
+    """
+
+    def __init__(self, driver: CardReader, policy: Any = None):
+        self.driver = driver
+        self.policy = policy
+        self.name = driver.name
+
+    def events(self, stop: threading.Event) -> Iterator[ReaderEvent]:
+        for event in self.driver.events(stop):
+            if isinstance(event, CardPresent) and self.policy is not None:
+                yield self.policy.apply(event)
+            else:
+                yield event
+
+    def close(self) -> None:
+        self.driver.close()
+
+    def feed(self, text: str) -> None:
+        self._needs("feed")(text)
+
+    def tap(self, card_id: str, **kwargs: Any) -> None:
+        self._needs("tap")(card_id, **kwargs)
+
+    def remove(self) -> None:
+        self._needs("remove")()
+
+    def _needs(self, method: str) -> Any:
+        fn = getattr(self.driver, method, None)
+        if fn is None:
+            raise ReaderError(f"reader {self.name} has no {method}() (only keyboard:// and sim:// do)")
+        return fn
+
+
+def open_reader(
+    url: str,
+    *,
+    require_signed: str = "off",
+    public_keys: tuple[str, ...] | list[str] = (),
+    debounce_ms: int = 800,
+) -> Reader:
+    """The reader for `url`, its events checked by the signature policy.
+
+    Raises ReaderError for an unknown scheme (naming the known ones), bad
+    options, or a missing hardware library.
+    """
+    parsed = parse_url(url)
+    module_name = SCHEMES.get(parsed.scheme)
+    if module_name is None:
+        known = "; ".join(EXAMPLES[s] for s in SCHEMES)
+        raise ReaderError(f"unknown reader scheme {parsed.scheme!r} in {url!r}; known: {known}")
+    module = importlib.import_module(module_name)
+    from .. import identity
+
+    try:
+        policy = identity.SignaturePolicy(require_signed, public_keys)
+    except (ValueError, identity.KeyFormatError) as exc:
+        raise ReaderError(str(exc)) from None
+    driver: CardReader = module.open(parsed, debounce_ms=debounce_ms)
+    return Reader(driver, policy)
+
+
+def open_configured(config: Any) -> Reader:
+    """The reader of a `ledger.config.ReaderConfig`."""
+    return open_reader(
+        config.url,
+        require_signed=config.require_signed,
+        public_keys=config.public_keys,
+        debounce_ms=config.debounce_ms,
+    )

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
+class ReaderError(Exception):
+    """A reader that cannot be opened or used: bad URL, missing library, no device."""
+
+
 @dataclass(frozen=True, slots=True)
 class CardPresent:
     card_id: str  # normalized: uid:, ndef:, em:, code: (ledger.cards)
@@ -24,12 +28,39 @@ class CardPresent:
     ndef: tuple[str, ...] = ()  # decoded NDEF text/URI records
     signature: str = "none"  # none, valid, invalid (signed card numbers)
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # The card number as read (NDEF record or barcode text), signature included;
+    # the signature policy checks this, card_id carries the number alone.
+    raw: str = ""
+    # time.monotonic() when the stack (pcscd, nfcpy, the serial line) reported
+    # the card: `at - detected` is the time spent in this driver.
+    detected: float | None = None
+    io_ms: float = 0.0  # of that, time spent waiting on card exchanges
 
 
 @dataclass(frozen=True, slots=True)
 class CardRemoved:
     reader: str
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CardRejected:
+    """A card read in full but refused (signature policy `require`, unusable id)."""
+
+    reader: str
+    at: float
+    reason: str
+    card_id: str = ""
+    raw: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CardError:
+    """A card seen but not read (silent card, pulled away mid-read): no tap."""
+
+    reader: str
+    at: float
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +76,7 @@ class ReaderDisconnected:
     reason: str = ""
 
 
-ReaderEvent = CardPresent | CardRemoved | ReaderConnected | ReaderDisconnected
+ReaderEvent = CardPresent | CardRemoved | CardRejected | CardError | ReaderConnected | ReaderDisconnected
 
 
 class CardReader(Protocol):

@@ -1,0 +1,220 @@
+"""What several drivers share: URL options, card ids from text, debounce, event hand-off."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from ledger.cards import KINDS, CardIdError, normalize
+
+from .. import identity
+from .base import CardPresent, ReaderError, ReaderEvent
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedUrl:
+    scheme: str
+    target: str  # what follows "scheme://" (or "scheme:"), before "?"
+    options: dict[str, str] = field(default_factory=dict)
+
+    def text(self, name: str, default: str) -> str:
+        return self.options.get(name, default)
+
+    def number(self, name: str, default: float) -> float:
+        value = self.options.get(name)
+        if value is None:
+            return default
+        try:
+            result = float(value)
+        except ValueError:
+            raise ReaderError(f"reader URL option {name}={value!r} must be a number") from None
+        if result < 0:
+            raise ReaderError(f"reader URL option {name}={value!r} must not be negative")
+        return result
+
+    def integer(self, name: str, default: int) -> int:
+        return int(self.number(name, default))
+
+    def check_known(self, known: tuple[str, ...]) -> None:
+        for name in self.options:
+            if name not in known:
+                hint = f"; known: {', '.join(known)}" if known else "; this reader takes none"
+                raise ReaderError(f"unknown option {name!r} in reader URL {self.scheme}:{hint}")
+
+
+def parse_url(url: str) -> ParsedUrl:
+    """Split a reader URL without urllib's host rules: reader names hold spaces and colons."""
+    text = url.strip()
+    scheme, sep, rest = text.partition(":")
+    if not sep or not scheme:
+        raise ReaderError(f"reader URL {url!r} has no scheme (such as pcsc:// or sim://)")
+    rest = rest.removeprefix("//")
+    target, _, query = rest.partition("?")
+    options: dict[str, str] = {}
+    for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        options[name] = value
+    return ParsedUrl(scheme.lower(), urllib.parse.unquote(target), options)
+
+
+def card_from_text(kind: str, text: str) -> str:
+    """The normalized id for a number read as text (NDEF or barcode), signature removed."""
+    number, _ = identity.split(text.strip())
+    return normalize(f"{kind}:{number}")
+
+
+def card_and_raw(text: str, default_kind: str = "code") -> tuple[str, str]:
+    """(normalized id, number text for the signature check) for a typed or scripted id.
+
+    ``uid:``/``em:``/``ndef:``/``code:`` prefixes are honoured; bare text is `default_kind`.
+    """
+    kind, sep, value = text.strip().partition(":")
+    if not sep or kind.lower() not in KINDS:
+        kind, value = default_kind, text.strip()
+    kind = kind.lower()
+    if kind in ("ndef", "code"):
+        return card_from_text(kind, value), value.strip()
+    return normalize(f"{kind}:{value}"), ""
+
+
+def ndef_number(records: tuple[str, ...]) -> str | None:
+    """The card number among decoded NDEF records: first text record, else a URI's last path segment.
+
+    Decoded records are written ``text:...`` / ``uri:...`` (see ndefparse).
+    """
+    for rec in records:
+        if rec.startswith("text:") and rec[5:].strip():
+            return rec[5:].strip()
+    for rec in records:
+        if rec.startswith("uri:"):
+            parts = urllib.parse.urlsplit(rec[4:])
+            segment = urllib.parse.unquote(parts.path.rstrip("/").rsplit("/", 1)[-1])
+            if segment.strip():
+                return segment.strip()
+    return None
+
+
+def present_from_ndef(
+    records: tuple[str, ...],
+    *,
+    reader: str,
+    technology: str,
+    uid: bytes | None,
+    atr: bytes | None = None,
+    detected: float | None = None,
+    io_ms: float = 0.0,
+) -> CardPresent:
+    """A CardPresent from what a tag held: the NDEF number if any, else the UID."""
+    number = ndef_number(records)
+    warnings: tuple[str, ...] = ()
+    card_id = ""
+    raw = ""
+    if number is not None:
+        try:
+            card_id = card_from_text("ndef", number)
+            raw = number
+        except CardIdError as exc:
+            warnings = (f"NDEF number unusable ({exc}); using the UID",)
+    if not card_id:
+        if uid is None:
+            raise ReaderError("card has neither a usable NDEF number nor a UID")
+        card_id = _uid_card(uid)
+    return CardPresent(
+        card_id=card_id,
+        reader=reader,
+        technology=technology,
+        at=time.monotonic(),
+        uid=uid,
+        atr=atr,
+        ndef=tuple(records),
+        warnings=warnings,
+        raw=raw,
+        detected=detected,
+        io_ms=io_ms,
+    )
+
+
+def _uid_card(uid: bytes) -> str:
+    if len(uid) in (4, 7, 10):
+        return normalize("uid:" + uid.hex())
+    # Some cards (FeliCa IDm: 8 bytes, random 4-byte UIDs) fall outside ISO 14443 sizes;
+    # keep them as a code so the card still works.
+    return normalize("code:UID-" + uid.hex().upper())
+
+
+class Debouncer:
+    """Time-based presence for readers that only repeat what they see (serial, scanners).
+
+    A card seen again within `hold` seconds of its last sighting is the same tap;
+    silence longer than `hold` means it left.
+    """
+
+    def __init__(self, hold: float):
+        self.hold = hold
+        self.current: str | None = None
+        self.last_seen = 0.0
+
+    def seen(self, card: str, now: float) -> tuple[bool, bool]:
+        """(a new tap, a removal of the previous card to report first)."""
+        if card == self.current and now - self.last_seen <= self.hold:
+            self.last_seen = now
+            return False, False
+        removed = self.current is not None
+        self.current, self.last_seen = card, now
+        return True, removed
+
+    def expired(self, now: float) -> bool:
+        """True once, when the present card has been silent for longer than `hold`."""
+        if self.current is not None and now - self.last_seen > self.hold:
+            self.current = None
+            return True
+        return False
+
+    def timeout(self, now: float, default: float) -> float:
+        """How long a read may wait before `expired` can change."""
+        if self.current is None:
+            return default
+        return max(0.0, min(default, self.last_seen + self.hold - now + 0.001))
+
+
+class EventPump:
+    """Events made on a library's callback thread, handed to the consumer's generator."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[ReaderEvent | BaseException | None] = queue.Queue()
+
+    def put(self, event: ReaderEvent) -> None:
+        self.queue.put(event)
+
+    def fail(self, exc: BaseException) -> None:
+        self.queue.put(exc)
+
+    def finish(self) -> None:
+        self.queue.put(None)
+
+    def drain(self, stop: threading.Event, worker: Callable[[], None]) -> Iterator[ReaderEvent]:
+        thread = threading.Thread(target=self._run, args=(worker,), daemon=True, name="reader-worker")
+        thread.start()
+        while True:
+            try:
+                item = self.queue.get(timeout=0.05)
+            except queue.Empty:
+                if stop.is_set() and not thread.is_alive():
+                    return
+                continue
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _run(self, worker: Callable[[], None]) -> None:
+        try:
+            worker()
+        except BaseException as exc:
+            self.fail(exc)
+        else:
+            self.finish()

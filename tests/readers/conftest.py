@@ -1,0 +1,156 @@
+"""Fixtures for the reader tests: an event stream over a real driver, socat pty pairs."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drivers.readers import ReaderEvent
+
+
+class Stream:
+    """A reader's events, consumed on a thread as the UI does, and awaited by type."""
+
+    def __init__(self, reader: Any):
+        self.reader = reader
+        self.stop = threading.Event()
+        self.queue: queue.Queue[ReaderEvent | BaseException] = queue.Queue()
+        self.seen: list[ReaderEvent] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for event in self.reader.events(self.stop):
+                self.queue.put(event)
+        except BaseException as exc:
+            self.queue.put(exc)
+
+    def next(self, timeout: float = 3.0) -> ReaderEvent:
+        try:
+            item = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no reader event within {timeout} s; seen: {self.seen}") from None
+        if isinstance(item, BaseException):
+            raise item
+        self.seen.append(item)
+        return item
+
+    def wait_for(self, kind: type, timeout: float = 3.0) -> Any:
+        """The next event of `kind`, skipping others."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {kind} within {timeout} s; seen: {self.seen}")
+            event = self.next(left)
+            if isinstance(event, kind):
+                return event
+
+    def quiet(self, seconds: float) -> list[ReaderEvent]:
+        """Every event in the next `seconds` (the caller asserts there were none, or which)."""
+        out: list[ReaderEvent] = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                item = self.queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            self.seen.append(item)
+            out.append(item)
+        return out
+
+    def close(self) -> None:
+        self.stop.set()
+        self.reader.close()
+        self.thread.join(5)
+        assert not self.thread.is_alive(), "reader did not stop within 5 s of stop being set"
+
+
+@pytest.fixture
+def stream() -> Iterator[Any]:
+    made: list[Stream] = []
+
+    def start(reader: Any) -> Stream:
+        s = Stream(reader)
+        made.append(s)
+        return s
+
+    yield start
+    for s in made:
+        s.close()
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(5)
+
+
+class PtyPair:
+    """`socat` joining two ptys: the driver opens `device`, the test writes to `card`."""
+
+    def __init__(self, directory: Path):
+        self.device = directory / "reader-tty"
+        self.card = directory / "card-tty"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.fd: int | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["socat", f"pty,raw,echo=0,link={self.card}", f"pty,raw,echo=0,link={self.device}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 5
+        while not (self.device.exists() and self.card.exists()):
+            if time.monotonic() > deadline:
+                raise AssertionError("socat made no pty pair within 5 s")
+            time.sleep(0.005)
+        self.fd = os.open(self.card, os.O_RDWR | os.O_NOCTTY)
+
+    def write(self, data: bytes) -> None:
+        assert self.fd is not None
+        os.write(self.fd, data)
+
+    def stop(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.proc is not None:
+            kill(self.proc)
+            self.proc = None
+        deadline = time.monotonic() + 2
+        while self.device.exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+
+@pytest.fixture
+def pty_pair(tmp_path: Path) -> Iterator[PtyPair]:
+    pair = PtyPair(tmp_path)
+    pair.start()
+    try:
+        yield pair
+    finally:
+        pair.stop()
+
+
+@pytest.fixture
+def idle_pty_pair(tmp_path: Path) -> Iterator[PtyPair]:
+    """A pty pair not started yet: the device path does not exist."""
+    pair = PtyPair(tmp_path)
+    try:
+        yield pair
+    finally:
+        pair.stop()

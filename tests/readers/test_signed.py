@@ -1,0 +1,144 @@
+"""Signed card numbers: valid, forged, wrong key, truncated, under each policy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import ndef
+import pytest
+
+from drivers import identity
+from drivers.readers import CardPresent, CardRejected, ReaderError, open_reader
+
+KEY = identity.load_private("11" * 32)
+OTHER = identity.load_private("22" * 32)
+PUB = identity.public_text(KEY.public_key())
+OTHER_PUB = identity.public_text(OTHER.public_key())
+
+
+def _tamper(signed: str) -> str:
+    number, kid, sig = signed.split("*")
+    return f"{number[:-1]}{(int(number[-1]) + 1) % 10}*{kid}*{sig}"
+
+
+CASES = {
+    "valid": identity.sign("100200300", KEY),
+    "forged": _tamper(identity.sign("100200300", KEY)),
+    "wrong_key": identity.sign("100200300", OTHER),
+    "truncated": identity.sign("100200300", KEY)[:-7],
+    "cut_in_kid": identity.sign("100200300", KEY)[:13],
+    "unsigned": "100200300",
+}
+
+
+def test_sign_then_check() -> None:
+    v = identity.Verifier([PUB])
+    assert v.check(CASES["valid"]) == identity.Checked("100200300", "valid")
+    assert v.check(CASES["forged"]).signature == "invalid"
+    assert "unknown key" in v.check(CASES["wrong_key"]).reason
+    assert "truncated" in v.check(CASES["truncated"]).reason
+    assert v.check(CASES["cut_in_kid"]).signature == "invalid"
+    assert v.check(CASES["unsigned"]) == identity.Checked("100200300", "none")
+    sig = CASES["valid"].split("*")[2]
+    flipped = sig[:-2] + ("A" if sig[-2] != "A" else "B") + sig[-1]
+    assert v.check(CASES["valid"].rsplit("*", 1)[0] + "*" + flipped).signature == "invalid"
+
+
+def test_signed_text_fits_qr_alphanumeric_mode() -> None:
+    assert set(CASES["valid"]) <= set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
+
+
+def test_keys_in_every_written_form() -> None:
+    raw_hex = PUB.removeprefix("ed25519:")
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    pem = KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    for text in (PUB, raw_hex, base64.b64encode(bytes.fromhex(raw_hex)).decode(), pem.decode()):
+        assert identity.key_id(identity.load_public(text)) == identity.key_id(KEY.public_key())
+    with pytest.raises(identity.KeyFormatError):
+        identity.load_public("ed25519:abcd")
+    with pytest.raises(ValueError):
+        identity.sign("12*34", KEY)
+
+
+EXPECT = {
+    # case: (off, warn, require) -> signature seen, or "rejected"
+    "valid": ("valid", "valid", "valid"),
+    "forged": ("invalid", "invalid", "rejected"),
+    "wrong_key": ("invalid", "invalid", "rejected"),
+    "truncated": ("invalid", "invalid", "rejected"),
+    "cut_in_kid": ("invalid", "invalid", "rejected"),
+    "unsigned": ("none", "none", "rejected"),
+}
+
+
+@pytest.mark.parametrize("policy", ["off", "warn", "require"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_policy_on_a_barcode(stream: Any, policy: str, case: str) -> None:
+    reader = open_reader("keyboard://", require_signed=policy, public_keys=[PUB])
+    s = stream(reader)
+    reader.feed(CASES[case] + "\n")
+    want = EXPECT[case][("off", "warn", "require").index(policy)]
+    ev = s.wait_for((CardPresent, CardRejected))  # type: ignore[arg-type]
+    number = CASES[case].split("*")[0]
+    if want == "rejected":
+        assert isinstance(ev, CardRejected) and ev.card_id == f"code:{number}" and ev.reason
+        return
+    assert isinstance(ev, CardPresent)
+    assert ev.card_id == f"code:{number}"  # the signature never becomes part of the id
+    assert ev.signature == want
+    if policy == "warn" and want != "valid":
+        assert ev.warnings
+    else:
+        assert ev.warnings == ()
+
+
+@pytest.mark.parametrize("policy", ["off", "warn", "require"])
+def test_policy_on_an_ndef_tap(stream: Any, policy: str) -> None:
+    reader = open_reader("sim://", require_signed=policy, public_keys=[PUB])
+    s = stream(reader)
+    reader.tap("ndef:" + CASES["valid"])
+    ev = s.wait_for(CardPresent)
+    assert (ev.card_id, ev.signature) == ("ndef:100200300", "valid")
+    reader.tap("ndef:" + CASES["forged"])
+    ev = s.wait_for((CardPresent, CardRejected))  # type: ignore[arg-type]
+    assert isinstance(ev, CardRejected) if policy == "require" else ev.signature == "invalid"
+
+
+def test_policy_without_keys_is_refused() -> None:
+    with pytest.raises(ReaderError, match="public_keys"):
+        open_reader("sim://", require_signed="require")
+    with pytest.raises(ReaderError):
+        open_reader("sim://", require_signed="warn", public_keys=["ed25519:00"])
+
+
+def test_card_issue_cli_makes_a_number_the_reader_accepts(tmp_path: Path, stream: Any) -> None:
+    key = tmp_path / "issuer.pem"
+    out = subprocess.run(
+        [sys.executable, "-m", "terminal.cli", "--config", str(tmp_path / "none.toml"), "card", "issue", "555000111",
+         "--new-key", str(key), "--json"],
+        capture_output=True, text=True, timeout=20,
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert (key.stat().st_mode & 0o777) == 0o600
+    records = list(ndef.message_decoder(bytes.fromhex(data["ndef_hex"])))
+    assert isinstance(records[0], ndef.TextRecord) and records[0].text == data["signed"]
+    reader = open_reader("keyboard://", require_signed="require", public_keys=[data["public_key"]])
+    s = stream(reader)
+    reader.feed(data["signed"] + "\n")
+    ev = s.wait_for(CardPresent)
+    assert (ev.card_id, ev.signature) == ("code:555000111", "valid")
+    again = subprocess.run(
+        [sys.executable, "-m", "terminal.cli", "--config", str(tmp_path / "none.toml"), "card", "issue", "--key",
+         str(key), "--json"],
+        capture_output=True, text=True, timeout=20,
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["public_key"] == data["public_key"]
