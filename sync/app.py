@@ -1,0 +1,88 @@
+"""The central server's HTTP API (FastAPI; OpenAPI at /openapi.json, docs at /docs).
+
+Handlers are plain `def`: the store is blocking SQLAlchemy, and FastAPI runs
+them in its worker threads, so one slow push never stalls another.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import FastAPI, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from .protocol import MAX_PAGE, TERMINAL_ID_PATTERN, ChangesPage, ErrorBody, Health, PushRequest, PushResponse, Reports
+from .store import ServerStore, SyncError, now_iso
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorBody, "description": "no token, or an unknown one"},
+    403: {"model": ErrorBody, "description": "the token belongs to another terminal"},
+    503: {"model": ErrorBody, "description": "the database is busy; retry"},
+}
+
+Tid = Annotated[str, Path(pattern=TERMINAL_ID_PATTERN, description="STORE:TERMINAL, as registered by add-terminal")]
+Auth = Annotated[str | None, Header(alias="Authorization", description="Bearer TOKEN")]
+
+
+def _token(header: str | None) -> str | None:
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def create_app(store: ServerStore) -> FastAPI:
+    app = FastAPI(
+        title="pos-loyalty central server",
+        version="1",
+        description="Push terminal ledger events, pull the chain's card snapshots. Protocol: docs/sync.md.",
+    )
+    app.state.store = store
+
+    @app.exception_handler(SyncError)
+    def _sync_error(request: Request, exc: SyncError) -> JSONResponse:
+        return JSONResponse({"error": exc.code, "message": exc.message, **exc.extra}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse({"error": "invalid", "message": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
+
+    @app.get("/v1/health", response_model=Health)
+    def health() -> Health:
+        return Health(status="ok", server_time=now_iso(), schema_version=store.schema_version())
+
+    @app.post(
+        "/v1/terminals/{tid}/events",
+        response_model=PushResponse,
+        responses={**ERRORS, 409: {"model": ErrorBody, "description": "a seq gap: resend from last_seq + 1"},
+                   422: {"model": ErrorBody, "description": "tampered, broken or invalid batch: nothing stored, flagged"}},
+    )
+    def push(tid: Tid, body: PushRequest, authorization: Auth = None) -> PushResponse:
+        result = store.push(tid, _token(authorization), body.from_seq, body.events)
+        return PushResponse.model_validate(
+            {"acked_seq": result.acked_seq, "acked_hash": result.acked_hash, "overdrafts": result.overdrafts}
+        )
+
+    @app.get("/v1/terminals/{tid}/changes", response_model=ChangesPage, responses=ERRORS)
+    def changes(
+        tid: Tid,
+        since: Annotated[int, Query(ge=0, le=2**62)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 500,
+        authorization: Auth = None,
+    ) -> ChangesPage:
+        return ChangesPage.model_validate(store.changes(tid, _token(authorization), since, limit))
+
+    @app.get("/v1/terminals/{tid}/reports", response_model=Reports, responses=ERRORS)
+    def reports(tid: Tid, authorization: Auth = None) -> Reports:
+        with store.engine.connect() as conn:
+            store.authenticate(conn, tid, _token(authorization))
+        return Reports.model_validate(store.reports())
+
+    return app
+
+
+def make_app(db_url: str) -> FastAPI:
+    return create_app(ServerStore(db_url))

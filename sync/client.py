@@ -1,0 +1,366 @@
+"""The terminal's side of sync: push the outbox, pull the chain's changes.
+
+State lives in the ledger file's `sync_state` table, so an interrupted sync
+resumes where it stopped: the ack of a push and a pulled page with its cursor
+are each written in one transaction. Every request is safe to repeat (the
+server ignores events it has and pages are absolute snapshots), so a lost
+reply is simply retried.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ledger.errors import LoyaltyError
+from ledger.store import GENESIS, HASHED
+
+from .protocol import MAX_BATCH
+
+SKEW_WARN_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    phase: str  # push, pull
+    done: int
+    total: int  # 0 when unknown (pull: pages are counted as they come)
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+class SyncFailed(LoyaltyError):
+    pass
+
+
+class Offline(SyncFailed):
+    def __init__(self, message: str):
+        super().__init__("offline", message)
+
+
+@dataclass
+class PushSummary:
+    sent: int = 0
+    requests: int = 0
+    acked_seq: int = 0
+    acked_hash: str = GENESIS
+    head_seq: int = 0
+    overdrafts: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"sent": self.sent, "requests": self.requests, "acked_seq": self.acked_seq, "acked_hash": self.acked_hash,
+                "head_seq": self.head_seq, "overdrafts": self.overdrafts}
+
+
+@dataclass
+class PullSummary:
+    pages: int = 0
+    members: int = 0
+    new_members: int = 0
+    new_cards: int = 0
+    hotlisted: int = 0
+    cursor: int = 0
+    rules_version: str | None = None
+    clock_skew_s: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"pages": self.pages, "members": self.members, "new_members": self.new_members, "new_cards": self.new_cards,
+                "hotlisted": self.hotlisted, "cursor": self.cursor, "rules_version": self.rules_version,
+                "clock_skew_s": self.clock_skew_s}
+
+
+def read_token(path: Path | None) -> str:
+    if path is None:
+        raise SyncFailed("no_token", "[sync] token_file is not set: register the terminal with `loyalty server add-terminal`")
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        raise SyncFailed("no_token", f"cannot read the terminal token {path} (from `loyalty server add-terminal`)") from None
+    if not token:
+        raise SyncFailed("no_token", f"the terminal token file {path} is empty")
+    return token
+
+
+class SyncClient:
+    """Sync of one terminal's ledger (an open sqlite3 connection in autocommit mode) with the server."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        server: str,
+        token: str,
+        store_id: str,
+        terminal_id: str,
+        http: httpx.Client | None = None,
+        timeout_s: float = 10.0,
+        attempts: int = 6,
+        backoff_s: float = 0.2,
+        backoff_max_s: float = 5.0,
+        batch: int = MAX_BATCH,
+        page: int = 500,
+        progress: ProgressFn | None = None,
+        rng: random.Random | None = None,
+    ):
+        self.conn = conn
+        self.tid = f"{store_id}:{terminal_id}"
+        self.http = http or httpx.Client(base_url=server, timeout=timeout_s)
+        self._own_http = http is None
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.batch = min(batch, MAX_BATCH)
+        self.page = page
+        self.progress = progress
+        self.rng = rng or random.Random()
+        self.retries = 0
+
+    def close(self) -> None:
+        if self._own_http:
+            self.http.close()
+
+    # ------------------------------------------------------------ state
+
+    def state(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self.conn.execute("SELECT key, value FROM sync_state").fetchall()}
+
+    def _set(self, values: dict[str, Any]) -> None:
+        self.conn.executemany(
+            "INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [(k, str(v)) for k, v in values.items()],
+        )
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def acked(self) -> tuple[int, str]:
+        st = self.state()
+        return int(st.get("acked_seq", 0)), st.get("acked_hash", GENESIS)
+
+    def pending(self) -> int:
+        head = int(self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+        return head - self.acked()[0]
+
+    # ------------------------------------------------------------ transport
+
+    def _request(self, method: str, url: str, **kw: Any) -> tuple[int, dict[str, Any]]:
+        """One logical request, retried with jittered exponential backoff on anything transient."""
+        last = ""
+        for attempt in range(self.attempts):
+            if attempt:
+                self.retries += 1
+                delay = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
+                time.sleep(delay * (0.5 + self.rng.random() / 2))
+            try:
+                resp = self.http.request(method, url, headers=self.headers, **kw)
+                body = resp.json()
+            except (httpx.TransportError, ValueError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                continue
+            if resp.status_code >= 500 or not isinstance(body, dict):
+                last = f"HTTP {resp.status_code}"
+                continue
+            return resp.status_code, body
+        raise Offline(f"the sync server is unreachable ({last}); sales go on offline, sync retries later")
+
+    def online(self, timeout_s: float = 2.0) -> bool:
+        try:
+            return self.http.get("/v1/health", timeout=timeout_s).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    # ------------------------------------------------------------ push
+
+    def push(self) -> PushSummary:
+        cols = ", ".join((*HASHED, "hash"))
+        acked, _ = self.acked()
+        head = int(self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+        out = PushSummary(acked_seq=acked, head_seq=head)
+        start = acked
+        self._report("push", 0, head - start)
+        while acked < head:
+            rows = [dict(zip((*HASHED, "hash"), r, strict=True)) for r in self.conn.execute(
+                f"SELECT {cols} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (acked, self.batch))]
+            status, body = self._request("POST", f"/v1/terminals/{self.tid}/events", json={"from_seq": rows[0]["seq"], "events": rows})
+            out.requests += 1
+            if status == 409 and "last_seq" in body:
+                # the server has less than we thought (restored from a backup): resend from its head
+                last = int(body["last_seq"])
+                if last > acked or self._hash_at(last) != body.get("last_hash"):
+                    raise SyncFailed("chain_mismatch", f"the server's chain head (seq {last}) is not this ledger's: call support")
+                acked = last
+                with self._tx():
+                    self._set({"acked_seq": last, "acked_hash": body["last_hash"]})
+                continue
+            if status != 200:
+                raise SyncFailed(str(body.get("error", "push_refused")), f"push refused (HTTP {status}): {body.get('message', body)}")
+            ack, ack_hash = int(body["acked_seq"]), str(body["acked_hash"])
+            if ack > head or self._hash_at(ack) != ack_hash:
+                raise SyncFailed("chain_mismatch", f"the server acknowledged seq {ack} with a hash this ledger does not have")
+            out.overdrafts.extend(body.get("overdrafts", []))
+            out.sent += max(0, ack - acked)
+            acked = max(acked, ack)
+            with self._tx():
+                self._set({"acked_seq": acked, "acked_hash": ack_hash, "last_push_at": _now()})
+            self._report("push", acked - start, head - start)
+        out.acked_seq, out.acked_hash = self.acked()
+        return out
+
+    def _hash_at(self, seq: int) -> str:
+        if seq == 0:
+            return GENESIS
+        row = self.conn.execute("SELECT hash FROM events WHERE seq=?", (seq,)).fetchone()
+        return str(row[0]) if row else ""
+
+    # ------------------------------------------------------------ pull
+
+    def pull(self) -> PullSummary:
+        out = PullSummary(cursor=int(self.state().get("cursor", 0)))
+        self._report("pull", 0, 0)
+        while True:
+            sent = datetime.now(UTC)
+            status, body = self._request("GET", f"/v1/terminals/{self.tid}/changes", params={"since": out.cursor, "limit": self.page})
+            if status != 200:
+                raise SyncFailed(str(body.get("error", "pull_refused")), f"pull refused (HTTP {status}): {body.get('message', body)}")
+            received = datetime.now(UTC)
+            server = datetime.fromisoformat(str(body["server_time"]).replace("Z", "+00:00"))
+            out.clock_skew_s = round((server - (sent + (received - sent) / 2)).total_seconds(), 3)
+            self._apply(body, out)
+            out.pages += 1
+            out.rules_version = body.get("rules_version")
+            self._report("pull", out.pages, 0)
+            if not body.get("more"):
+                return out
+
+    def _apply(self, page: dict[str, Any], out: PullSummary) -> None:
+        """One page and its cursor, in one transaction."""
+        now = _now()
+        with self._tx() as conn:
+            acked = int(self.state().get("acked_seq", 0))
+            pending = {str(r[0]) for r in conn.execute(
+                "SELECT card_id FROM events WHERE seq > ? AND kind IN ('block', 'unblock', 'replace', 'enrol') AND card_id IS NOT NULL", (acked,))}
+            for m in page["members"]:
+                mid = m["member_id"]
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO members (id, enrolled_store, enrolled_at) VALUES (?, ?, ?)",
+                    (mid, m.get("enrolled_store") or "", m.get("enrolled_at") or now),
+                )
+                out.new_members += cur.rowcount
+                for c in m["cards"]:
+                    row = conn.execute("SELECT member_id, status, replaced_by FROM cards WHERE id=?", (c["card_id"],)).fetchone()
+                    if row is None:
+                        conn.execute(
+                            "INSERT INTO cards (id, member_id, status, replaced_by, created_at) VALUES (?, ?, ?, ?, ?)",
+                            (c["card_id"], mid, c["status"], c.get("replaced_by"), now),
+                        )
+                        out.new_cards += 1
+                    elif row[0] == mid and c["card_id"] not in pending and (row[1], row[2]) != (c["status"], c.get("replaced_by")):
+                        # the chain's word on a card's status wins unless this till changed it and has not pushed yet
+                        conn.execute("UPDATE cards SET status=?, replaced_by=?, reason=CASE WHEN ?='blocked' THEN COALESCE(reason, 'blocked at another store') ELSE NULL END WHERE id=?",
+                                     (c["status"], c.get("replaced_by"), c["status"], c["card_id"]))
+                        out.hotlisted += c["status"] == "blocked"
+                conn.execute("DELETE FROM remote_balances WHERE member_id=?", (mid,))
+                conn.executemany(
+                    "INSERT INTO remote_balances (member_id, program_id, account, amount, synced_at) VALUES (?, ?, ?, ?, ?)",
+                    [(mid, b["program_id"], b["account"], int(b["amount"]), now) for b in m["balances"]],
+                )
+                out.members += 1
+            out.cursor = int(page["cursor"])
+            values: dict[str, Any] = {"cursor": out.cursor, "last_pull_at": now}
+            if out.clock_skew_s is not None:
+                values["clock_skew_s"] = out.clock_skew_s
+            if page.get("rules_version"):
+                values["server_rules_version"] = page["rules_version"]
+            self._set(values)
+
+    # ------------------------------------------------------------ both
+
+    def sync(self) -> dict[str, Any]:
+        pushed = self.push()
+        pulled = self.pull()
+        result: dict[str, Any] = {"tid": self.tid, "push": pushed.as_json(), "pull": pulled.as_json(), "retries": self.retries}
+        if pulled.clock_skew_s is not None and abs(pulled.clock_skew_s) > SKEW_WARN_S:
+            result["warning"] = f"this till's clock is {pulled.clock_skew_s:+.0f} s off the server's: check the time setting"
+        return result
+
+    def _report(self, phase: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(Progress(phase, done, total))
+
+
+class BackgroundSync:
+    """Sync every `interval_s` while the app runs; backs off while the server is unreachable.
+
+    `on_result` gets each sync's result dict, or the error; the cashier UI posts
+    it as a message. The ledger connection given must be this thread's own.
+    """
+
+    def __init__(self, make_client: Callable[[], SyncClient], *, interval_s: float, max_backoff_s: float = 600.0,
+                 on_result: Callable[[dict[str, Any] | Exception], None] | None = None):
+        self.make_client = make_client
+        self.interval_s = interval_s
+        self.max_backoff_s = max_backoff_s
+        self.on_result = on_result
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failures = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="loyalty-sync", daemon=True)
+        self._thread.start()
+
+    def sync_now(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            client = self.make_client()
+            try:
+                result: dict[str, Any] | Exception = client.sync()
+                self.failures = 0
+            except Exception as exc:
+                result = exc
+                self.failures += 1
+            finally:
+                client.close()
+            if self.on_result is not None:
+                self.on_result(result)
+            wait = self.interval_s if not self.failures else min(self.max_backoff_s, self.interval_s * 2 ** min(self.failures, 10))
+            self._wake.wait(wait)
+            self._wake.clear()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)

@@ -1,0 +1,177 @@
+"""End of day: close the business day, expire due points, push, pull, and the Z report.
+
+Every step is safe to repeat: closing a closed day keeps its first closing
+time, expiry writes nothing when nothing is due, push and pull resume from
+`sync_state`. Interrupt it anywhere and run it again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import date, datetime
+from typing import Any
+
+from ledger import money
+from ledger.clock import iso
+from ledger.config import Config
+from ledger.service import Loyalty
+from ledger.store import GENESIS
+
+from .client import SyncClient
+
+POINT_CREDITS = ("earn", "bonus")
+
+
+def close_day(conn: sqlite3.Connection, day: date, now: datetime) -> str:
+    """Refuse further sales on `day`; returns when it was (first) closed."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("INSERT OR IGNORE INTO business_days (day, closed_at) VALUES (?, ?)", (day.isoformat(), iso(now)))
+        closed = str(conn.execute("SELECT closed_at FROM business_days WHERE day=?", (day.isoformat(),)).fetchone()[0])
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return closed
+
+
+def end_of_day(loyalty: Loyalty, client: SyncClient, now: datetime, day: date | None = None) -> dict[str, Any]:
+    day = day or loyalty.day(now)
+    closed_at = close_day(loyalty.conn, day, now)
+    expired = loyalty.expire_all(now)
+    pushed = client.push()
+    pulled = client.pull()
+    z = z_report(loyalty.conn, loyalty.cfg, day)
+    result: dict[str, Any] = {
+        "day": day.isoformat(),
+        "closed_at": closed_at,
+        "expired_points": expired,
+        "push": pushed.as_json(),
+        "pull": pulled.as_json(),
+        "z": z,
+    }
+    return result
+
+
+def z_report(conn: sqlite3.Connection, cfg: Config, day: date) -> dict[str, Any]:
+    """The day's totals from this terminal's ledger, with the server's ack of the chain head. A plain dict."""
+    d = day.isoformat()
+    cur = cfg.currency
+
+    def fmt(value: int | None) -> str:
+        return money.fmt(int(value or 0), cur)
+
+    conn.execute("BEGIN")
+    try:
+        sales = conn.execute(
+            "SELECT COUNT(*), SUM(subtotal), SUM(discount), SUM(total) FROM sales WHERE business_day=?", (d,)
+        ).fetchone()
+        discounts: dict[str, int] = {}
+        for (result,) in conn.execute("SELECT result FROM sales WHERE business_day=?", (d,)):
+            for pid, amount in json.loads(result).get("discounts", {}).items():
+                discounts[pid] = discounts.get(pid, 0) + money.parse(amount, cur, allow_negative=True)
+        refunds = conn.execute(
+            "SELECT COUNT(*), SUM(s.total) FROM refunds r JOIN sales s ON s.id = r.sale_id WHERE r.business_day=?", (d,)
+        ).fetchone()
+        moves: dict[str, dict[str, int]] = {}
+        for pid, account, kind, amount in conn.execute(
+            "SELECT program_id, account, kind, SUM(amount) FROM events WHERE business_day=? AND account IS NOT NULL"
+            " GROUP BY program_id, account, kind", (d,)
+        ):
+            moves.setdefault(f"{pid}/{account}", {})[kind] = int(amount)
+        kinds = dict(conn.execute("SELECT kind, COUNT(*) FROM events WHERE business_day=? GROUP BY kind", (d,)).fetchall())
+        span = conn.execute("SELECT MIN(seq), MAX(seq), COUNT(*) FROM events WHERE business_day=?", (d,)).fetchone()
+        head = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('head_seq', 'head_hash')").fetchall())
+        state = dict(conn.execute("SELECT key, value FROM sync_state").fetchall())
+        closed = conn.execute("SELECT closed_at FROM business_days WHERE day=?", (d,)).fetchone()
+    finally:
+        conn.execute("COMMIT")
+
+    programs: dict[str, dict[str, int]] = {}
+    for key, by_kind in sorted(moves.items()):
+        pid, account = key.split("/", 1)
+        if account == "points":
+            p = programs.setdefault(pid, {})
+            p["points_earned"] = sum(v for k, v in by_kind.items() if k in POINT_CREDITS)
+            p["points_redeemed"] = -by_kind.get("redeem", 0)
+            p["points_expired"] = -by_kind.get("expire", 0)
+            p["points_adjusted"] = by_kind.get("adjust", 0)
+            p["points_reversed"] = by_kind.get("reverse", 0)
+        elif account == "stamps":
+            p = programs.setdefault(pid, {})
+            p["stamps_given"] = by_kind.get("stamp", 0)
+            p["stamps_reversed"] = by_kind.get("reverse", 0)
+        elif account == "rewards":
+            p = programs.setdefault(pid, {})
+            p["rewards_issued"] = by_kind.get("reward", 0)
+            p["rewards_redeemed"] = -by_kind.get("redeem", 0)
+            p["rewards_reversed"] = by_kind.get("reverse", 0)
+    head_seq, head_hash = int(head.get("head_seq", 0)), str(head.get("head_hash", GENESIS))
+    acked_seq, acked_hash = int(state.get("acked_seq", 0)), str(state.get("acked_hash", GENESIS))
+    total, refunded = int(sales[3] or 0), int(refunds[1] or 0)
+    return {
+        "report": "z",
+        "store": cfg.store.id,
+        "store_name": cfg.store.name,
+        "terminal": cfg.store.terminal,
+        "day": d,
+        "closed_at": closed[0] if closed else None,
+        "currency": cur.code,
+        "sales": {"count": int(sales[0]), "subtotal": fmt(sales[1]), "discount": fmt(sales[2]), "total": fmt(total)},
+        "discounts": {pid: fmt(v) for pid, v in sorted(discounts.items())},
+        "refunds": {"count": int(refunds[0]), "total": fmt(refunded)},
+        "net_total": fmt(total - refunded),
+        "enrolments": int(kinds.get("enrol", 0)),
+        "programs": programs,
+        "events": {"first_seq": span[0], "last_seq": span[1], "count": int(span[2])},
+        "chain": {
+            "head_seq": head_seq,
+            "head_hash": head_hash,
+            "server_acked_seq": acked_seq,
+            "server_acked_hash": acked_hash,
+            "in_sync": (acked_seq, acked_hash) == (head_seq, head_hash),
+            "last_push_at": state.get("last_push_at"),
+        },
+    }
+
+
+def z_text(z: dict[str, Any]) -> str:
+    """The Z report for people (the printer's layout belongs to receipts/)."""
+    w = 42
+    rows = [
+        f"Z REPORT {z['day']}".center(w),
+        f"{z['store_name']} ({z['store']}) {z['terminal']}".center(w),
+        "closed " + (z["closed_at"] or "NOT CLOSED"),
+        "-" * w,
+    ]
+
+    def line(label: str, value: object) -> None:
+        text = str(value)
+        rows.append(label + text.rjust(w - len(label)))
+
+    s = z["sales"]
+    line("sales", s["count"])
+    line("subtotal", s["subtotal"])
+    line("discounts", s["discount"])
+    for pid, amount in z["discounts"].items():
+        line(f"  {pid}", amount)
+    line("total", s["total"])
+    line("refunds", f"{z['refunds']['count']} / {z['refunds']['total']}")
+    line(f"net total {z['currency']}", z["net_total"])
+    line("new members", z["enrolments"])
+    for pid, figures in z["programs"].items():
+        rows.append(f"{pid}:")
+        for k, v in figures.items():
+            if v:
+                line(f"  {k.replace('_', ' ')}", v)
+    rows.append("-" * w)
+    c = z["chain"]
+    line("events today", z["events"]["count"])
+    line("chain head seq", c["head_seq"])
+    rows.append("  " + c["head_hash"][:32])
+    line("server ack seq", c["server_acked_seq"])
+    rows.append("  " + c["server_acked_hash"][:32])
+    rows.append(("IN SYNC: the server holds every event" if c["in_sync"] else "NOT SYNCED: run loyalty sync").center(w))
+    return "\n".join(rows)

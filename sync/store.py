@@ -1,0 +1,623 @@
+"""The central server's store: one SQLAlchemy Core code path for SQLite and PostgreSQL.
+
+Push (DESIGN §7) runs in one transaction: the terminal row is locked, the
+batch is checked against the stored chain head, the events are inserted, the
+chain's balances move, and the members the batch touched get new change
+numbers. Change numbers are taken from a one-row counter as the very last
+write before COMMIT; the counter's row lock is held until the transaction
+ends, so numbers are handed out in commit order and a reader that saw number
+N has also seen every number below it. That is what lets the pull cursor be
+a plain integer that never skips a row committed late.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from ledger.store import GENESIS, HASHED, event_hash
+
+from .protocol import WireEvent
+
+SCHEMA_VERSION = 1
+DEFAULT_DB = "sqlite:///var/server.db"
+MOVABLE = ("points", "rewards", "stamps")  # accounts a member spends; spend is a total, never an overdraft
+
+metadata = MetaData()
+
+meta = Table("meta", metadata, Column("key", String(60), primary_key=True), Column("value", Text, nullable=False))
+
+terminals = Table(
+    "terminals",
+    metadata,
+    Column("tid", String(130), primary_key=True),
+    Column("store_id", String(60), nullable=False),
+    Column("terminal_id", String(60), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("last_seq", BigInteger, nullable=False, default=0),
+    Column("last_hash", String(64), nullable=False, default=GENESIS),
+    Column("last_push_at", String(40)),
+    Column("rules_version", Text),
+    Column("created_at", String(40), nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", String(120), primary_key=True),
+    Column("tid", String(130), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("terminal_id", String(120), nullable=False),
+    Column("store_id", String(120), nullable=False),
+    Column("ts", Text, nullable=False),
+    Column("business_day", Text, nullable=False),
+    Column("member_id", String(120)),
+    Column("card_id", String(120)),
+    Column("program_id", Text),
+    Column("account", Text),
+    Column("kind", String(120), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("sale_id", String(120)),
+    Column("ref_event_id", String(120)),
+    Column("rules_version", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("tid", "seq", name="events_tid_seq"),
+)
+Index("events_member", events.c.member_id)
+
+balances = Table(
+    "balances",
+    metadata,
+    Column("member_id", String(120), primary_key=True),
+    Column("program_id", Text, primary_key=True),
+    Column("account", Text, primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+)
+
+# Each terminal's own share of a balance: a pull answers chain minus this.
+terminal_balances = Table(
+    "terminal_balances",
+    metadata,
+    Column("tid", String(130), primary_key=True),
+    Column("member_id", String(120), primary_key=True),
+    Column("program_id", Text, primary_key=True),
+    Column("account", Text, primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("member_id", String(120), primary_key=True),
+    Column("enrolled_store", String(120)),
+    Column("enrolled_at", Text),
+)
+
+cards = Table(
+    "cards",
+    metadata,
+    Column("card_id", String(120), primary_key=True),
+    Column("member_id", String(120), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("replaced_by", String(120)),
+)
+Index("cards_member", cards.c.member_id)
+
+member_changes = Table(
+    "member_changes",
+    metadata,
+    Column("member_id", String(120), primary_key=True),
+    Column("change_no", BigInteger, nullable=False),
+)
+Index("member_changes_no", member_changes.c.change_no)
+
+change_counter = Table(
+    "change_counter", metadata, Column("id", Integer, primary_key=True, autoincrement=False), Column("n", BigInteger, nullable=False)
+)
+
+overdrafts = Table(
+    "overdrafts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("member_id", String(120), nullable=False),
+    Column("program_id", Text, nullable=False),
+    Column("account", Text, nullable=False),
+    Column("balance", BigInteger, nullable=False),
+    Column("tid", String(130), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("at", String(40), nullable=False),
+)
+
+flags = Table(
+    "flags",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(40), nullable=False),
+    Column("tid", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("at", String(40), nullable=False),
+)
+
+# Schema steps after the first: (version, statements). create_all builds the
+# current shape on an empty database; an older one is brought up step by step.
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ()
+
+
+class SyncError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, **extra: Any):
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class Unauthorized(SyncError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(SyncError):
+    status, code = 403, "forbidden"
+
+
+class Gap(SyncError):
+    status, code = 409, "seq_gap"
+
+
+class Tamper(SyncError):
+    status, code = 422, "tamper"
+
+
+class Busy(SyncError):
+    status, code = 503, "busy"
+
+
+class Conflict(SyncError):
+    status, code = 409, "exists"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def make_tid(store_id: str, terminal_id: str) -> str:
+    return f"{store_id}:{terminal_id}"
+
+
+def normalize_url(url: str) -> str:
+    """`postgresql://` means psycopg 3 here (the installed driver)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _insert(conn: Connection) -> Callable[..., Any]:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+@dataclass
+class PushResult:
+    acked_seq: int
+    acked_hash: str
+    overdrafts: list[dict[str, Any]] = field(default_factory=list)
+    stored: int = 0
+
+
+class ServerStore:
+    """The server's database; thread-safe (one engine, pooled connections)."""
+
+    def __init__(self, url: str = DEFAULT_DB, *, pool_size: int = 10):
+        self.url = normalize_url(url)
+        self.engine = self._engine(self.url, pool_size)
+        self.dialect = self.engine.dialect.name
+        # a flag is written after the push's own transaction rolled back; one at a time is plenty
+        self._flag_lock = threading.Lock()
+        self.migrate()
+
+    @staticmethod
+    def _engine(url: str, pool_size: int) -> Engine:
+        if url.startswith("sqlite"):
+            path = url.split(":///", 1)[1] if ":///" in url else ""
+            if path and path != ":memory:":
+                from pathlib import Path
+
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=pool_size, max_overflow=20)
+
+            @event.listens_for(engine, "connect")
+            def _connect(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+                # pysqlite's own BEGIN is deferred and late; take the write lock up front instead,
+                # so two pushes never both read a chain head and then collide on upgrade.
+                dbapi_conn.isolation_level = None
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _begin(conn: Connection) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+            return engine
+        return create_engine(url, pool_size=pool_size, max_overflow=40, pool_pre_ping=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------ schema
+
+    def migrate(self) -> int:
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # two servers starting on an empty database must not both create the tables
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(5150001)")
+            metadata.create_all(conn, checkfirst=True)
+            row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+            version = int(row) if row else 0
+            if version == 0:
+                conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+                conn.execute(change_counter.insert().values(id=1, n=0))
+                version = SCHEMA_VERSION
+            for step, statements in MIGRATIONS:
+                if step > version:
+                    for sql in statements:
+                        conn.exec_driver_sql(sql)
+                    conn.execute(update(meta).where(meta.c.key == "schema_version").values(value=str(step)))
+                    version = step
+            return version
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar_one())
+
+    # ------------------------------------------------------------ terminals
+
+    def add_terminal(self, store_id: str, terminal_id: str, *, rotate: bool = False) -> tuple[str, str]:
+        """Register a terminal (or give it a new token); returns (tid, token). Only the hash is kept."""
+        tid = make_tid(store_id, terminal_id)
+        token = "lt_" + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            exists = conn.execute(select(terminals.c.tid).where(terminals.c.tid == tid)).scalar()
+            if exists and not rotate:
+                raise Conflict(f"terminal {tid} is already registered (use --rotate to issue a new token)")
+            if exists:
+                conn.execute(update(terminals).where(terminals.c.tid == tid).values(token_hash=token_hash(token)))
+            else:
+                conn.execute(
+                    terminals.insert().values(
+                        tid=tid, store_id=store_id, terminal_id=terminal_id, token_hash=token_hash(token),
+                        last_seq=0, last_hash=GENESIS, created_at=now_iso(),
+                    )
+                )
+        return tid, token
+
+    def authenticate(self, conn: Connection, tid: str, token: str | None) -> Any:
+        if not token:
+            self.flag("bad_token", tid, "no bearer token")
+            raise Unauthorized("a bearer token is required")
+        row = conn.execute(select(terminals).where(terminals.c.token_hash == token_hash(token))).first()
+        if row is None:
+            self.flag("bad_token", tid, "unknown token")
+            raise Unauthorized("unknown token")
+        if row.tid != tid:
+            self.flag("wrong_terminal", row.tid, f"token of {row.tid} used for {tid}")
+            raise Forbidden(f"this token belongs to terminal {row.tid}, not {tid}")
+        return row
+
+    def flag(self, kind: str, tid: str, detail: str) -> None:
+        with self._flag_lock, self.engine.begin() as conn:
+            conn.execute(flags.insert().values(kind=kind, tid=tid[:130], detail=detail[:2000], at=now_iso()))
+
+    # ------------------------------------------------------------ push
+
+    def push(self, tid: str, token: str | None, from_seq: int, batch: Sequence[WireEvent]) -> PushResult:
+        try:
+            return self._push(tid, token, from_seq, batch)
+        except Tamper as exc:
+            self.flag("tamper", tid, exc.message)
+            raise
+        except IntegrityError as exc:
+            # an event id already stored for another terminal, raced in by a concurrent push
+            self.flag("tamper", tid, f"event id collision: {str(exc.orig)[:200]}")
+            raise Tamper("an event id of this batch is already stored with other content") from None
+        except DBAPIError as exc:
+            if exc.connection_invalidated or _retryable(exc):
+                raise Busy("the database is busy; retry") from None
+            raise
+
+    def _push(self, tid: str, token: str | None, from_seq: int, batch: Sequence[WireEvent]) -> PushResult:
+        rows = [e.model_dump() for e in batch]
+        with self.engine.connect() as conn:
+            term = self.authenticate(conn, tid, token)
+            conn.rollback()
+        self._check_batch(term, from_seq, rows)
+        with self.engine.begin() as conn:
+            return self.push_in(conn, tid, from_seq, rows)
+
+    def _check_batch(self, term: Any, from_seq: int, rows: list[dict[str, Any]]) -> None:
+        """Everything that needs no database: ids, sequence, hashes, links inside the batch."""
+        prev: str | None = None
+        for i, ev in enumerate(rows):
+            if ev["seq"] != from_seq + i:
+                raise Tamper(f"event {i} has seq {ev['seq']}, expected {from_seq + i} (a batch is consecutive)")
+            if ev["terminal_id"] != term.terminal_id or ev["store_id"] != term.store_id:
+                raise Tamper(f"event seq {ev['seq']} claims terminal {ev['store_id']}:{ev['terminal_id']}")
+            try:
+                digest = event_hash(ev)
+            except (ValueError, TypeError):
+                raise Tamper(f"event seq {ev['seq']}: payload is not JSON") from None
+            if digest != ev["hash"]:
+                raise Tamper(f"event seq {ev['seq']}: hash does not match its content")
+            if prev is not None and ev["prev_hash"] != prev:
+                raise Tamper(f"event seq {ev['seq']}: prev_hash does not link to the event before it")
+            prev = ev["hash"]
+        ids = [ev["event_id"] for ev in rows]
+        if len(set(ids)) != len(ids):
+            raise Tamper("the batch repeats an event id")
+
+    def push_in(self, conn: Connection, tid: str, from_seq: int, rows: list[dict[str, Any]]) -> PushResult:
+        """The push transaction's body, on a connection whose transaction the caller owns."""
+        term = conn.execute(select(terminals).where(terminals.c.tid == tid).with_for_update()).one()
+        last_seq, last_hash = int(term.last_seq), str(term.last_hash)
+        if from_seq > last_seq + 1:
+            raise Gap(f"the server has this terminal's events up to seq {last_seq}", last_seq=last_seq, last_hash=last_hash)
+        old = [ev for ev in rows if ev["seq"] <= last_seq]
+        new = [ev for ev in rows if ev["seq"] > last_seq]
+        if old:
+            stored = {
+                int(r.seq): (r.event_id, r.hash)
+                for r in conn.execute(
+                    select(events.c.seq, events.c.event_id, events.c.hash).where(
+                        events.c.tid == tid, events.c.seq >= old[0]["seq"], events.c.seq <= old[-1]["seq"]
+                    )
+                )
+            }
+            for ev in old:
+                if stored.get(ev["seq"]) != (ev["event_id"], ev["hash"]):
+                    raise Tamper(f"event seq {ev['seq']} was stored with other content (replayed and altered)")
+        if not new:
+            return PushResult(last_seq, last_hash)
+        if new[0]["prev_hash"] != last_hash:
+            raise Tamper(f"event seq {new[0]['seq']}: prev_hash does not continue the stored chain at seq {last_seq}")
+        clash = conn.execute(select(events.c.event_id).where(events.c.event_id.in_([ev["event_id"] for ev in new]))).first()
+        if clash is not None:
+            raise Tamper(f"event id {clash.event_id} is already stored with other content")
+
+        conn.execute(events.insert(), [{**{k: ev[k] for k in (*HASHED, "hash")}, "tid": tid} for ev in new])
+
+        deltas: dict[tuple[str, str, str], int] = {}
+        for ev in new:
+            if ev["account"] is not None and ev["member_id"] is not None and ev["amount"]:
+                key = (ev["member_id"], ev["program_id"] or "", ev["account"])
+                deltas[key] = deltas.get(key, 0) + int(ev["amount"])
+        touched = {ev["member_id"] for ev in new if ev["member_id"]}
+        self._cards_and_members(conn, tid, new, touched)
+        found: list[dict[str, Any]] = []
+        if deltas:
+            keys = sorted(deltas)  # one lock order for every push: no deadlock between two pushes
+            after = self._add(conn, balances, [{"member_id": m, "program_id": p, "account": a, "amount": deltas[(m, p, a)]} for m, p, a in keys])
+            self._add(conn, terminal_balances, [{"tid": tid, "member_id": m, "program_id": p, "account": a, "amount": deltas[(m, p, a)]} for m, p, a in keys])
+            at = now_iso()
+            head = int(new[-1]["seq"])
+            for (m, p, a), amount in sorted(after.items()):
+                if a in MOVABLE and amount < 0 and deltas[(m, p, a)] < 0:
+                    found.append({"member_id": m, "program_id": p, "account": a, "balance": amount})
+            if found:
+                conn.execute(overdrafts.insert(), [{**o, "tid": tid, "seq": head, "at": at} for o in found])
+        acked_seq, acked_hash = int(new[-1]["seq"]), str(new[-1]["hash"])
+        conn.execute(
+            update(terminals).where(terminals.c.tid == tid).values(
+                last_seq=acked_seq, last_hash=acked_hash, last_push_at=now_iso(), rules_version=new[-1]["rules_version"]
+            )
+        )
+        self._number_changes(conn, sorted(touched))
+        return PushResult(acked_seq, acked_hash, found, len(new))
+
+    def _add(self, conn: Connection, table: Table, values: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
+        ins = _insert(conn)(table).values(values)
+        keys = [c.name for c in table.primary_key.columns]
+        stmt = ins.on_conflict_do_update(index_elements=keys, set_={"amount": table.c.amount + ins.excluded.amount}).returning(
+            table.c.member_id, table.c.program_id, table.c.account, table.c.amount
+        )
+        return {(r.member_id, r.program_id, r.account): int(r.amount) for r in conn.execute(stmt)}
+
+    def _cards_and_members(self, conn: Connection, tid: str, new: list[dict[str, Any]], touched: set[str]) -> None:
+        ins = _insert(conn)
+        for ev in new:
+            kind, member_id, card_id = ev["kind"], ev["member_id"], ev["card_id"]
+            if member_id is None or kind not in ("enrol", "block", "unblock", "replace"):
+                continue
+            if kind == "enrol":
+                conn.execute(
+                    ins(members).values(member_id=member_id, enrolled_store=ev["store_id"], enrolled_at=ev["ts"]).on_conflict_do_nothing()
+                )
+                if card_id:
+                    self._put_card(conn, tid, card_id, member_id, "active", None)
+            elif kind in ("block", "unblock") and card_id:
+                self._put_card(conn, tid, card_id, member_id, "blocked" if kind == "block" else "active", None, force=True)
+            elif kind == "replace" and card_id:
+                new_card = json.loads(ev["payload"]).get("new_card")
+                self._put_card(conn, tid, card_id, member_id, "replaced", new_card, force=True)
+                if isinstance(new_card, str):
+                    self._put_card(conn, tid, new_card, member_id, "active", None)
+            touched.add(member_id)
+
+    def _put_card(self, conn: Connection, tid: str, card_id: str, member_id: str, status: str, replaced_by: str | None, force: bool = False) -> None:
+        row = conn.execute(select(cards.c.member_id).where(cards.c.card_id == card_id)).first()
+        if row is None:
+            conn.execute(cards.insert().values(card_id=card_id, member_id=member_id, status=status, replaced_by=replaced_by))
+            return
+        if row.member_id != member_id:
+            # two stores enrolled the same card offline: the first enrolment keeps the card, the manager decides
+            conn.execute(flags.insert().values(kind="card_conflict", tid=tid, at=now_iso(),
+                                               detail=f"card {card_id} belongs to member {row.member_id}; {tid} used it for {member_id}"))
+            return
+        if force:
+            conn.execute(update(cards).where(cards.c.card_id == card_id).values(status=status, replaced_by=replaced_by))
+
+    def _number_changes(self, conn: Connection, touched: list[str]) -> None:
+        if not touched:
+            return
+        end = int(conn.execute(
+            update(change_counter).where(change_counter.c.id == 1).values(n=change_counter.c.n + len(touched)).returning(change_counter.c.n)
+        ).scalar_one())
+        start = end - len(touched) + 1
+        ins = _insert(conn)(member_changes).values([{"member_id": m, "change_no": start + i} for i, m in enumerate(touched)])
+        conn.execute(ins.on_conflict_do_update(index_elements=["member_id"], set_={"change_no": ins.excluded.change_no}))
+
+    # ------------------------------------------------------------ pull
+
+    def changes(self, tid: str, token: str | None, since: int, limit: int) -> dict[str, Any]:
+        with self._reader() as conn:
+            self.authenticate(conn, tid, token)
+            return self.changes_in(conn, tid, since, limit)
+
+    def _reader(self) -> Connection:
+        conn = self.engine.connect()
+        if self.dialect == "postgresql":
+            # one snapshot for the page: the chain balance and this terminal's share must agree
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        return conn
+
+    def changes_in(self, conn: Connection, tid: str, since: int, limit: int) -> dict[str, Any]:
+        page = conn.execute(
+            select(member_changes.c.member_id, member_changes.c.change_no)
+            .where(member_changes.c.change_no > since)
+            .order_by(member_changes.c.change_no)
+            .limit(limit)
+        ).all()
+        ids = [r.member_id for r in page]
+        out: list[dict[str, Any]] = []
+        hotlist: list[str] = []
+        if ids:
+            info = {r.member_id: r for r in conn.execute(select(members).where(members.c.member_id.in_(ids)))}
+            card_rows: dict[str, list[dict[str, Any]]] = {}
+            for r in conn.execute(select(cards).where(cards.c.member_id.in_(ids)).order_by(cards.c.card_id)):
+                card_rows.setdefault(r.member_id, []).append({"card_id": r.card_id, "status": r.status, "replaced_by": r.replaced_by})
+                if r.status == "blocked":
+                    hotlist.append(r.card_id)
+            own = {
+                (r.member_id, r.program_id, r.account): int(r.amount)
+                for r in conn.execute(select(terminal_balances).where(terminal_balances.c.tid == tid, terminal_balances.c.member_id.in_(ids)))
+            }
+            bal: dict[str, list[dict[str, Any]]] = {}
+            for r in conn.execute(select(balances).where(balances.c.member_id.in_(ids)).order_by(balances.c.program_id, balances.c.account)):
+                chain = int(r.amount)
+                bal.setdefault(r.member_id, []).append(
+                    {"program_id": r.program_id, "account": r.account, "chain": chain, "amount": chain - own.get((r.member_id, r.program_id, r.account), 0)}
+                )
+            for r in page:
+                m = info.get(r.member_id)
+                out.append({
+                    "member_id": r.member_id,
+                    "enrolled_store": m.enrolled_store if m else None,
+                    "enrolled_at": m.enrolled_at if m else None,
+                    "change": int(r.change_no),
+                    "cards": card_rows.get(r.member_id, []),
+                    "balances": bal.get(r.member_id, []),
+                })
+        rules = conn.execute(
+            select(terminals.c.rules_version).where(terminals.c.last_push_at.is_not(None)).order_by(terminals.c.last_push_at.desc()).limit(1)
+        ).scalar()
+        return {
+            "cursor": int(page[-1].change_no) if page else since,
+            "more": len(page) == limit,
+            "members": out,
+            "hotlist": hotlist,
+            "rules_version": rules,
+            "server_time": now_iso(),
+        }
+
+    # ------------------------------------------------------------ reports
+
+    def reports(self, *, stale_after: timedelta = timedelta(days=1), now: datetime | None = None) -> dict[str, Any]:
+        now = now or datetime.now(UTC)
+        cutoff = (now - stale_after).astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        with self.engine.connect() as conn:
+            od = conn.execute(
+                select(overdrafts, balances.c.amount.label("current"))
+                .select_from(overdrafts.outerjoin(balances, (balances.c.member_id == overdrafts.c.member_id)
+                                                  & (balances.c.program_id == overdrafts.c.program_id)
+                                                  & (balances.c.account == overdrafts.c.account)))
+                .order_by(overdrafts.c.id)
+            ).all()
+            fl = conn.execute(select(flags).order_by(flags.c.id)).all()
+            stale = conn.execute(
+                select(terminals).where(terminals.c.last_push_at.is_(None) | (terminals.c.last_push_at < cutoff)).order_by(terminals.c.tid)
+            ).all()
+        return {
+            "overdrafts": [
+                {"member_id": r.member_id, "program_id": r.program_id, "account": r.account, "balance": int(r.balance),
+                 "current": int(r.current or 0), "tid": r.tid, "seq": int(r.seq), "at": r.at}
+                for r in od
+            ],
+            "flags": [{"kind": r.kind, "tid": r.tid, "detail": r.detail, "at": r.at} for r in fl],
+            "stale_terminals": [
+                {"tid": r.tid, "store_id": r.store_id, "terminal_id": r.terminal_id, "last_seq": int(r.last_seq), "last_push_at": r.last_push_at}
+                for r in stale
+            ],
+        }
+
+    # ------------------------------------------------------------ reads for tests and operators
+
+    def event_count(self, tid: str | None = None) -> int:
+        with self.engine.connect() as conn:
+            q = select(func.count()).select_from(events)
+            if tid is not None:
+                q = q.where(events.c.tid == tid)
+            return int(conn.execute(q).scalar_one())
+
+    def balances_of(self, member_ids: Iterable[str] | None = None) -> dict[tuple[str, str, str], int]:
+        with self.engine.connect() as conn:
+            q = select(balances)
+            if member_ids is not None:
+                q = q.where(balances.c.member_id.in_(list(member_ids)))
+            return {(r.member_id, r.program_id, r.account): int(r.amount) for r in conn.execute(q)}
+
+    def terminal_head(self, tid: str) -> tuple[int, str]:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(terminals.c.last_seq, terminals.c.last_hash).where(terminals.c.tid == tid)).one()
+            return int(r.last_seq), str(r.last_hash)
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None)
+    if code in ("40001", "40P01", "55P03", "57014"):
+        return True
+    return "database is locked" in str(exc.orig)

@@ -1,0 +1,192 @@
+"""`loyalty sync`, `loyalty report z`, `loyalty server ...`: the chain's central server and the till's sync."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import LoyaltyError
+
+from ..context import Context, Output
+
+DEFAULT_SERVER_DB = "sqlite:///var/server.db"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("sync", help="push this till's events to the server and pull the chain's cards")
+    p.add_argument("--end-of-day", action="store_true", help="also close the business day, expire due points and print the Z report")
+    p.add_argument("--day", metavar="DATE", help="the business day to close (default: today)")
+    p.add_argument("--server", metavar="URL", help="override [sync] server")
+    p.set_defaults(handler=cmd_sync)
+
+    p = sub.add_parser("report", help="reports from this till's ledger")
+    rsub = p.add_subparsers(dest="report_command", metavar="REPORT", required=True)
+    z = rsub.add_parser("z", help="the Z report: the day's totals and the server's ack of the chain head")
+    z.add_argument("--day", metavar="DATE", help="business day (default: today)")
+    z.set_defaults(handler=cmd_report_z)
+
+    p = sub.add_parser("server", help="the chain's central server (SQLite by default, postgresql://... in production)")
+    _db_arg(p, DEFAULT_SERVER_DB)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.set_defaults(handler=cmd_server)
+    ssub = p.add_subparsers(dest="server_command", metavar="ACTION")
+    a = ssub.add_parser("add-terminal", help="register a till; prints its one-time token (only its hash is kept)")
+    _db_arg(a, argparse.SUPPRESS)
+    a.add_argument("--store", required=True)
+    a.add_argument("--terminal", required=True)
+    a.add_argument("--rotate", action="store_true", help="issue a new token for a registered till (the old one stops working)")
+    a.add_argument("--token-file", metavar="PATH", help="also write the token to PATH (the till's [sync] token_file)")
+    a.set_defaults(handler=cmd_add_terminal)
+    r = ssub.add_parser("report", help="the manager's list: overdrafts, tamper flags, tills not synced for a day")
+    _db_arg(r, argparse.SUPPRESS)
+    r.set_defaults(handler=cmd_server_report)
+
+
+def _db_arg(p: argparse.ArgumentParser, default: Any) -> None:
+    p.add_argument("--db", metavar="URL", default=default,
+                   help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB (default: $LOYALTY_SERVER_DB, else sqlite:///var/server.db)")
+
+
+def _db_url(args: argparse.Namespace) -> str:
+    given = getattr(args, "db", None)
+    if given and given != DEFAULT_SERVER_DB:
+        return str(given)
+    return os.environ.get("LOYALTY_SERVER_DB") or DEFAULT_SERVER_DB
+
+
+def _day(ctx: Context, text: str | None) -> date:
+    if text is None:
+        return ctx.today
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise LoyaltyError("bad_day", f"--day {text!r} is not a date such as 2026-11-22") from None
+
+
+class _Bar:
+    """A one-line progress bar on stderr, when a person is watching."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.shown = False
+
+    def __call__(self, p: Any) -> None:
+        if not self.enabled:
+            return
+        if p.total:
+            width = 30
+            filled = int(width * p.done / p.total)
+            text = f"\r{p.phase:<5} [{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total}"
+        else:
+            text = f"\r{p.phase:<5} page {p.done}" + " " * 30
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _client(ctx: Context, args: argparse.Namespace, bar: _Bar) -> Any:
+    from sync.client import SyncClient, read_token
+
+    cfg = ctx.config
+    server = getattr(args, "server", None) or cfg.sync.server
+    if not server:
+        raise LoyaltyError("no_server", "[sync] server is not set in the config")
+    return SyncClient(
+        ctx.service.conn, server=server, token=read_token(cfg.sync.token_file), store_id=cfg.store.id,
+        terminal_id=cfg.store.terminal, timeout_s=cfg.sync.timeout_s, progress=bar,
+    )
+
+
+def cmd_sync(args: argparse.Namespace, ctx: Context) -> Output:
+    from sync.endofday import end_of_day, z_text
+
+    bar = _Bar(not ctx.as_json and sys.stderr.isatty())
+    client = _client(ctx, args, bar)
+    try:
+        result = end_of_day(ctx.service, client, ctx.now, _day(ctx, args.day)) if args.end_of_day else client.sync()
+    finally:
+        bar.done()
+        client.close()
+    push, pull = result["push"], result["pull"]
+    lines = [
+        f"pushed {push['sent']} event(s) in {push['requests']} request(s); server holds seq {push['acked_seq']} of {push['head_seq']}",
+        f"pulled {pull['members']} member snapshot(s) in {pull['pages']} page(s): {pull['new_members']} new member(s), "
+        f"{pull['new_cards']} new card(s), {pull['hotlisted']} newly blocked",
+    ]
+    for od in push["overdrafts"]:
+        lines.append(f"OVERDRAFT member {od['member_id']} {od['program_id']}/{od['account']}: {od['balance']} (flagged for the manager)")
+    if result.get("warning"):
+        lines.append("warning: " + result["warning"])
+    if args.end_of_day:
+        lines.insert(0, f"business day {result['day']} closed at {result['closed_at']}; {result['expired_points']} points expired")
+        lines.append("")
+        lines.append(z_text(result["z"]))
+    return Output(result, "\n".join(lines))
+
+
+def cmd_report_z(args: argparse.Namespace, ctx: Context) -> Output:
+    from sync.endofday import z_report, z_text
+
+    z = z_report(ctx.service.conn, ctx.config, _day(ctx, args.day))
+    return Output(z, z_text(z))
+
+
+def cmd_server(args: argparse.Namespace, ctx: Context) -> Output:
+    import uvicorn
+
+    from sync.app import make_app
+
+    url = _db_url(args)
+    app = make_app(url)
+    print(f"loyalty server on http://{args.host}:{args.port} (store {url.split('@')[-1]}); API docs at /docs", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return Output(None, None)
+
+
+def cmd_add_terminal(args: argparse.Namespace, ctx: Context) -> Output:
+    from sync.store import Conflict, ServerStore
+
+    store = ServerStore(_db_url(args))
+    try:
+        tid, token = store.add_terminal(args.store, args.terminal, rotate=args.rotate)
+    except Conflict as exc:
+        raise LoyaltyError("exists", exc.message) from None
+    finally:
+        store.close()
+    if args.token_file:
+        path = Path(args.token_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(token + "\n", encoding="utf-8")
+        path.chmod(0o600)
+    text = f"terminal {tid} registered. Its token (shown once; put it in the till's [sync] token_file):\n{token}"
+    return Output({"tid": tid, "token": token, "token_file": args.token_file}, text)
+
+
+def cmd_server_report(args: argparse.Namespace, ctx: Context) -> Output:
+    from sync.store import ServerStore
+
+    store = ServerStore(_db_url(args))
+    try:
+        rep = store.reports()
+    finally:
+        store.close()
+    lines = [f"overdrafts: {len(rep['overdrafts'])}"]
+    for o in rep["overdrafts"]:
+        lines.append(f"  {o['at'][:19]} member {o['member_id']} {o['program_id']}/{o['account']} {o['balance']} (now {o['current']}) by {o['tid']}")
+    lines.append(f"flags: {len(rep['flags'])}")
+    for f in rep["flags"]:
+        lines.append(f"  {f['at'][:19]} {f['kind']} {f['tid']}: {f['detail']}")
+    lines.append(f"terminals not synced for more than a day: {len(rep['stale_terminals'])}")
+    for t in rep["stale_terminals"]:
+        lines.append(f"  {t['tid']} last push {t['last_push_at'] or 'never'} (seq {t['last_seq']})")
+    return Output(rep, "\n".join(lines))
