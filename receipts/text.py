@@ -1,82 +1,78 @@
-"""Plain-text sale receipt (preview, CLI, tests).
+"""Plain-text rendering (preview, CLI, tests).
 
-Input is the sale's JSON result (`loyalty sale --json`), so a receipt can be
-rendered again from the ledger at any time, exactly as it was at the sale.
+Right-to-left documents are written in logical order with a right-to-left
+mark opening each line, so a bidi-aware viewer lays them out as printed.
 """
 
 from __future__ import annotations
 
+import textwrap
+import unicodedata
 from typing import Any
 
-from ledger.config import Config, PointsProgram, StampsProgram
+from ledger.config import Config
 
-WIDTH = 42
+from .model import QR, Barcode, Cut, Document, Feed, Image, Row, Rule, Stamps, Text
+from .templates import lang_for, sale_receipt, stamp_grid
 
-
-def _row(left: str, right: str, width: int = WIDTH) -> str:
-    space = max(1, width - len(left) - len(right))
-    return f"{left}{' ' * space}{right}"
+RLM = "\u200f"
 
 
-def stamp_grid(stamps: int, per_reward: int) -> str:
-    filled = max(0, min(stamps, per_reward))
-    return " ".join(["●"] * filled + ["○"] * (per_reward - filled)) + f"  {stamps}/{per_reward}"
+def cell_width(text: str) -> int:
+    """Columns a string takes in a monospaced terminal (combining marks take none)."""
+    return sum(0 if unicodedata.combining(ch) or ch in "\u200c\u200d\u200e\u200f" else 1 for ch in text)
+
+
+def row(start: str, end: str, width: int) -> list[str]:
+    space = width - cell_width(start) - cell_width(end)
+    if space >= 1:
+        return [start + " " * space + end]
+    return [start, " " * max(0, width - cell_width(end)) + end]
+
+
+def _aligned(text: str, align: str, width: int) -> str:
+    pad = max(0, width - cell_width(text))
+    if align == "center":
+        return " " * (pad // 2) + text
+    if align == "end":
+        return " " * pad + text
+    return text
+
+
+def render_text(doc: Document, columns: int = 42) -> str:
+    out: list[str] = []
+    for block in doc.blocks:
+        if isinstance(block, Text):
+            for piece in textwrap.wrap(block.text, columns, drop_whitespace=False) or [""]:
+                out.append(_aligned(piece.strip() if block.align != "start" else piece.rstrip(), block.align, columns).rstrip())
+        elif isinstance(block, Row):
+            out.extend(row(block.start, block.end, columns))
+        elif isinstance(block, Rule):
+            out.append((block.char * columns).rstrip())
+        elif isinstance(block, Stamps):
+            grid = stamp_grid(block.filled, block.total)
+            out.append(grid[: grid.rfind("  ")] + "  " + block.caption)
+        elif isinstance(block, QR):
+            out.append(_aligned(f"[QR {block.data}]", "center", columns))
+        elif isinstance(block, Barcode):
+            out.append(_aligned(f"[{block.kind} {block.data}]", "center", columns))
+        elif isinstance(block, Image):
+            out.append(_aligned(f"[image {block.image.width}x{block.image.height}]", "center", columns))
+        elif isinstance(block, Feed):
+            out.extend([""] * block.lines)
+        elif isinstance(block, Cut):
+            out.append("")
+    if doc.rtl:
+        out = [RLM + line if line else line for line in out]
+    return "\n".join(line.rstrip() for line in out).rstrip("\n") + "\n"
+
+
+def columns_for(cfg: Config) -> int:
+    from .escpos import paper_for
+
+    return paper_for(cfg).columns
 
 
 def render_sale_text(result: dict[str, Any], cfg: Config, *, copy: bool = False) -> str:
-    cur = result["currency"]
-    out: list[str] = []
-    out.append(cfg.store.name.center(WIDTH).rstrip())
-    for line in cfg.store.address:
-        out.append(line.center(WIDTH).rstrip())
-    if copy:
-        out.append("*** COPY ***".center(WIDTH).rstrip())
-    rc = result.get("receipt", {})
-    out.append(_row(f"Receipt {rc.get('number', '')}", rc.get("ts", "")[:16].replace("T", " ")))
-    out.append("-" * WIDTH)
-    for ln in result["lines"]:
-        label = f"{ln['qty']} x {ln['name']}"
-        out.append(_row(label, ln["amount"]))
-        if ln["reward"] != _zero(ln["reward"]):
-            out.append(_row("   reward", "-" + ln["reward"]))
-        if ln["discount"] != _zero(ln["discount"]):
-            out.append(_row("   discount", "-" + ln["discount"]))
-    out.append("-" * WIDTH)
-    out.append(_row("Subtotal", result["subtotal"]))
-    for source, amount in result.get("discounts", {}).items():
-        out.append(_row(f"  {source}", "-" + amount))
-    out.append(_row(f"TOTAL {cur}", result["total"]))
-    out.append("=" * WIDTH)
-    out.append(f"Card {result['card']}")
-    tier = result.get("member", {}).get("tier")
-    if tier:
-        out.append(f"Tier: {tier}")
-    earned, redeemed = result.get("earned", {}), result.get("redeemed", {})
-    for pid, state in result.get("programs", {}).items():
-        program = cfg.programs.get(pid)
-        if isinstance(program, StampsProgram):
-            out.append(f"{program.name}: {stamp_grid(state['stamps'], state['stamps_per_reward'])}")
-            if state["rewards"]:
-                out.append(f"  {state['rewards']} reward(s) ready")
-            out.append(f"  {state['to_next_reward']} more to the next reward")
-        elif isinstance(program, PointsProgram):
-            moved = []
-            if pid in earned:
-                moved.append(f"+{earned[pid]}")
-            if pid in redeemed:
-                moved.append(f"-{redeemed[pid]}")
-            out.append(_row(f"{program.name} {' '.join(moved)}".rstrip(), f"{state['balance']} = {state['value']} {cur}"))
-            for lot in state.get("expiring", []):
-                out.append(f"  {lot['points']} expire on {lot['on']}")
-        elif state.get("kind") == "discount" and state.get("percent"):
-            out.append(f"{pid}: {state['percent']}% off")
-    for bonus in result.get("bonuses", []):
-        out.append(f"Bonus ({bonus['bonus']}): +{bonus['points']}")
-    out.append("-" * WIDTH)
-    out.append(f"#{rc.get('seq', '')} {rc.get('hash', '')}")
-    return "\n".join(out) + "\n"
-
-
-def _zero(example: str) -> str:
-    _whole, _, frac = example.partition(".")
-    return "0" + ("." + "0" * len(frac) if frac else "")
+    doc = sale_receipt(result, cfg, copy=copy, lang=lang_for(cfg))
+    return render_text(doc, columns_for(cfg))

@@ -1,0 +1,148 @@
+"""Receipt language: message catalogs, digits, money and dates for en, ar, fa.
+
+Catalogs are gettext .po files shipped in `receipts/locale/`; the msgid is the
+English text, so a missing translation prints English rather than nothing.
+Money goes through Babel (CLDR) for the store's currency and locale.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from importlib import resources
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from babel.numbers import format_currency, format_decimal
+
+RTL_LOCALES = frozenset({"ar", "fa"})
+_UTC = ZoneInfo("UTC")
+Digits = Literal["latn", "native"]
+
+# CLDR numbering systems used when a store asks for native digits.
+_NATIVE_SYSTEM = {"ar": "arab", "fa": "arabext"}
+_DIGITS = {
+    "arab": "٠١٢٣٤٥٦٧٨٩",
+    "arabext": "۰۱۲۳۴۵۶۷۸۹",
+}
+# Babel's locale for money: "ar" alone formats the currency sign for no region;
+# a store in Kuwait or Iran reads the region's CLDR pattern.
+_CODE_THEN_DIGIT = re.compile(r"(^-?[A-Z]{3})(?=\d)")
+_MONEY_LOCALE = {"en": "en", "ar": "ar_KW", "fa": "fa_IR"}
+
+
+def parse_po(text: str) -> dict[str, str]:
+    """msgid -> msgstr of a .po file (single and multi-line strings, no plurals)."""
+    out: dict[str, str] = {}
+    key: str | None = None
+    field_name = ""
+    parts: dict[str, list[str]] = {"msgid": [], "msgstr": []}
+
+    def flush() -> None:
+        msgid, msgstr = "".join(parts["msgid"]), "".join(parts["msgstr"])
+        if msgid and msgstr:
+            out[msgid] = msgstr
+        parts["msgid"], parts["msgstr"] = [], []
+
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("msgid "):
+            if key is not None:
+                flush()
+            key, field_name = "msgid", "msgid"
+            line = line[6:]
+        elif line.startswith("msgstr "):
+            field_name = "msgstr"
+            line = line[7:]
+        if line.startswith('"'):
+            parts[field_name].append(str(ast.literal_eval(line)))
+    if key is not None:
+        flush()
+    return out
+
+
+@lru_cache(maxsize=8)
+def catalog(locale: str) -> dict[str, str]:
+    if locale == "en":
+        return {}
+    try:
+        text = resources.files("receipts").joinpath("locale", f"{locale}.po").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    return parse_po(text)
+
+
+def digits_setting(configured: str | None = None) -> Digits:
+    """`native` or `latn`: the store's choice, else $LOYALTY_RECEIPT_DIGITS, else Latin digits."""
+    value = (configured or os.environ.get("LOYALTY_RECEIPT_DIGITS") or "latn").strip().lower()
+    return "native" if value in ("native", "arab", "arabext", "eastern", "persian") else "latn"
+
+
+@dataclass(frozen=True, slots=True)
+class Lang:
+    """One receipt's language settings, with the helpers templates need."""
+
+    locale: str = "en"
+    digits: Digits = "latn"
+    tz: ZoneInfo = _UTC
+
+    @property
+    def rtl(self) -> bool:
+        return self.locale in RTL_LOCALES
+
+    @property
+    def numbering(self) -> str:
+        if self.digits == "native" and self.locale in _NATIVE_SYSTEM:
+            return _NATIVE_SYSTEM[self.locale]
+        return "latn"
+
+    def _(self, msgid: str, **values: object) -> str:
+        text = catalog(self.locale).get(msgid, msgid)
+        if values:
+            text = text.format(**{k: self.num(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in values.items()})
+        return text
+
+    def localize_digits(self, text: str) -> str:
+        table = _DIGITS.get(self.numbering)
+        if table is None:
+            return text
+        return text.translate(str.maketrans("0123456789", table))
+
+    def num(self, value: int | Decimal) -> str:
+        if self.numbering == "latn":
+            return str(value) if isinstance(value, int) and abs(value) < 1000 else format_decimal(value, locale="en")
+        return format_decimal(value, locale=_MONEY_LOCALE.get(self.locale, self.locale), numbering_system=self.numbering)
+
+    def money(self, amount: str | Decimal, currency: str) -> str:
+        """A decimal string ("12.500") in the store currency, as CLDR writes it for this language."""
+        return _money(str(amount), currency, _MONEY_LOCALE.get(self.locale, "en"), self.numbering)
+
+
+    def local_time(self, iso_utc: str) -> str:
+        """The ledger's UTC timestamp as the store's wall clock: 2026-11-22 19:07."""
+        if not iso_utc:
+            return ""
+        moment = datetime.fromisoformat(iso_utc.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return self.localize_digits(moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M"))
+
+    def day(self, value: str | date) -> str:
+        text = value.isoformat() if isinstance(value, date) else str(value)
+        return self.localize_digits(text)
+
+
+@lru_cache(maxsize=2048)
+def _money(amount: str, currency: str, locale: str, numbering: str) -> str:
+    text = format_currency(Decimal(amount), currency, locale=locale, numbering_system=numbering)
+    # Bidi marks in CLDR patterns are for text layout engines; our layout is explicit.
+    text = text.replace("\u200f", "").replace("\u200e", "").replace("\u061c", "").replace("\xa0", " ")
+    # CLDR's currency spacing: an alphabetic code stands apart from the digits (KWD 12.500).
+    return _CODE_THEN_DIGIT.sub(r"\1 ", text)

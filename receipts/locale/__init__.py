@@ -1,0 +1,1 @@
+"""Receipt message catalogs (gettext .po), one per locale; package data."""

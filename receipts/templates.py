@@ -1,0 +1,339 @@
+"""Receipt templates: ledger data in, a `Document` out.
+
+Every template reads only what the ledger recorded (a sale's JSON, a day's
+totals), so a receipt printed again tomorrow says what it said today.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from ledger.config import (
+    Config,
+    DiscountProgram,
+    MembershipProgram,
+    PointsProgram,
+    Program,
+    StampsProgram,
+)
+
+from .i18n import Lang, digits_setting
+from .model import QR, Barcode, Cut, Document, Feed, Row, Rule, Stamps, Text
+
+BONUS_LABELS = {
+    "welcome": "Welcome bonus",
+    "profile": "Profile bonus",
+    "birthday": "Birthday bonus",
+    "referral": "Referral bonus",
+}
+
+
+def lang_for(cfg: Config, locale: str | None = None, digits: str | None = None) -> Lang:
+    loc = locale or os.environ.get("LOYALTY_RECEIPT_LOCALE") or cfg.store.locale
+    configured = digits or getattr(cfg.store, "digits", None)
+    return Lang(locale=loc, digits=digits_setting(configured), tz=cfg.store.tz)
+
+
+def _new(kind: str, lang: Lang) -> Document:
+    return Document(kind=kind, locale=lang.locale, direction="rtl" if lang.rtl else "ltr")
+
+
+def _program_name(program: Program | None, pid: str, lang: Lang) -> str:
+    if program is None:
+        return pid
+    return program.names.get(lang.locale, program.name)
+
+
+def _tier_name(cfg: Config, tier_id: str | None, lang: Lang) -> str:
+    for level in cfg.tiers.levels:
+        if level.id == tier_id:
+            return level.names.get(lang.locale, level.name)
+    return tier_id or ""
+
+
+def _item_name(cfg: Config, sku: str, fallback: str, lang: Lang) -> str:
+    item = cfg.catalog.get(sku)
+    return item.label(lang.locale) if item else fallback
+
+
+def _is_zero(amount: str) -> bool:
+    return Decimal(amount) == 0
+
+
+def _store_header(doc: Document, cfg: Config, lang: Lang, *, copy: bool) -> None:
+    doc.add(Text(cfg.store.name, align="center", bold=True, size=2))
+    for line in cfg.store.address:
+        doc.add(Text(line, align="center"))
+    if copy:
+        doc.add(Feed(), Text(lang._("*** COPY ***"), align="center", bold=True, size=2))
+    doc.add(Feed())
+
+
+def stamp_caption(stamps: int, per_reward: int, lang: Lang) -> str:
+    return f"{lang.num(stamps)}/{lang.num(per_reward)}"
+
+
+def stamp_grid(stamps: int, per_reward: int) -> str:
+    """The text form of a stamp card: ● ● ● ○ ○  3/5."""
+    filled = max(0, min(stamps, per_reward))
+    return " ".join(["●"] * filled + ["○"] * (per_reward - filled)) + f"  {stamps}/{per_reward}"
+
+
+def qr_payload(card: str, receipt_number: str, seq: int | str, hash_prefix: str) -> str:
+    """What the receipt's QR carries: enough to find the card and the exact ledger entry."""
+    return f"LOYALTY:card={card};receipt={receipt_number};seq={seq};h={hash_prefix}"
+
+
+def _free_item(cfg: Config, program: StampsProgram, lang: Lang) -> str:
+    categories = sorted(program.reward_eligible.categories)
+    if len(categories) == 1:
+        return lang._(categories[0])
+    return lang._("reward")
+
+
+def _loyalty_block(doc: Document, result: Mapping[str, Any], cfg: Config, lang: Lang) -> None:
+    cur = result.get("currency", cfg.currency.code)
+    earned: Mapping[str, int] = result.get("earned", {}) or {}
+    redeemed: Mapping[str, int] = result.get("redeemed", {}) or {}
+    issued: Mapping[str, int] = result.get("rewards_issued", {}) or {}
+    doc.add(Text(lang._("Loyalty"), align="center", bold=True))
+    doc.add(Row(lang._("Card"), result.get("card", "")))
+    member = result.get("member", {}) or {}
+    if member.get("tier"):
+        doc.add(Row(lang._("Tier"), _tier_name(cfg, member["tier"], lang), bold=True))
+    change = result.get("tier_change")
+    if change and change.get("to"):
+        doc.add(Text(lang._("New tier: {tier}", tier=_tier_name(cfg, change["to"], lang)), bold=True))
+    nxt = member.get("next_tier")
+    if nxt:
+        doc.add(Text(lang._("{amount} more to {tier}", amount=lang.money(nxt["spend_needed"], cur),
+                            tier=_tier_name(cfg, nxt["id"], lang))))
+    for pid, state in (result.get("programs", {}) or {}).items():
+        program = cfg.programs.get(pid)
+        kind = state.get("kind")
+        name = _program_name(program, pid, lang)
+        if kind == "stamps":
+            per = int(state["stamps_per_reward"])
+            stamps = int(state["stamps"])
+            doc.add(Rule(" "), Text(name, bold=True))
+            doc.add(Stamps(stamps, per, stamp_caption(stamps, per, lang)))
+            if earned.get(pid):
+                doc.add(Row(lang._("Earned"), "+" + lang.num(int(earned[pid]))))
+            if redeemed.get(pid):
+                doc.add(Row(lang._("Redeemed"), "-" + lang.num(int(redeemed[pid]))))
+            if issued.get(pid):
+                doc.add(Row(lang._("New rewards"), "+" + lang.num(int(issued[pid]))))
+            if state.get("rewards"):
+                doc.add(Row(lang._("Rewards ready"), lang.num(int(state["rewards"])), bold=True))
+            to_next = int(state.get("to_next_reward", per - stamps))
+            item = _free_item(cfg, program, lang) if isinstance(program, StampsProgram) else lang._("reward")
+            doc.add(Text(lang._("{n} more to a free {item}", n=to_next, item=item)))
+        elif kind == "points":
+            doc.add(Rule(" "), Text(name, bold=True))
+            if earned.get(pid):
+                doc.add(Row(lang._("Earned"), "+" + lang.num(int(earned[pid]))))
+            if redeemed.get(pid):
+                doc.add(Row(lang._("Redeemed"), "-" + lang.num(int(redeemed[pid]))))
+            for bonus in result.get("bonuses", []) or []:
+                if bonus.get("program") == pid:
+                    label = BONUS_LABELS.get(str(bonus.get("bonus")), "Bonus")
+                    doc.add(Row(lang._(label), "+" + lang.num(int(bonus["points"]))))
+            doc.add(Row(lang._("New balance"), lang._("{points} pts", points=int(state["balance"])), bold=True))
+            doc.add(Row(lang._("Worth"), lang.money(state["value"], cur)))
+            if isinstance(program, PointsProgram) and program.step_points:
+                doc.add(Text(lang._("{points} pts = {value}", points=program.step_points,
+                                    value=lang.money(_fmt_minor(program.step_value, cfg), cur))))
+            for lot in state.get("expiring", []) or []:
+                doc.add(Text(lang._("{points} pts expire on {date}", points=int(lot["points"]), date=lang.day(lot["on"]))))
+        elif kind == "discount":
+            percent = state.get("percent")
+            if not percent:
+                continue
+            doc.add(Rule(" "), Row(name, lang._("{percent}% off", percent=_pct(percent, lang)), bold=True))
+            step = state.get("next")
+            if step and isinstance(program, DiscountProgram):
+                doc.add(Text(lang._("{amount} more to {percent}% off", amount=lang.money(step["spend_needed"], cur),
+                                    percent=_pct(step["percent"], lang))))
+        elif kind == "membership" and state.get("active") and isinstance(program, MembershipProgram):
+            doc.add(Rule(" "), Row(name, lang._("until {date}", date=lang.day(state.get("until") or ""))))
+
+
+def _pct(value: Any, lang: Lang) -> str:
+    return lang.localize_digits(str(value))
+
+
+def _fmt_minor(minor: int, cfg: Config) -> str:
+    from ledger import money
+
+    return money.fmt(minor, cfg.currency)
+
+
+def sale_receipt(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, lang: Lang | None = None) -> Document:
+    """The customer's receipt: lines, totals, and what the sale did to each balance."""
+    lang = lang or lang_for(cfg)
+    cur = result.get("currency", cfg.currency.code)
+    rc: Mapping[str, Any] = result.get("receipt", {}) or {}
+    doc = _new("sale", lang)
+    _store_header(doc, cfg, lang, copy=copy)
+    doc.add(Row(lang._("Receipt"), str(rc.get("number", ""))))
+    doc.add(Row(lang._("Date"), lang.local_time(str(rc.get("ts", "")))))
+    if result.get("refunded"):
+        doc.add(Text(lang._("REFUNDED"), align="center", bold=True, size=2))
+    doc.add(Rule())
+    for ln in result.get("lines", []):
+        name = _item_name(cfg, ln["sku"], ln["name"], lang)
+        qty = int(ln["qty"])
+        times = "×" if lang.rtl else "x"  # printers' code pages lack ×; raster lines have it
+        doc.add(Row(name if qty == 1 else f"{lang.num(qty)} {times} {name}", lang.money(ln["amount"], cur)))
+        if qty != 1:
+            doc.add(Text("  " + lang._("{qty} at {price}", qty=qty, price=lang.money(ln["unit_price"], cur))))
+        if not _is_zero(ln.get("reward", "0")):
+            doc.add(Row("  " + lang._("Free (reward)"), "-" + lang.money(ln["reward"], cur)))
+    doc.add(Rule())
+    doc.add(Row(lang._("Subtotal"), lang.money(result["subtotal"], cur)))
+    for source, amount in (result.get("discounts", {}) or {}).items():
+        if _is_zero(amount):
+            continue
+        program = cfg.programs.get(source)
+        label = _program_name(program, source, lang) if program else lang._(source)
+        doc.add(Row("  " + label, "-" + lang.money(amount, cur)))
+    doc.add(Row(lang._("TOTAL"), lang.money(result["total"], cur), bold=True, size=2))
+    doc.add(Rule("="))
+    _loyalty_block(doc, result, cfg, lang)
+    doc.add(Rule())
+    number, seq, hash_prefix = str(rc.get("number", "")), rc.get("seq", ""), str(rc.get("hash", ""))
+    doc.add(QR(qr_payload(str(result.get("card", "")), number, seq, hash_prefix)))
+    doc.add(Text(lang._("Receipt {number}", number=number), align="center"))
+    doc.add(Text(f"#{seq} · {hash_prefix}", align="center"))
+    doc.add(Text(lang._("Thank you!"), align="center", bold=True))
+    doc.add(Cut())
+    return doc
+
+
+def refund_slip(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, lang: Lang | None = None) -> Document:
+    """What a refund took back from each balance."""
+    lang = lang or lang_for(cfg)
+    doc = _new("refund", lang)
+    _store_header(doc, cfg, lang, copy=copy)
+    doc.add(Text(lang._("REFUND"), align="center", bold=True, size=2))
+    doc.add(Row(lang._("Sale"), str(result.get("sale", ""))[:13]))
+    doc.add(Row(lang._("Card"), str(result.get("card", ""))))
+    doc.add(Rule())
+    for pid, moved in (result.get("reversed", {}) or {}).items():
+        name = _program_name(cfg.programs.get(pid), pid, lang)
+        for account, amount in moved.items():
+            doc.add(Row(f"{name}: {lang._(account)}", ("+" if amount > 0 else "") + lang.num(int(amount))))
+    doc.add(Rule())
+    for pid, state in (result.get("programs", {}) or {}).items():
+        name = _program_name(cfg.programs.get(pid), pid, lang)
+        if state.get("kind") == "points":
+            doc.add(Row(name, lang._("{points} pts", points=int(state["balance"]))))
+        elif state.get("kind") == "stamps":
+            doc.add(Row(name, stamp_caption(int(state["stamps"]), int(state["stamps_per_reward"]), lang)))
+    doc.add(Cut())
+    return doc
+
+
+def z_report(totals: Mapping[str, Any], cfg: Config, *, copy: bool = False, lang: Lang | None = None) -> Document:
+    """End of day. `totals` is a plain dict: day, sales, refunds, gross, discount, net (decimal strings),
+    points_earned, points_redeemed, stamps, rewards_redeemed, new_members, first_seq, last_seq,
+    head_hash, and optionally server_ack (the chain head the server acknowledged)."""
+    lang = lang or lang_for(cfg)
+    cur = str(totals.get("currency", cfg.currency.code))
+    doc = _new("z_report", lang)
+    _store_header(doc, cfg, lang, copy=copy)
+    doc.add(Text(lang._("Z REPORT"), align="center", bold=True, size=2))
+    doc.add(Row(lang._("Business day"), lang.day(str(totals.get("day", "")))))
+    doc.add(Row(lang._("Store"), cfg.store.id))
+    doc.add(Row(lang._("Terminal"), cfg.store.terminal))
+    if totals.get("closed_at"):
+        doc.add(Row(lang._("Closed"), lang.local_time(str(totals["closed_at"]))))
+    doc.add(Rule())
+    doc.add(Row(lang._("Sales"), lang.num(int(totals.get("sales", 0)))))
+    doc.add(Row(lang._("Refunds"), lang.num(int(totals.get("refunds", 0)))))
+    doc.add(Row(lang._("Gross"), lang.money(str(totals.get("gross", "0")), cur)))
+    doc.add(Row(lang._("Discounts"), "-" + lang.money(str(totals.get("discount", "0")), cur)))
+    doc.add(Row(lang._("Net"), lang.money(str(totals.get("net", "0")), cur), bold=True))
+    doc.add(Rule())
+    for key, label in (("points_earned", "Points earned"), ("points_redeemed", "Points redeemed"),
+                       ("stamps", "Stamps given"), ("rewards_redeemed", "Rewards redeemed"),
+                       ("new_members", "New members")):
+        doc.add(Row(lang._(label), lang.num(int(totals.get(key, 0)))))
+    doc.add(Rule())
+    doc.add(Row(lang._("Events"), f"{totals.get('first_seq', '')}-{totals.get('last_seq', '')}"))
+    doc.add(Row(lang._("Chain head"), str(totals.get("head_hash", ""))[:12]))
+    ack = totals.get("server_ack")
+    doc.add(Row(lang._("Server ack"), str(ack)[:12] if ack else lang._("not synced")))
+    doc.add(Cut())
+    return doc
+
+
+def voucher(data: Mapping[str, Any], cfg: Config, *, copy: bool = False, lang: Lang | None = None) -> Document:
+    """A reward voucher: `data` has program, card, code, and optionally valid_until and sale."""
+    lang = lang or lang_for(cfg)
+    pid = str(data.get("program", ""))
+    program = cfg.programs.get(pid)
+    doc = _new("voucher", lang)
+    _store_header(doc, cfg, lang, copy=copy)
+    doc.add(Text(lang._("REWARD VOUCHER"), align="center", bold=True, size=2))
+    doc.add(Text(_program_name(program, pid, lang), align="center", bold=True))
+    if isinstance(program, StampsProgram):
+        doc.add(Text(lang._("One free {item}", item=_free_item(cfg, program, lang)), align="center", size=2))
+        if program.reward_max_value:
+            doc.add(Text(lang._("up to {amount}", amount=lang.money(_fmt_minor(program.reward_max_value, cfg), cfg.currency.code)),
+                         align="center"))
+    doc.add(Row(lang._("Card"), str(data.get("card", ""))))
+    if data.get("valid_until"):
+        doc.add(Row(lang._("Valid until"), lang.day(str(data["valid_until"]))))
+    code = str(data.get("code", ""))
+    doc.add(Feed(), Barcode(code), Text(code, align="center"), Feed())
+    doc.add(Text(lang._("Show this voucher or tap your card"), align="center"))
+    doc.add(Cut())
+    return doc
+
+
+def enrolment_slip(data: Mapping[str, Any], cfg: Config, *, copy: bool = False, lang: Lang | None = None) -> Document:
+    """Welcome slip for a new member: `data` is a card view (card show --json), with optional welcome_points."""
+    lang = lang or lang_for(cfg)
+    doc = _new("enrolment", lang)
+    _store_header(doc, cfg, lang, copy=copy)
+    doc.add(Text(lang._("Welcome!"), align="center", bold=True, size=2))
+    doc.add(Text(lang._("Your loyalty card"), align="center"))
+    card = str(data.get("card", ""))
+    doc.add(Row(lang._("Card"), card))
+    member = data.get("member", {}) or {}
+    if member.get("name"):
+        doc.add(Row(lang._("Name"), str(member["name"])))
+    if member.get("since"):
+        doc.add(Row(lang._("Member since"), lang.day(str(member["since"]))))
+    if data.get("welcome_points"):
+        doc.add(Row(lang._("Welcome bonus"), lang._("{points} pts", points=int(data["welcome_points"])), bold=True))
+    doc.add(Rule())
+    for program in cfg.programs.values():
+        name = _program_name(program, program.id, lang)
+        if isinstance(program, StampsProgram):
+            doc.add(Text(lang._("{name}: {n} stamps = one free {item}", name=name, n=program.stamps_per_reward,
+                                item=_free_item(cfg, program, lang))))
+        elif isinstance(program, PointsProgram) and program.step_points:
+            doc.add(Text(lang._("{name}: {points} pts = {value}", name=name, points=program.step_points,
+                                value=lang.money(_fmt_minor(program.step_value, cfg), cfg.currency.code))))
+    doc.add(Feed(), QR(f"LOYALTY:card={card}"), Cut())
+    return doc
+
+
+def printer_test(cfg: Config, *, lang: Lang | None = None, paper_mm: int | None = None) -> Document:
+    """A test page: the store header, a ruler, a QR code, a barcode, the cut."""
+    lang = lang or lang_for(cfg)
+    doc = _new("test", lang)
+    _store_header(doc, cfg, lang, copy=False)
+    doc.add(Text(lang._("PRINTER TEST"), align="center", bold=True, size=2))
+    doc.add(Row(lang._("Printer"), cfg.printer.url))
+    doc.add(Row(lang._("Paper"), f"{paper_mm or cfg.printer.paper_width_mm} mm"))
+    doc.add(Rule(), Text("0123456789" * 5), Rule())
+    doc.add(Row(lang._("Total"), lang.money("12.345", cfg.currency.code), bold=True))
+    doc.add(Stamps(7, 10, stamp_caption(7, 10, lang)))
+    doc.add(QR("LOYALTY:test"), Barcode("TEST-1234"), Cut())
+    return doc
