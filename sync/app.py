@@ -77,8 +77,7 @@ def create_app(store: ServerStore) -> FastAPI:
 
     @app.get("/v1/terminals/{tid}/reports", response_model=Reports, responses=ERRORS)
     def reports(tid: Tid, authorization: Auth = None) -> Reports:
-        with store.engine.connect() as conn:
-            store.authenticate(conn, tid, _token(authorization))
+        store.authenticate(tid, _token(authorization))
         return Reports.model_validate(store.reports())
 
     return app

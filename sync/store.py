@@ -327,14 +327,16 @@ class ServerStore:
                 )
         return tid, token
 
-    def authenticate(self, conn: Connection, tid: str, token: str | None) -> Any:
-        if not token:
-            self.flag("bad_token", tid, "no bearer token")
-            raise Unauthorized("a bearer token is required")
-        row = conn.execute(select(terminals).where(terminals.c.token_hash == token_hash(token))).first()
+    def authenticate(self, tid: str, token: str | None) -> Any:
+        """The terminal row of a token that may act as `tid`; a refusal is flagged for the manager."""
+        row = None
+        if token:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(terminals).where(terminals.c.token_hash == token_hash(token))).first()
+                conn.rollback()
         if row is None:
-            self.flag("bad_token", tid, "unknown token")
-            raise Unauthorized("unknown token")
+            self.flag("bad_token", tid, "unknown token" if token else "no bearer token")
+            raise Unauthorized("unknown token" if token else "a bearer token is required")
         if row.tid != tid:
             self.flag("wrong_terminal", row.tid, f"token of {row.tid} used for {tid}")
             raise Forbidden(f"this token belongs to terminal {row.tid}, not {tid}")
@@ -363,9 +365,7 @@ class ServerStore:
 
     def _push(self, tid: str, token: str | None, from_seq: int, batch: Sequence[WireEvent]) -> PushResult:
         rows = [e.model_dump() for e in batch]
-        with self.engine.connect() as conn:
-            term = self.authenticate(conn, tid, token)
-            conn.rollback()
+        term = self.authenticate(tid, token)
         self._check_batch(term, from_seq, rows)
         with self.engine.begin() as conn:
             return self.push_in(conn, tid, from_seq, rows)
@@ -504,8 +504,8 @@ class ServerStore:
     # ------------------------------------------------------------ pull
 
     def changes(self, tid: str, token: str | None, since: int, limit: int) -> dict[str, Any]:
+        self.authenticate(tid, token)
         with self._reader() as conn:
-            self.authenticate(conn, tid, token)
             return self.changes_in(conn, tid, since, limit)
 
     def _reader(self) -> Connection:

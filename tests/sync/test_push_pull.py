@@ -1,0 +1,233 @@
+"""Push and pull through the real client and the real server, in process (TestClient) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from synctools import NOW, Terminal, in_process, local_events, offline_redeem, server_events
+
+from ledger.errors import LoyaltyError
+from ledger.store import HASHED, event_hash
+from sync.store import ServerStore
+
+CARD = "uid:04A1B2C3D4E5F6"
+COLS = (*HASHED, "hash")
+
+
+def wire(t: Terminal, since: int = 0) -> list[dict[str, Any]]:
+    return [dict(zip(COLS, r, strict=True)) for r in t.conn.execute(f"SELECT {', '.join(COLS)} FROM events WHERE seq > ? ORDER BY seq", (since,))]
+
+
+def rehash(rows: list[dict[str, Any]], prev: str) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        r = {**r, "prev_hash": prev}
+        r["hash"] = event_hash(r)
+        prev = r["hash"]
+        out.append(r)
+    return out
+
+
+def test_push_then_pull_gives_every_till_the_chain_balance(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a.sale(CARD, "LAT*3", "BEANS")
+    a.sale(CARD, "ESP*2")
+    with in_process(server) as http:
+        res = a.client(http).sync()
+        assert res["push"]["acked_seq"] == a.head() == res["push"]["head_seq"]
+        assert server_events(server, a.tid) == local_events(a)
+        assert server.balances_of() == {k: v for k, v in a.shown().items()}
+
+        pulled = b.client(http).sync()["pull"]
+        assert pulled["new_members"] == 1 and pulled["new_cards"] == 1
+        # the card is known at the other store, with the balance it earned at the first
+        assert b.conn.execute("SELECT status FROM cards WHERE id=?", (CARD,)).fetchone()[0] == "active"
+        assert b.shown() == a.shown() == server.balances_of()
+        points = b.loyalty.card(CARD, NOW)["member"]["id"]
+        assert points == a.member(CARD)
+
+        # an earning at the second store reaches the first; each till keeps its own share apart
+        b.sale(CARD, "LAT")
+        b.client(http).sync()
+        a.client(http).sync()
+        assert a.shown() == b.shown() == server.balances_of()
+        remote_a = dict(((m, p, acc), v) for m, p, acc, v in a.conn.execute("SELECT member_id, program_id, account, amount FROM remote_balances"))
+        own_b = dict(((m, p, acc), v) for m, p, acc, v in b.conn.execute("SELECT member_id, program_id, account, amount FROM balances"))
+        assert {k: v for k, v in remote_a.items() if v} == {k: v for k, v in own_b.items() if v}
+
+
+def test_push_is_idempotent_and_pull_resumes_from_its_cursor(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server)
+    a.sale(CARD, "LAT*2")
+    rows = wire(a)
+    with in_process(server) as http:
+        h = {"Authorization": f"Bearer {a.token}"}
+        first = http.post(f"/v1/terminals/{a.tid}/events", json={"from_seq": 1, "events": rows}, headers=h)
+        again = http.post(f"/v1/terminals/{a.tid}/events", json={"from_seq": 1, "events": rows}, headers=h)
+        assert first.status_code == again.status_code == 200
+        assert first.json()["acked_seq"] == again.json()["acked_seq"] == len(rows)
+        assert server.event_count() == len(rows)
+        # part old, part new: the old part is a no-op, the new part is stored
+        a.sale(CARD, "ESP")
+        both = http.post(f"/v1/terminals/{a.tid}/events", json={"from_seq": 2, "events": wire(a, 1)}, headers=h)
+        assert both.status_code == 200 and both.json()["acked_seq"] == a.head()
+        assert server_events(server, a.tid) == local_events(a)
+
+        client = a.client(http, page=1)
+        client.push()
+        p1 = client.pull()
+        assert p1.pages >= 1 and p1.members == 1
+        again_pull = client.pull()
+        assert again_pull.members == 0 and again_pull.cursor == p1.cursor
+
+
+def test_a_gap_answers_409_and_the_client_resends_from_the_server_head(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server)
+    a.sale(CARD, "LAT*2")
+    a.sale(CARD, "ESP")
+    rows = wire(a)
+    with in_process(server) as http:
+        h = {"Authorization": f"Bearer {a.token}"}
+        r = http.post(f"/v1/terminals/{a.tid}/events", json={"from_seq": 3, "events": rows[2:]}, headers=h)
+        assert r.status_code == 409
+        assert r.json()["last_seq"] == 0
+        assert server.event_count() == 0
+        # a till that believes more is acked than the server holds (server restored from a backup)
+        client = a.client(http)
+        client._set({"acked_seq": 3, "acked_hash": rows[2]["hash"]})
+        client.push()
+        assert server_events(server, a.tid) == local_events(a)
+
+
+def test_tamper_and_auth_are_refused_flagged_and_store_nothing(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a.sale(CARD, "LAT*2")
+    rows = wire(a)
+    with in_process(server) as http:
+        ha = {"Authorization": f"Bearer {a.token}"}
+        url = f"/v1/terminals/{a.tid}/events"
+        assert http.post(url, json={"from_seq": 1, "events": rows}, headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert http.post(url, json={"from_seq": 1, "events": rows}).status_code == 401
+        # b's valid token, pushing as a
+        assert http.post(url, json={"from_seq": 1, "events": rows}, headers={"Authorization": f"Bearer {b.token}"}).status_code == 403
+        # a's events pushed under b's own id: they claim another terminal
+        rb = http.post(f"/v1/terminals/{b.tid}/events", json={"from_seq": 1, "events": rows}, headers={"Authorization": f"Bearer {b.token}"})
+        assert rb.status_code == 422
+        # an edited amount without a new hash
+        bad = [dict(r) for r in rows]
+        bad[1]["amount"] += 5
+        assert http.post(url, json={"from_seq": 1, "events": bad}, headers=ha).status_code == 422
+        assert server.event_count() == 0
+
+        assert http.post(url, json={"from_seq": 1, "events": rows}, headers=ha).status_code == 200
+        stored = server_events(server, a.tid)
+        balances = server.balances_of()
+        # replayed with altered content, re-chained so every hash checks out
+        forged = rehash([{**r, "amount": r["amount"] * 10} for r in rows], rows[0]["prev_hash"])
+        r = http.post(url, json={"from_seq": 1, "events": forged}, headers=ha)
+        assert r.status_code == 422 and r.json()["error"] == "tamper"
+        # new events that do not continue the stored chain
+        a.sale(CARD, "ESP")
+        new = wire(a, len(rows))
+        broken = rehash(new, "f" * 64)
+        assert http.post(url, json={"from_seq": len(rows) + 1, "events": broken}, headers=ha).status_code == 422
+        # a reused event id with other content
+        reused = rehash([{**new[0], "event_id": rows[0]["event_id"]}], rows[-1]["hash"])
+        assert http.post(url, json={"from_seq": len(rows) + 1, "events": reused}, headers=ha).status_code == 422
+        assert server_events(server, a.tid) == stored
+        assert server.balances_of() == balances
+
+    kinds = [f["kind"] for f in server.reports()["flags"]]
+    assert kinds.count("bad_token") == 2
+    assert kinds.count("wrong_terminal") == 1
+    assert kinds.count("tamper") == 5
+
+
+def test_two_stores_redeem_offline_overdraft_is_flagged_and_shown_alike(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a.sale(CARD, "BEANS*10")  # 10 * 4.500 * 10 points * 2 (retail) = 900 + welcome 50
+    with in_process(server) as http:
+        a.client(http).sync()
+        b.client(http).sync()
+        member = a.member(CARD)
+        key = (member, "points", "points")
+        synced = b.shown()[key]
+        assert synced == a.shown()[key] == 950
+        # both offline: each redeems up to what it last saw of the chain
+        offline_redeem(a, CARD, "points", 600)
+        offline_redeem(b, CARD, "points", 600)
+        ra = a.client(http).sync()
+        rb = b.client(http).sync()
+        assert ra["push"]["overdrafts"] == []
+        assert rb["push"]["overdrafts"] == [{"member_id": member, "program_id": "points", "account": "points", "balance": -250}]
+        a.client(http).sync()
+    # every till shows the same negative balance, and it never goes below what two escrows allow
+    assert a.shown()[key] == b.shown()[key] == server.balances_of()[key] == -250
+    assert -250 >= -(synced * 1)
+    rep = server.reports()["overdrafts"]
+    assert [(o["member_id"], o["balance"], o["current"], o["tid"]) for o in rep] == [(member, -250, -250, b.tid)]
+
+
+def test_a_card_blocked_at_one_store_is_refused_at_another_after_pull(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a.sale(CARD, "LAT")
+    with in_process(server) as http:
+        a.client(http).sync()
+        b.client(http).sync()
+        b.sale(CARD, "ESP")
+        a.loyalty.block(CARD, NOW, "stolen")
+        a.client(http).sync()
+        pulled = b.client(http).sync()["pull"]
+        assert pulled["hotlisted"] == 1
+    with pytest.raises(LoyaltyError) as exc:
+        b.sale(CARD, "ESP")
+    assert exc.value.code == "card_blocked"
+
+
+def test_replace_moves_the_member_to_the_new_card_everywhere(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a.sale(CARD, "LAT")
+    a.loyalty.replace(CARD, "code:NEW-1", NOW)
+    with in_process(server) as http:
+        a.client(http).sync()
+        b.client(http).sync()
+    rows = dict(b.conn.execute("SELECT id, status FROM cards").fetchall())
+    assert rows == {CARD: "replaced", "code:NEW-1": "active"}
+    assert b.sale("code:NEW-1", "ESP")["member"]["id"] == a.member(CARD)
+
+
+def test_reports_list_tills_not_synced_for_a_day(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    make_terminal(server, "kw-salmiya-01", "till-2")
+    a.sale(CARD, "LAT")
+    with in_process(server) as http:
+        a.client(http).sync()
+        rep = http.get(f"/v1/terminals/{a.tid}/reports", headers={"Authorization": f"Bearer {a.token}"}).json()
+    assert [t["tid"] for t in rep["stale_terminals"]] == ["kw-salmiya-01:till-2"]
+    later = server.reports(now=datetime.now(UTC) + timedelta(days=2))
+    assert [t["tid"] for t in later["stale_terminals"]] == ["kw-salmiya-01:till-1", "kw-salmiya-01:till-2"]
+
+
+def test_schema_is_created_once_and_reopened(db_url: str) -> None:
+    first = ServerStore(db_url)
+    tid, _ = first.add_terminal("s", "t")
+    first.close()
+    again = ServerStore(db_url)
+    try:
+        assert again.schema_version() == 1
+        assert again.terminal_head(tid) == (0, "0" * 64)
+        with pytest.raises(Exception, match="already registered"):
+            again.add_terminal("s", "t")
+        _, token = again.add_terminal("s", "t", rotate=True)
+        assert token.startswith("lt_")
+    finally:
+        again.close()
