@@ -1,36 +1,85 @@
-"""`loyalty demo` and `loyalty run`."""
+"""`loyalty demo` and `loyalty run`: the cashier app (and the scripted demo walk-through)."""
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..context import Context, Output
 
-DEMO_STORE = Path(__file__).resolve().parent.parent / "demo_store.toml"
-
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("demo", help="a scripted walk through the demo store (enrol, sales, receipt), on embedded defaults")
-    p.add_argument("--dir", help="where the demo ledger lives (default: a new temp dir)")
+    p = sub.add_parser("demo", help="the cashier app on the seeded demo store: simulated reader, preview printer")
+    p.add_argument("--dir", help="where the demo keeps its config and ledger (default: a new temp dir); reused if seeded")
+    p.add_argument("--script", action="store_true", help="no UI: a scripted walk through the demo store (enrol, sales, receipt)")
     p.set_defaults(handler=cmd_demo)
 
+    p = sub.add_parser("run", help="the cashier app on the configured reader, printer and ledger")
+    p.set_defaults(handler=cmd_run)
 
-def cmd_demo(args: argparse.Namespace, ctx: Context) -> Output:
+
+def _clock(ctx: Context, tz: Any) -> Any:
+    from ledger import clock
+
+    if ctx.now_text is None:
+        return lambda: clock.parse_now(None, tz)
+    fixed: datetime = clock.parse_now(ctx.now_text, tz)
+    return lambda: fixed
+
+
+def cmd_demo(args: argparse.Namespace, ctx: Context) -> Output | int:
+    from terminal.demo import open_demo
+
+    workdir = Path(args.dir or tempfile.mkdtemp(prefix="loyalty-demo-"))
+    if args.script:
+        return _script(workdir, ctx)
+    from ledger import config as config_mod
+    from terminal.demo import DEMO_STORE
+
+    tz = config_mod.load(DEMO_STORE).store.tz
+    clock = _clock(ctx, tz)
+    cfg, _path = open_demo(workdir, clock())
+    from terminal.app import DemoCard, build_app, build_services
+    from terminal.demo import tap_list
+
+    cards = [DemoCard(key, card, label) for key, card, label in tap_list()]
+    services = build_services(cfg, clock=clock, demo_cards=cards, demo=True, reader_url="sim://", printer_url="preview://")
+    try:
+        build_app(services).run()
+    finally:
+        services.close()
+    print(f"demo ledger kept in {workdir} (loyalty demo --dir {workdir} continues it)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
+    cfg = ctx.config
+    from terminal.app import build_app, build_services
+
+    services = build_services(cfg, clock=_clock(ctx, cfg.store.tz))
+    try:
+        build_app(services).run()
+    finally:
+        services.close()
+    return 0
+
+
+def _script(workdir: Path, ctx: Context) -> Output:
+    """The headless walk-through: a new member, two sales, the second redeeming, its receipt."""
+    from ledger import clock as clock_mod
     from ledger import config as config_mod
     from ledger.service import CheckoutRequest, Loyalty
     from receipts.text import render_sale_text
+    from terminal.demo import prepare_dir
 
-    workdir = Path(args.dir or tempfile.mkdtemp(prefix="loyalty-demo-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    store = workdir / "config.toml"
-    store.write_text(DEMO_STORE.read_text(encoding="utf-8"), encoding="utf-8")
+    store = prepare_dir(workdir)
     cfg = config_mod.load(store)
     service = Loyalty.open(cfg)
     try:
-        now = ctx_now(ctx, cfg)
+        now = clock_mod.parse_now(ctx.now_text, cfg.store.tz)
         out = [f"demo store {cfg.store.name}; ledger in {workdir}", ""]
         card = "uid:04A1B2C3D4E5F6"
         service.enrol(card, now, name="Fatima", phone="+965 5000 0000", birthday="03-21")
@@ -41,9 +90,3 @@ def cmd_demo(args: argparse.Namespace, ctx: Context) -> Output:
         return Output({"dir": str(workdir), "sale": result}, "\n".join(out))
     finally:
         service.close()
-
-
-def ctx_now(ctx: Context, cfg: Any) -> Any:
-    from ledger import clock
-
-    return clock.parse_now(ctx.now_text, cfg.store.tz)

@@ -1,0 +1,264 @@
+"""The cashier app: built by `build_app(services)`, runs the reader and the status bar, and the manager's actions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from textual import on, work
+from textual.app import App
+
+import receipts
+from drivers.readers.base import CardPresent, CardRemoved, ReaderConnected, ReaderDisconnected
+
+from .checkout import CheckoutScreen, plain_error
+from .dialogs import Field, FormScreen, ManagerMenu, PinScreen
+from .messages import CardTapped, ManagerResult, ReaderStatus, StatusSnapshot
+from .services import Services
+
+PIN_LOCKOUT_S = 30.0
+
+
+class LoyaltyApp(App[None]):
+    TITLE = "loyalty"
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(self, services: Services):
+        super().__init__()
+        self.services = services
+        self.checkout = CheckoutScreen(services)
+        self._stop = threading.Event()
+        self._pin_locked_until = 0.0
+        self.manager_log: list[str] = []
+
+    def on_mount(self) -> None:
+        self.push_screen(self.checkout)
+        if self.services.reader is not None:
+            self.read_cards()
+        else:
+            self.checkout.reader_text = "reader: none (F2 types ids)"
+            if self.services.reader_error:
+                self.checkout.say(f"Card reader not available: {self.services.reader_error}", "error")
+        self.refresh_status()
+        self.set_interval(self.services.status_interval_s, self.refresh_status)
+
+    def on_unmount(self) -> None:
+        self._stop.set()
+
+    # ------------------------------------------------------------ reader
+
+    @work(thread=True, exclusive=True, group="reader", exit_on_error=False)
+    def read_cards(self) -> None:
+        reader = self.services.reader
+        assert reader is not None
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                for event in reader.events(self._stop):
+                    if isinstance(event, CardPresent):
+                        self.post_message(CardTapped(event.card_id, event.reader, event.signature, event.warnings))
+                    elif isinstance(event, ReaderConnected):
+                        backoff = 0.5
+                        self.post_message(ReaderStatus(True, event.reader))
+                    elif isinstance(event, ReaderDisconnected):
+                        self.post_message(ReaderStatus(False, event.reader, event.reason))
+                    elif isinstance(event, CardRemoved):
+                        pass
+                    if self._stop.is_set():
+                        return
+            except Exception as exc:  # a reader that fails is retried; the till keeps selling meanwhile
+                self.post_message(ReaderStatus(False, getattr(reader, "name", "reader"), plain_error(exc)))
+            if self._stop.wait(backoff):
+                return
+            backoff = min(backoff * 2, 5.0)
+
+    @on(CardTapped)
+    def _card_tapped(self, msg: CardTapped) -> None:
+        self.checkout.card_tapped(msg.card_id, msg.signature, msg.warnings)
+
+    @on(ReaderStatus)
+    def _reader_status(self, msg: ReaderStatus) -> None:
+        if msg.connected:
+            self.checkout.reader_text = f"reader ● {msg.name}"
+        else:
+            self.checkout.reader_text = f"reader ○ {msg.name} (reconnecting)"
+            if msg.reason:
+                self.checkout.say(f"Card reader: {msg.reason}. Check its cable; F2 types card ids meanwhile.", "error")
+        self.refresh_status()
+
+    # ------------------------------------------------------------ status bar
+
+    def refresh_status(self) -> None:
+        self.poll_status()
+
+    @work(thread=True, exclusive=True, group="status", exit_on_error=False)
+    def poll_status(self) -> None:
+        try:
+            snap = StatusSnapshot(self.services.sync.state(), self.services.gate.queued_prints())
+        except Exception:  # the status bar must never take the till down; it tries again next tick
+            return
+        self.post_message(snap)
+
+    @on(StatusSnapshot)
+    def _status(self, msg: StatusSnapshot) -> None:
+        self.checkout.show_status(msg)
+
+    # ------------------------------------------------------------ manager
+
+    def open_manager(self) -> None:
+        left = self._pin_locked_until - time.monotonic()
+        if left > 0:
+            self.checkout.say(f"Manager actions are locked for {left:.0f} s after wrong PINs.", "error")
+            return
+
+        def pin_done(ok: bool | None) -> None:
+            if ok:
+                self.push_screen(ManagerMenu(), self.manager_action)
+                return
+            screen_wrong = ok is False
+            if screen_wrong and isinstance(self._last_pin, PinScreen) and self._last_pin.wrong >= PinScreen.TRIES:
+                self._pin_locked_until = time.monotonic() + PIN_LOCKOUT_S
+                self.checkout.say(f"Wrong PIN {PinScreen.TRIES} times: manager actions locked for {PIN_LOCKOUT_S:.0f} s.", "error")
+            elif screen_wrong and isinstance(self._last_pin, PinScreen) and self._last_pin.wrong:
+                self.checkout.say("Wrong PIN: manager actions cancelled.", "error")
+
+        self._last_pin = PinScreen(self.services.check_pin, "manager actions")
+        self.push_screen(self._last_pin, pin_done)
+
+    _last_pin: PinScreen | None = None
+
+    def manager_action(self, action: str | None) -> None:
+        if action is None:
+            return
+        co = self.checkout
+        sale_ref = co.last_receipt or ""
+        card = co.cart.card or co.last_card or ""
+        if action == "refund":
+            self.push_screen(
+                FormScreen("Refund a sale", [Field("sale", "Receipt number (or sale id)", sale_ref)]),
+                self._then("refund"),
+            )
+        elif action == "reprint":
+            self.push_screen(
+                FormScreen("Reprint a receipt", [Field("sale", "Receipt number (or sale id)", sale_ref)]),
+                self._then("reprint"),
+            )
+        elif action == "block":
+            self.push_screen(
+                FormScreen("Block a card", [Field("card", "Card id", card), Field("reason", "Reason", "", "lost, stolen, abuse…")]),
+                self._then("block"),
+            )
+        elif action == "unblock":
+            self.push_screen(FormScreen("Unblock a card", [Field("card", "Card id", card)]), self._then("unblock"))
+        elif action == "replace":
+            self.push_screen(
+                FormScreen("Replace a card", [Field("old", "Old card id", card), Field("new", "New card id", "", "tap or type the new card")]),
+                self._then("replace"),
+            )
+        elif action == "adjust":
+            programs = [p.id for p in self.services.gate.points_programs()] + [p.id for p in self.services.gate.stamp_programs()]
+            self.push_screen(
+                FormScreen(
+                    "Adjust a balance",
+                    [
+                        Field("card", "Card id", card),
+                        Field("program", f"Program ({', '.join(programs)})", programs[0] if programs else ""),
+                        Field("amount", "Amount (+ adds, - takes)", "", "+100 or -2"),
+                        Field("reason", "Reason (required)", ""),
+                    ],
+                ),
+                self._then("adjust"),
+            )
+        elif action == "offline":
+            sync = self.services.sync
+            offline = not sync.state().forced_offline
+            sync.set_offline(offline)
+            self.note_manager(True, "Forced offline: sync is paused." if offline else "Back online: sync resumes.")
+            self.refresh_status()
+        elif action == "end_of_day":
+            from .endofday import EndOfDayScreen
+
+            self.push_screen(EndOfDayScreen(self.services))
+
+    def _then(self, action: str) -> Callable[[dict[str, str] | None], None]:
+        def done(values: dict[str, str] | None) -> None:
+            if values is not None:
+                self.run_manager(action, values)
+
+        return done
+
+    @work(thread=True, group="manager", exit_on_error=False)
+    def run_manager(self, action: str, values: dict[str, str]) -> None:
+        gate = self.services.gate
+        try:
+            if action == "refund":
+                result = gate.refund(values["sale"])
+                moved = ", ".join(
+                    f"{pid} " + " ".join(f"{acct} {amount:+d}" for acct, amount in accts.items()) for pid, accts in result["reversed"].items()
+                )
+                slip = refund_slip(self.services, values["sale"], result)
+                self._print_quietly("refund", result["refund"], slip)
+                self.post_message(ManagerResult(True, f"Refunded {values['sale']}: {moved or 'nothing to reverse'}.", result, slip))
+            elif action == "reprint":
+                sale = gate.sale(values["sale"])
+                text = receipts.render_sale(sale, self.services.cfg, "text", copy=True).decode("utf-8")
+                self._print_quietly(None, None, text)
+                self.post_message(ManagerResult(True, f"Reprinted {sale['receipt']['number']} (marked COPY).", None, text))
+            elif action == "block":
+                view = gate.block(values["card"], values["reason"].strip())
+                self.post_message(ManagerResult(True, f"Card {view['card']} is blocked.", view))
+            elif action == "unblock":
+                view = gate.unblock(values["card"])
+                self.post_message(ManagerResult(True, f"Card {view['card']} is active again.", view))
+            elif action == "replace":
+                view = gate.replace(values["old"], values["new"])
+                self.post_message(ManagerResult(True, f"Member moved to card {view['card']}; the old card is refused from now on.", view))
+            elif action == "adjust":
+                text = values["amount"].strip().replace(" ", "")
+                try:
+                    amount = int(text)
+                except ValueError:
+                    self.post_message(ManagerResult(False, f"Adjust: {text!r} is not a whole number (e.g. +100 or -2)."))
+                    return
+                view = gate.adjust(values["card"], values["program"].strip(), amount, values["reason"])
+                self.post_message(ManagerResult(True, f"Adjusted {values['program']} by {amount:+d} on {view['card']}.", view))
+        except Exception as exc:
+            self.post_message(ManagerResult(False, f"{action.replace('_', ' ').capitalize()} not done: {plain_error(exc)}"))
+
+    def _print_quietly(self, kind: str | None, ref: str | None, text: str) -> None:
+        printer = self.services.printer
+        try:
+            printer.print_bytes(text.encode("utf-8"))
+            if kind and ref and printer.shows_on_screen():
+                self.services.gate.mark_printed(kind, ref)
+        except Exception as exc:  # the action itself is done; the paper can be reprinted
+            self.post_message(ManagerResult(False, f"printer: {exc}; reprint later (F12, p)"))
+
+    @on(ManagerResult)
+    def _manager_result(self, msg: ManagerResult) -> None:
+        self.note_manager(msg.ok, msg.text)
+        if msg.receipt:
+            self.checkout.show_receipt(msg.receipt, f"printed on {self.services.printer.name}")
+        if msg.view is not None and self.checkout.cart.card == msg.view.get("card"):
+            self.checkout.card_tapped(msg.view["card"])
+        self.refresh_status()
+
+    def note_manager(self, ok: bool, text: str) -> None:
+        self.manager_log.append(text)
+        self.checkout.say(text, "ok" if ok else "error")
+
+
+def refund_slip(services: Services, ref: str, result: dict[str, Any]) -> str:
+    cfg = services.cfg
+    lines = [cfg.store.name.center(42).rstrip(), "REFUND".center(42).rstrip(), "-" * 42, f"Sale {ref}", f"Card {result['card']}"]
+    for pid, accts in result["reversed"].items():
+        for acct, amount in accts.items():
+            lines.append(f"  {pid} {acct} {amount:+d}")
+    return "\n".join(lines) + "\n"
+
+
+def build_app(services: Services) -> LoyaltyApp:
+    return LoyaltyApp(services)
+

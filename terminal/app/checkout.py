@@ -1,0 +1,588 @@
+"""The checkout screen: the cart, the member panel, totals, pay, receipt.
+
+The UI thread never waits on the ledger or a device: taps, quotes, payments
+and printing run in thread workers and come back as messages. Each quote and
+tap carries a sequence number, so an answer that arrives after the cart moved
+on is dropped instead of shown.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
+
+import receipts
+from ledger.errors import LoyaltyError
+from ledger.service import CheckoutRequest, _check_profile
+
+from . import render
+from .cart import Cart, looks_like_card
+from .dialogs import Field, FormScreen
+from .messages import (
+    MemberLoaded,
+    PrintStatus,
+    QuoteReady,
+    SaleDone,
+    SaleFailed,
+    StatusSnapshot,
+)
+from .services import Services
+
+
+def plain_error(exc: BaseException) -> str:
+    if isinstance(exc, LoyaltyError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc} (the cart is kept: try again, or call the manager)"
+
+
+class CheckoutScreen(Screen[None]):
+    DEFAULT_CSS = """
+    CheckoutScreen { layout: vertical; }
+    #status { height: 1; background: $boost; color: $text; padding: 0 1; }
+    #main { height: 1fr; }
+    #left { width: 1fr; min-width: 30; }
+    #right { width: 46; border-left: solid $primary; padding: 0 1; }
+    #item-input { margin: 0; }
+    #cart { height: 1fr; }
+    #totals { height: 3; padding: 0 1; border-top: solid $primary; }
+    #message { height: 1; padding: 0 1; }
+    #message.error { background: $error; color: $text; text-style: bold; }
+    #message.ok { background: $success-darken-2; color: $text; }
+    #message.warn { background: $warning-darken-2; color: $text; }
+    #member { height: auto; }
+    #member.refused { background: $error 20%; }
+    #receipt { height: auto; }
+    #print-status { height: auto; text-style: bold; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help"),
+        Binding("f2", "tap", "Tap card"),
+        Binding("f3", "profile", "Profile"),
+        Binding("f4", "reward", "Reward"),
+        Binding("f5", "points", "Points"),
+        Binding("f6", "remove_line", "Remove"),
+        Binding("f7", "quantity", "Qty"),
+        Binding("f8", "member", "Member"),
+        Binding("f9", "pay", "Pay"),
+        Binding("f12", "manager", "Manager"),
+        Binding("escape", "clear", "Clear"),
+        Binding("up", "line_up", "Line up", show=False),
+        Binding("down", "line_down", "Line down", show=False),
+    ]
+
+    def __init__(self, services: Services):
+        super().__init__()
+        self.services = services
+        self.cfg = services.cfg
+        self.cart = Cart.start(services.new_sale_id)
+        self.quote: dict[str, Any] | None = None
+        self._quote_seq = 0
+        self._tap_seq = 0
+        self._undo_redeem: dict[str, int | None] | None = None
+        self.paying = False
+        self.last_sale: str | None = None
+        self.last_receipt: str | None = None
+        self.last_card: str | None = None
+        self.reader_text = "reader …"
+        self.tap_started: float | None = None
+        self.panel_shown_at: float | None = None
+
+    # ------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="status")
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield Input(placeholder="item or card, Enter", id="item-input")
+                yield DataTable(id="cart", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="totals")
+            with ContentSwitcher(initial="member-panel", id="right"):
+                with VerticalScroll(id="member-panel"):
+                    yield Static(render.empty_panel(self.services.demo), id="member")
+                with VerticalScroll(id="receipt-panel"):
+                    yield Static("", id="print-status")
+                    yield Static("", id="receipt")
+        yield Static("", id="message")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#cart", DataTable)
+        table.can_focus = False
+        table.add_column("Item", key="item")
+        table.add_column("Qty", key="qty")
+        table.add_column("Total", key="total")
+        self.query_one("#item-input", Input).focus()
+        self.show_totals()
+        self.show_status(None)
+
+    # ------------------------------------------------------------ messages line and status bar
+
+    def say(self, text: str, kind: str = "") -> None:
+        msg = self.query_one("#message", Static)
+        msg.set_classes(kind)
+        msg.update(text)
+
+    def show_status(self, snap: StatusSnapshot | None) -> None:
+        s = self.services
+        parts = [self.reader_text]
+        printer = s.printer.name
+        if snap is None:
+            parts.append(f"printer {printer}")
+            parts.append("sync …")
+        else:
+            parts.append(f"printer {printer} ({snap.queued_prints} queued)")
+            sync = snap.sync
+            mode = "online" if sync.online and not sync.forced_offline else ("OFFLINE (forced)" if sync.forced_offline else "offline")
+            parts.append(f"{mode}: {sync.pending} pending, last sync {sync.last_sync or 'never'}")
+        parts.append(f"{self.cfg.store.name} · {self.cfg.store.terminal}")
+        self.query_one("#status", Static).update(" │ ".join(parts))
+
+    # ------------------------------------------------------------ cart
+
+    def refresh_cart(self) -> None:
+        table = self.query_one("#cart", DataTable)
+        row = table.cursor_row
+        table.clear()
+        quoted = {ln["sku"]: ln for ln in (self.quote or {}).get("lines", [])}
+        for line in self.cart.lines:
+            q = quoted.get(line.sku)
+            total = q["total"] if q else "…"
+            table.add_row(line.name[:18], str(line.qty), total, key=line.sku)
+        if self.cart.lines:
+            table.move_cursor(row=min(max(row, 0), len(self.cart.lines) - 1))
+
+    def show_totals(self, error: str | None = None) -> None:
+        self.query_one("#totals", Static).update(render.totals_text(self.quote if self.cart.lines else None, self.cfg, error))
+
+    def cart_changed(self) -> None:
+        self.quote = None if not self.cart.lines else self.quote
+        self.refresh_cart()
+        self.request_quote()
+
+    def request_quote(self) -> None:
+        self._quote_seq += 1
+        if not self.cart.lines:
+            self.quote = None
+            self.show_totals()
+            return
+        self.run_quote(self._quote_seq, self.cart.card, self.cart.items(), dict(self.cart.redeem))
+
+    @work(thread=True, exclusive=True, group="quote", exit_on_error=False)
+    def run_quote(self, seq: int, card: str | None, items: list[tuple[str, int]], redeem: dict[str, int | None]) -> None:
+        try:
+            quote = self.services.gate.quote(card, items, redeem)
+        except Exception as exc:
+            self.post_message(QuoteReady(seq, None, plain_error(exc)))
+            return
+        self.post_message(QuoteReady(seq, quote))
+
+    @on(QuoteReady)
+    def _quote_ready(self, msg: QuoteReady) -> None:
+        if msg.seq != self._quote_seq:
+            return
+        if msg.error is not None:
+            if self._undo_redeem is not None:
+                self.cart.redeem = self._undo_redeem
+                self._undo_redeem = None
+                self.say(msg.error, "error")
+                self.show_member()
+                self.request_quote()
+                return
+            self.show_totals(msg.error)
+            self.say(msg.error, "error")
+            return
+        self._undo_redeem = None
+        self.quote = msg.quote
+        self.refresh_cart()
+        self.show_totals()
+
+    @on(Input.Submitted, "#item-input")
+    def _item_entered(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        event.input.value = ""
+        if not text:
+            if self.cart.lines:
+                self.say("F9 completes the sale; Esc clears the customer.")
+            return
+        if looks_like_card(text):
+            self.services_tap(text)
+            return
+        try:
+            line = self.cart.add(self.cfg, text)
+        except LoyaltyError as exc:
+            self.say(exc.message, "error")
+            return
+        self.show_right("member-panel")
+        self.say(f"{line.qty} x {line.name}", "")
+        self.cart_changed()
+        self.query_one("#cart", DataTable).move_cursor(row=self.cart.lines.index(line))
+
+    def action_line_up(self) -> None:
+        table = self.query_one("#cart", DataTable)
+        table.move_cursor(row=max(0, table.cursor_row - 1))
+
+    def action_line_down(self) -> None:
+        table = self.query_one("#cart", DataTable)
+        table.move_cursor(row=min(len(self.cart.lines) - 1, table.cursor_row + 1))
+
+    def action_remove_line(self) -> None:
+        try:
+            line = self.cart.remove(self.query_one("#cart", DataTable).cursor_row if self.cart.lines else -1)
+        except LoyaltyError as exc:
+            self.say(exc.message, "error")
+            return
+        self.say(f"removed {line.name}")
+        self.cart_changed()
+
+    def action_quantity(self) -> None:
+        if not self.cart.lines:
+            self.say("The cart is empty: type an item first.", "error")
+            return
+        index = self.query_one("#cart", DataTable).cursor_row
+        line = self.cart.lines[index]
+
+        def check(values: dict[str, str]) -> str | None:
+            text = values["qty"].strip()
+            if not text.isdigit() or not 1 <= int(text) <= 999:
+                return "a whole number from 1 to 999"
+            return None
+
+        def done(values: dict[str, str] | None) -> None:
+            if values is None:
+                return
+            self.cart.set_qty(index, int(values["qty"]))
+            self.cart_changed()
+
+        self.app.push_screen(FormScreen(f"Quantity of {line.name}", [Field("qty", "Quantity", str(line.qty))], validate=check), done)
+
+    def action_clear(self) -> None:
+        self.new_customer()
+        self.say("Ready for the next customer.")
+
+    def new_customer(self) -> None:
+        self.cart = Cart.start(self.services.new_sale_id)
+        self.quote = None
+        self._quote_seq += 1
+        self._tap_seq += 1
+        self._undo_redeem = None
+        self.query_one("#member", Static).set_classes("")
+        self.query_one("#member", Static).update(render.empty_panel(self.services.demo))
+        self.show_right("member-panel")
+        self.refresh_cart()
+        self.show_totals()
+
+    def show_right(self, which: str) -> None:
+        self.query_one("#right", ContentSwitcher).current = which
+
+    # ------------------------------------------------------------ cards
+
+    def action_tap(self) -> None:
+        from .dialogs import TapScreen
+
+        def tapped(card_id: str | None) -> None:
+            if card_id:
+                self.services_tap(card_id)
+
+        self.app.push_screen(TapScreen(self.services.demo_cards), tapped)
+
+    def services_tap(self, card_id: str) -> None:
+        """A card typed or picked: through the reader when it can simulate taps, so the demo runs the real path."""
+        from .ports import tap
+
+        self.tap_started = time.perf_counter()
+        if not tap(self.services.reader, card_id):
+            self.card_tapped(card_id)
+
+    def card_tapped(self, card_id: str, signature: str = "none", warnings: tuple[str, ...] = ()) -> None:
+        if self.tap_started is None:
+            self.tap_started = time.perf_counter()
+        self._tap_seq += 1
+        self.load_card(self._tap_seq, card_id, signature, warnings)
+
+    @work(thread=True, exclusive=True, group="card", exit_on_error=False)
+    def load_card(self, seq: int, card_id: str, signature: str, warnings: tuple[str, ...]) -> None:
+        policy = self.cfg.reader.require_signed
+        warning = "; ".join(warnings) or None
+        if policy != "off" and signature != "valid":
+            text = "this card's number is not signed by the chain" if signature == "none" else "this card's signature is INVALID"
+            if policy == "require":
+                self.post_message(MemberLoaded(card_id, None, refused=f"{text}: refuse it and call the manager", seq=seq))
+                return
+            warning = f"{text}: check the card" + (f"; {warning}" if warning else "")
+        try:
+            view = self.services.gate.card(card_id)
+        except LoyaltyError as exc:
+            if exc.code == "unknown_card":
+                from ledger.cards import CardIdError, normalize
+
+                try:
+                    norm = normalize(card_id)
+                except CardIdError:
+                    norm = card_id
+                self.post_message(MemberLoaded(norm, None, unknown=True, warning=warning, seq=seq))
+            else:
+                self.post_message(MemberLoaded(card_id, None, refused=exc.message, seq=seq))
+            return
+        except Exception as exc:
+            self.post_message(MemberLoaded(card_id, None, refused=plain_error(exc), seq=seq))
+            return
+        if view["status"] == "blocked":
+            refused = f"card {view['card']} is blocked: keep the card and call the manager"
+        elif view["status"] == "replaced":
+            refused = f"card {view['card']} was replaced by {view.get('replaced_by')}: use the new card"
+        else:
+            refused = None
+        self.post_message(MemberLoaded(view["card"], view, refused=refused, warning=warning, seq=seq))
+
+    @on(MemberLoaded)
+    def _member_loaded(self, msg: MemberLoaded) -> None:
+        if msg.seq != self._tap_seq:
+            return
+        panel = self.query_one("#member", Static)
+        self.show_right("member-panel")
+        self.last_card = msg.card_id
+        if msg.refused:
+            self.cart.card = None
+            self.cart.view = None
+            self.cart.unknown = False
+            self.cart.redeem = {}
+            panel.set_classes("refused")
+            panel.update(render.refusal_panel(msg.card_id, msg.refused))
+            self.say(msg.refused, "error")
+            self.app.bell()
+        else:
+            if self.cart.card != msg.card_id:
+                self.cart.redeem = {}
+                self.cart.profile = {}
+            self.cart.card = msg.card_id
+            self.cart.view = msg.view
+            self.cart.unknown = msg.unknown
+            panel.set_classes("")
+            self.show_member()
+            if msg.warning:
+                self.say(msg.warning, "warn")
+            elif msg.unknown:
+                self.say("New card: it is enrolled when the sale is paid (F3 adds a profile).", "ok")
+            else:
+                name = (msg.view or {}).get("member", {}).get("name") or "member"
+                self.say(f"Card read: {name}.", "ok")
+            self.request_quote()
+        self.panel_shown_at = time.perf_counter()
+
+    def show_member(self) -> None:
+        panel = self.query_one("#member", Static)
+        if self.cart.card is None:
+            panel.update(render.empty_panel(self.services.demo))
+        elif self.cart.unknown or self.cart.view is None:
+            panel.update(render.unknown_panel(self.cart.card, self.cart.profile, self.cfg.bonuses.profile_completed))
+        else:
+            panel.update(render.member_panel(self.cfg, self.cart.view, self.cart.redeem, self.cart.profile))
+
+    def action_profile(self) -> None:
+        if self.cart.card is None:
+            self.say("Tap the customer's card first (F2).", "error")
+            return
+        view = self.cart.view or {}
+        member = view.get("member", {})
+        if not self.cart.unknown and all(member.get(k) for k in ("name", "phone", "birthday")):
+            self.say("This member's profile is complete.", "")
+            return
+        current = self.cart.profile
+
+        def check(values: dict[str, str]) -> str | None:
+            try:
+                _check_profile(*(values[k].strip() or None for k in ("name", "phone", "birthday")))
+            except LoyaltyError as exc:
+                return exc.message
+            return None
+
+        def done(values: dict[str, str] | None) -> None:
+            if values is None:
+                return
+            self.cart.profile = {k: v.strip() for k, v in values.items() if v.strip()}
+            self.show_member()
+            self.say("Profile saved with the sale." if self.cart.profile else "No profile.", "ok")
+
+        fields = [
+            Field("name", "Name", current.get("name", member.get("name", ""))),
+            Field("phone", "Phone", current.get("phone", member.get("phone", "")), "+965 5000 0000"),
+            Field("birthday", "Birthday (MM-DD)", current.get("birthday", member.get("birthday", "")), "03-21"),
+        ]
+        self.app.push_screen(FormScreen("Quick profile (all optional)", fields, validate=check), done)
+
+    def action_reward(self) -> None:
+        view = self.cart.view
+        if view is None:
+            self.say("Tap a member's card first (F2).", "error")
+            return
+        ready = [pid for pid, st in view["programs"].items() if st.get("kind") == "stamps" and st.get("rewards")]
+        if not ready:
+            self.say("No reward ready on this card.", "error")
+            return
+        pid = ready[0]
+        self._undo_redeem = dict(self.cart.redeem)
+        if pid in self.cart.redeem:
+            del self.cart.redeem[pid]
+            self.say("Reward taken off.")
+        else:
+            self.cart.redeem[pid] = None
+            self.say(f"Reward applied: {self.cfg.programs[pid].name}.", "ok")
+        self.show_member()
+        self.request_quote()
+
+    def action_points(self) -> None:
+        view = self.cart.view
+        if view is None:
+            self.say("Tap a member's card first (F2).", "error")
+            return
+        programs = [p for p in self.services.gate.points_programs() if view["programs"].get(p.id, {}).get("balance", 0) > 0]
+        if not programs:
+            self.say("No points to redeem on this card.", "error")
+            return
+        program = programs[0]
+        state = view["programs"][program.id]
+        gate = self.services.gate
+
+        def check(values: dict[str, str]) -> str | None:
+            try:
+                gate.points_for(program.id, values["amount"])
+            except LoyaltyError as exc:
+                return exc.message
+            return None
+
+        def done(values: dict[str, str] | None) -> None:
+            if values is None:
+                return
+            points = gate.points_for(program.id, values["amount"])
+            self._undo_redeem = dict(self.cart.redeem)
+            if points == 0:
+                self.cart.redeem.pop(program.id, None)
+                self.say("No points redeemed.")
+            else:
+                self.cart.redeem[program.id] = points
+                self.say(f"Redeeming {points if points is not None else 'all that fits'} {program.name.lower()}.", "ok")
+            self.show_member()
+            self.request_quote()
+
+        title = f"Redeem {program.name}: {state['balance']} = {state['value']} {self.cfg.currency.code}"
+        hint = f"points in steps of {program.step_points}, or an amount; blank = all that fits; 0 = none"
+        self.app.push_screen(FormScreen(title, [Field("amount", "Points or amount", "")], hint=hint, validate=check), done)
+
+    # ------------------------------------------------------------ pay
+
+    def action_pay(self) -> None:
+        if self.paying:
+            self.say("Payment in progress…")
+            return
+        if not self.cart.lines:
+            self.say("The cart is empty: type or scan an item first.", "error")
+            return
+        if self.cart.card is None:
+            self.say("Tap the customer's card first (F2): the loyalty till records sales on a card.", "error")
+            return
+        self.paying = True
+        self.say("Completing the sale…")
+        req = CheckoutRequest(card=self.cart.card, items=self.cart.items(), redeem=dict(self.cart.redeem), sale_id=self.cart.sale_id)
+        profile = dict(self.cart.profile) if self.cart.profile else None
+        self.run_sale(req, profile, self.cart.unknown)
+
+    @work(thread=True, group="sale", exit_on_error=False)
+    def run_sale(self, req: CheckoutRequest, profile: dict[str, str] | None, unknown: bool) -> None:
+        gate = self.services.gate
+        note = ""
+        try:
+            if profile and unknown:
+                # enrol first so the receipt already shows the profile bonus
+                gate.enrol(req.card, **profile)
+                profile = None
+            result = gate.checkout(req)
+        except Exception as exc:
+            self.post_message(SaleFailed(plain_error(exc)))
+            return
+        if profile:
+            try:
+                gate.enrol(req.card, **profile)
+                note = "profile saved"
+            except Exception as exc:
+                note = f"profile not saved: {plain_error(exc)}"
+        text = receipts.render_sale(result, self.cfg, "text").decode("utf-8")
+        self.post_message(SaleDone(result, text, welcomed=unknown, note=note))
+
+    @on(SaleDone)
+    def _sale_done(self, msg: SaleDone) -> None:
+        self.paying = False
+        result = msg.result
+        self.last_sale = result["sale"]
+        self.last_receipt = result["receipt"]["number"]
+        self.last_card = result["card"]
+        self.new_customer()
+        self.show_receipt(msg.receipt, "printing…")
+        words = [f"Paid: {result['currency']} {result['total']}, receipt {result['receipt']['number']}."]
+        if msg.welcomed:
+            words.append("New member enrolled.")
+        if msg.note:
+            words.append(msg.note.capitalize() + ".")
+        words.append("Next customer.")
+        self.say(" ".join(words), "ok")
+        self.print_document("sale", result["sale"], msg.receipt.encode("utf-8"))
+
+    @on(SaleFailed)
+    def _sale_failed(self, msg: SaleFailed) -> None:
+        self.paying = False
+        self.say(f"Sale not completed: {msg.message}", "error")
+
+    def show_receipt(self, text: str, status: str) -> None:
+        self.query_one("#receipt", Static).update(Text(text))
+        self.query_one("#print-status", Static).update(status)
+        self.show_right("receipt-panel")
+
+    @work(thread=True, group="print", exit_on_error=False)
+    def print_document(self, kind: str, ref: str, data: bytes) -> None:
+        printer = self.services.printer
+        try:
+            printer.print_bytes(data)
+        except Exception as exc:
+            self.post_message(PrintStatus(False, f"printer: {exc}; the receipt stays queued (manager: reprint)"))
+            return
+        try:
+            if printer.shows_on_screen():
+                self.services.gate.mark_printed(kind, ref)
+        except Exception as exc:
+            self.post_message(PrintStatus(False, f"printed, but the print queue was not updated: {plain_error(exc)}"))
+            return
+        self.post_message(PrintStatus(True, f"printed on {printer.name}"))
+
+    @on(PrintStatus)
+    def _printed(self, msg: PrintStatus) -> None:
+        self.query_one("#print-status", Static).update(Text(msg.text, style="green" if msg.ok else "bold red"))
+        if not msg.ok:
+            self.say(msg.text, "error")
+        self.app.refresh_status()  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------ other screens
+
+    def action_help(self) -> None:
+        from .dialogs import HelpScreen
+
+        self.app.push_screen(HelpScreen())
+
+    def action_member(self) -> None:
+        card = self.cart.card or self.last_card
+        if card is None:
+            self.say("Tap a card first (F2): the member screen shows its history.", "error")
+            return
+        from .member import MemberScreen
+
+        self.app.push_screen(MemberScreen(self.services, card))
+
+    def action_manager(self) -> None:
+        self.app.open_manager()  # type: ignore[attr-defined]

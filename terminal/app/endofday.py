@@ -1,0 +1,92 @@
+"""End of day: the sync's end of day with a progress bar, then the Z report, printed."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, ProgressBar, Static
+
+from .checkout import plain_error
+from .messages import EndOfDayDone, EndOfDayProgress
+from .ports import ZReport
+from .services import Services
+
+
+class EndOfDayScreen(Screen[None]):
+    DEFAULT_CSS = """
+    EndOfDayScreen { layout: vertical; }
+    #eod-title { height: 1; background: $boost; padding: 0 1; text-style: bold; }
+    #eod-bar { margin: 1 2; width: 1fr; }
+    #eod-step { margin: 0 2; height: 1; }
+    #eod-report { margin: 1 2; height: 1fr; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back"), Binding("p", "print", "Print again")]
+
+    def __init__(self, services: Services):
+        super().__init__()
+        self.services = services
+        self.report: ZReport | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("End of day", id="eod-title")
+        yield ProgressBar(total=1.0, show_eta=False, id="eod-bar")
+        yield Static("starting…", id="eod-step")
+        with VerticalScroll(id="eod-report"):
+            yield Static("", id="eod-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.run_end_of_day()
+
+    @work(thread=True, exclusive=True, group="eod", exit_on_error=False)
+    def run_end_of_day(self) -> None:
+        def progress(fraction: float, label: str) -> None:
+            self.post_message(EndOfDayProgress(fraction, label))
+
+        try:
+            report = self.services.sync.end_of_day(progress)
+        except Exception as exc:
+            self.post_message(EndOfDayDone(None, plain_error(exc)))
+            return
+        self.print_report(report.text)
+        self.post_message(EndOfDayDone(report))
+
+    def print_report(self, text: str) -> None:
+        self.services.printer.print_bytes(text.encode("utf-8"))
+
+    @on(EndOfDayProgress)
+    def _progress(self, msg: EndOfDayProgress) -> None:
+        self.query_one("#eod-bar", ProgressBar).update(progress=msg.fraction)
+        self.query_one("#eod-step", Static).update(msg.label)
+
+    @on(EndOfDayDone)
+    def _done(self, msg: EndOfDayDone) -> None:
+        if msg.report is None:
+            self.query_one("#eod-step", Static).update(Text(f"End of day failed: {msg.error}. Check the network and run it again (F12, e).", style="bold red"))
+            return
+        self.report = msg.report
+        self.query_one("#eod-bar", ProgressBar).update(progress=1.0)
+        self.query_one("#eod-text", Static).update(Text(msg.report.text))
+        self.app.refresh_status()  # type: ignore[attr-defined]
+
+    def action_print(self) -> None:
+        if self.report is not None:
+            self.reprint(self.report.text)
+
+    @work(thread=True, group="print", exit_on_error=False)
+    def reprint(self, text: str) -> None:
+        try:
+            self.print_report(text)
+        except Exception as exc:
+            self.post_message(EndOfDayProgress(1.0, f"printer: {plain_error(exc)}"))
+            return
+        self.post_message(EndOfDayProgress(1.0, f"printed on {self.services.printer.name}"))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

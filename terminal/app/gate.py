@@ -1,0 +1,206 @@
+"""The app's one door to the ledger.
+
+The service holds a single SQLite connection; workers run on several threads,
+so every call goes through one lock. Nothing here touches Textual: the same
+object serves the benchmark and the tests.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ledger import money
+from ledger.config import Config, PointsProgram, StampsProgram
+from ledger.errors import LoyaltyError
+from ledger.pricing import MemberState, price_cart
+from ledger.service import CheckoutRequest, Loyalty
+
+
+@dataclass(frozen=True, slots=True)
+class DayTotals:
+    day: str
+    sales: int
+    subtotal: str
+    discount: str
+    total: str
+    refunds: int
+    refunded_total: str
+    points_expired: int
+    closed: bool
+
+
+class Gate:
+    """Serialized calls into `Loyalty`, with the till's clock."""
+
+    def __init__(self, loyalty: Loyalty, clock: Callable[[], datetime]):
+        self.loyalty = loyalty
+        self.cfg: Config = loyalty.cfg
+        self.clock = clock
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self.loyalty.close()
+
+    # ------------------------------------------------------------ cards
+
+    def card(self, card_id: str) -> dict[str, Any]:
+        with self._lock:
+            return self.loyalty.card(card_id, self.clock())
+
+    def history(self, card_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        with self._lock:
+            return self.loyalty.history(card_id, limit)
+
+    def enrol(self, card_id: str, **profile: str | None) -> dict[str, Any]:
+        with self._lock:
+            return self.loyalty.enrol(card_id, self.clock(), **profile)
+
+    def block(self, card_id: str, reason: str) -> dict[str, Any]:
+        with self._lock:
+            return self.loyalty.block(card_id, self.clock(), reason)
+
+    def unblock(self, card_id: str) -> dict[str, Any]:
+        with self._lock:
+            return self.loyalty.unblock(card_id, self.clock())
+
+    def replace(self, old: str, new: str) -> dict[str, Any]:
+        with self._lock:
+            return self.loyalty.replace(old, new, self.clock())
+
+    def adjust(self, card_id: str, program: str, amount: int, reason: str) -> dict[str, Any]:
+        with self._lock:
+            return self.loyalty.adjust(card_id, program, amount, reason, self.clock())
+
+    # ------------------------------------------------------------ sales
+
+    def quote(self, card_id: str | None, items: list[tuple[str, int]], redeem: dict[str, int | None]) -> dict[str, Any]:
+        with self._lock:
+            if card_id is not None:
+                return self.loyalty.quote(CheckoutRequest(card=card_id, items=items, redeem=redeem), self.clock())
+            # no card yet: shelf prices, no loyalty discount until a card is tapped
+            plan = price_cart(self.cfg, items, MemberState(), {}, self.loyalty.day(self.clock()))
+        cur = self.cfg.currency
+        subtotal = money.fmt(plan.subtotal, cur)
+        zero = money.fmt(0, cur)
+        lines = [
+            {"sku": ln.item.sku, "name": ln.item.name, "qty": ln.qty, "unit_price": money.fmt(ln.item.price, cur),
+             "amount": money.fmt(ln.gross, cur), "reward": zero, "discount": zero, "redeemed": zero, "total": money.fmt(ln.gross, cur)}
+            for ln in plan.lines
+        ]
+        return {"currency": cur.code, "subtotal": subtotal, "discount": zero, "total": subtotal, "discounts": {},
+                "lines": lines, "earned": {}, "redeemed": {}}
+
+    def checkout(self, req: CheckoutRequest) -> dict[str, Any]:
+        with self._lock:
+            return self.loyalty.checkout(req, self.clock())
+
+    def refund(self, sale_ref: str) -> dict[str, Any]:
+        with self._lock:
+            return self.loyalty.refund(self.sale_id_for(sale_ref), self.clock())
+
+    def sale(self, sale_ref: str) -> dict[str, Any]:
+        with self._lock:
+            return self.loyalty.sale(self.sale_id_for(sale_ref))
+
+    def sale_id_for(self, ref: str) -> str:
+        """A sale by its id or by the receipt number printed on it (till-1-000042)."""
+        ref = ref.strip()
+        if not ref:
+            raise LoyaltyError("unknown_sale", "give the sale's receipt number (e.g. till-1-000042) or its id")
+        with self._lock:
+            conn = self.loyalty.conn
+            if conn.execute("SELECT 1 FROM sales WHERE id=?", (ref,)).fetchone():
+                return ref
+            row = conn.execute(
+                "SELECT id FROM sales WHERE json_extract(result, '$.receipt.number') = ? ORDER BY ts DESC LIMIT 1", (ref,)
+            ).fetchone()
+        if row is None:
+            raise LoyaltyError("unknown_sale", f"no sale with receipt number or id {ref!r} on this till: check the receipt")
+        return str(row[0])
+
+    def mark_printed(self, kind: str, ref: str) -> None:
+        """The preview printer shows the receipt at once, so its queued job is done."""
+        with self._lock:
+            self.loyalty.conn.execute(
+                "UPDATE print_jobs SET status='printed', attempts=attempts+1, printed_at=? WHERE kind=? AND ref=? AND status='queued'",
+                (self.clock().isoformat(), kind, ref),
+            )
+
+    # ------------------------------------------------------------ status and day
+
+    def queued_prints(self) -> int:
+        with self._lock:
+            row = self.loyalty.conn.execute("SELECT COUNT(*) FROM print_jobs WHERE status IN ('queued', 'failed')").fetchone()
+        return int(row[0])
+
+    def pending_events(self) -> tuple[int, str | None]:
+        """Events not yet acknowledged by the server, and when the last sync ran."""
+        with self._lock:
+            conn = self.loyalty.conn
+            head, _hash = self.loyalty.ledger.head()
+            state = dict(conn.execute("SELECT key, value FROM sync_state").fetchall())
+        acked = int(state.get("acked_seq", 0) or 0)
+        return max(0, head - acked), state.get("last_sync")
+
+    def day_totals(self, day: str | None = None, expire: bool = False) -> DayTotals:
+        """The local Z report figures for a business day (default: today)."""
+        cur = self.cfg.currency
+        with self._lock:
+            now = self.clock()
+            expired = self.loyalty.expire_all(now) if expire else 0
+            the_day = day or self.loyalty.day(now).isoformat()
+            conn = self.loyalty.conn
+            n, sub, disc, tot = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(subtotal),0), COALESCE(SUM(discount),0), COALESCE(SUM(total),0)"
+                " FROM sales WHERE business_day=?",
+                (the_day,),
+            ).fetchone()
+            rn, rtot = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(s.total),0) FROM refunds r JOIN sales s ON s.id = r.sale_id WHERE r.business_day=?",
+                (the_day,),
+            ).fetchone()
+            closed = conn.execute("SELECT 1 FROM business_days WHERE day=?", (the_day,)).fetchone() is not None
+        return DayTotals(
+            day=the_day,
+            sales=int(n),
+            subtotal=money.fmt(int(sub), cur),
+            discount=money.fmt(int(disc), cur),
+            total=money.fmt(int(tot), cur),
+            refunds=int(rn),
+            refunded_total=money.fmt(int(rtot), cur),
+            points_expired=expired,
+            closed=closed,
+        )
+
+    # ------------------------------------------------------------ rules helpers (pure)
+
+    def points_for(self, program_id: str, text: str) -> int | None:
+        """What the cashier typed for a points redemption: points (200), money (1.000), or blank for all."""
+        program = self.cfg.programs.get(program_id)
+        if not isinstance(program, PointsProgram):
+            raise LoyaltyError("not_redeemable", f"{program_id} is not a points program")
+        text = text.strip()
+        if not text:
+            return None
+        if "." in text:
+            amount = money.parse(text, self.cfg.currency)
+            if amount <= 0 or amount % program.step_value:
+                step = money.fmt(program.step_value, self.cfg.currency)
+                raise LoyaltyError("bad_amount", f"{text} is not a whole number of {step} steps: type a multiple of {step}")
+            return amount // program.step_value * program.step_points
+        try:
+            points = int(text)
+        except ValueError:
+            raise LoyaltyError("bad_amount", f"{text!r}: type points (e.g. {program.step_points}) or an amount (e.g. 0.500)") from None
+        return points
+
+    def stamp_programs(self) -> list[StampsProgram]:
+        return self.cfg.programs_of(StampsProgram)
+
+    def points_programs(self) -> list[PointsProgram]:
+        return self.cfg.programs_of(PointsProgram)

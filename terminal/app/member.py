@@ -1,0 +1,121 @@
+"""The member screen: who the card belongs to and what happened on it."""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from . import render
+from .checkout import plain_error
+from .messages import HistoryLoaded
+from .services import Services
+
+KIND_WORDS = {
+    "enrol": "enrolled",
+    "sale": "sale",
+    "stamp": "stamps earned",
+    "earn": "points earned",
+    "bonus": "bonus",
+    "reward": "reward",
+    "redeem": "redeemed",
+    "expire": "expired",
+    "adjust": "adjusted",
+    "reverse": "refund reversal",
+    "tier": "tier change",
+    "block": "blocked",
+    "unblock": "unblocked",
+    "replace": "card replaced",
+    "profile": "profile",
+    "membership": "membership",
+}
+
+
+class MemberScreen(Screen[None]):
+    DEFAULT_CSS = """
+    MemberScreen { layout: vertical; }
+    #member-title { height: 1; background: $boost; padding: 0 1; text-style: bold; }
+    #member-body { height: 1fr; }
+    #member-summary { width: 44; padding: 0 1; border-right: solid $primary; }
+    #history { width: 1fr; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,f8", "back", "Back"), Binding("f1", "help", "Help")]
+
+    def __init__(self, services: Services, card_id: str):
+        super().__init__()
+        self.services = services
+        self.card_id = card_id
+        self.events_shown = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"Member: {self.card_id}", id="member-title")
+        with Horizontal(id="member-body"):
+            with VerticalScroll(id="member-summary"):
+                yield Static("loading…", id="member-view")
+            yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#history", DataTable)
+        table.add_columns("When", "What", "Program", "Amount", "Sale")
+        table.focus()
+        self.load()
+
+    @work(thread=True, exclusive=True, group="history", exit_on_error=False)
+    def load(self) -> None:
+        gate = self.services.gate
+        try:
+            view = gate.card(self.card_id)
+            events = gate.history(self.card_id, 200)
+        except Exception as exc:
+            self.post_message(HistoryLoaded(self.card_id, None, error=plain_error(exc)))
+            return
+        self.post_message(HistoryLoaded(self.card_id, view, events))
+
+    @on(HistoryLoaded)
+    def _loaded(self, msg: HistoryLoaded) -> None:
+        summary = self.query_one("#member-view", Static)
+        if msg.error or msg.view is None:
+            summary.update(render.refusal_panel(self.card_id, msg.error or "no such card"))
+            return
+        panel = render.member_panel(self.services.cfg, msg.view)
+        if msg.view["status"] != "active":
+            panel = render.refusal_panel(msg.view["card"], f"status: {msg.view['status']}") + panel
+        summary.update(panel)
+        table = self.query_one("#history", DataTable)
+        table.clear()
+        for ev in msg.events:
+            payload = ev.get("payload") or {}
+            what = KIND_WORDS.get(ev["kind"], ev["kind"])
+            if ev["kind"] == "bonus" and payload.get("bonus"):
+                what = f"bonus {payload['bonus']}"
+            if payload.get("reason"):
+                what += f" ({payload['reason']})"
+            amount = f"{ev['amount']:+d} {ev['account']}" if ev["account"] and ev["amount"] else ""
+            if ev["kind"] == "sale":
+                amount = f"{payload.get('total', '')}"
+                amount = _money(self.services, payload.get("total"))
+            table.add_row(ev["ts"][:16].replace("T", " "), what, ev["program_id"] or "", amount, (ev["sale_id"] or "")[:8])
+        self.events_shown = len(msg.events)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_help(self) -> None:
+        from .dialogs import HelpScreen
+
+        self.app.push_screen(HelpScreen())
+
+
+def _money(services: Services, minor: object) -> str:
+    from ledger import money
+
+    if isinstance(minor, int):
+        return f"{money.fmt(minor, services.cfg.currency)} {services.cfg.currency.code}"
+    return json.dumps(minor) if minor is not None else ""
