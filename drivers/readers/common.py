@@ -80,17 +80,14 @@ def card_and_raw(text: str, default_kind: str = "code") -> tuple[str, str]:
     return normalize(f"{kind}:{value}"), ""
 
 
-def ndef_number(records: tuple[str, ...]) -> str | None:
-    """The card number among decoded NDEF records: first text record, else a URI's last path segment.
-
-    Decoded records are written ``text:...`` / ``uri:...`` (see ndefparse).
-    """
-    for rec in records:
-        if rec.startswith("text:") and rec[5:].strip():
-            return rec[5:].strip()
-    for rec in records:
-        if rec.startswith("uri:"):
-            parts = urllib.parse.urlsplit(rec[4:])
+def ndef_number(records: tuple[tuple[str, str], ...]) -> str | None:
+    """The card number among decoded NDEF records: first text record, else a URI's last path segment."""
+    for kind, value in records:
+        if kind == "text" and value.strip():
+            return value.strip()
+    for kind, value in records:
+        if kind == "uri":
+            parts = urllib.parse.urlsplit(value)
             segment = urllib.parse.unquote(parts.path.rstrip("/").rsplit("/", 1)[-1])
             if segment.strip():
                 return segment.strip()
@@ -98,7 +95,7 @@ def ndef_number(records: tuple[str, ...]) -> str | None:
 
 
 def present_from_ndef(
-    records: tuple[str, ...],
+    records: tuple[tuple[str, str], ...],
     *,
     reader: str,
     technology: str,
@@ -129,7 +126,7 @@ def present_from_ndef(
         at=time.monotonic(),
         uid=uid,
         atr=atr,
-        ndef=tuple(records),
+        ndef=tuple(value for kind, value in records if kind in ("text", "uri")),
         warnings=warnings,
         raw=raw,
         detected=detected,

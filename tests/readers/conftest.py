@@ -154,3 +154,121 @@ def idle_pty_pair(tmp_path: Path) -> Iterator[PtyPair]:
         yield pair
     finally:
         pair.stop()
+
+
+# ---------------------------------------------------------------- pcscd + vpcd
+
+
+def _pcscd_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "pcscd":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+class Pcscd:
+    """The machine's one pcscd: reused when running, else started here (and stopped at the end)."""
+
+    def __init__(self, log_dir: Path):
+        self.log = log_dir / "pcscd.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def ready(self, timeout: float = 5.0) -> None:
+        from smartcard import scard
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            hr, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+            if hr == scard.SCARD_S_SUCCESS:
+                hr, names = scard.SCardListReaders(ctx, [])
+                scard.SCardReleaseContext(ctx)
+                if hr == scard.SCARD_S_SUCCESS and "Virtual PCD 00 00" in names:
+                    return
+            time.sleep(0.01)
+        raise AssertionError(f"pcscd has no Virtual PCD reader after {timeout} s (is vsmartcard-vpcd installed?)")
+
+    def ensure(self) -> None:
+        if not _pcscd_pids():
+            self.start()
+        self.ready()
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(["pcscd", "-f"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.ready()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no cleanup by pcscd itself."""
+        for pid in _pcscd_pids():
+            os.kill(pid, signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(5)
+            self.proc = None
+        deadline = time.monotonic() + 5
+        while _pcscd_pids():
+            if time.monotonic() > deadline:
+                raise AssertionError("pcscd survived SIGKILL for 5 s")
+            time.sleep(0.005)
+
+    def stop_own(self) -> None:
+        if self.proc is not None:
+            kill(self.proc)
+            self.proc = None
+
+
+@pytest.fixture(scope="session")
+def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
+    daemon = Pcscd(tmp_path_factory.mktemp("pcscd"))
+    try:
+        daemon.ensure()
+        yield daemon
+    finally:
+        daemon.stop_own()
+
+
+def wait_empty(reader: str, timeout: float = 3.0) -> None:
+    """Until pcscd reports `reader` empty: a card swapped within one 400 ms poll is invisible to it."""
+    from smartcard import scard
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        hr, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        if hr != scard.SCARD_S_SUCCESS:
+            return  # no pcscd: no card either
+        try:
+            hr, states = scard.SCardGetStatusChange(ctx, 0, [(reader, scard.SCARD_STATE_UNAWARE)])
+        finally:
+            scard.SCardReleaseContext(ctx)
+        if hr != scard.SCARD_S_SUCCESS or states[0][1] & scard.SCARD_STATE_EMPTY:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{reader} still holds a card {timeout} s after it was taken away")
+
+
+@pytest.fixture
+def cards() -> Iterator[Any]:
+    """Make virtual cards whose remove() waits until pcscd saw it; all are taken away after the test."""
+    from .vcard import CardSpec, VirtualCard
+
+    made: list[VirtualCard] = []
+
+    class Card(VirtualCard):
+        def remove(self) -> None:
+            was_in = self.sock is not None
+            super().remove()
+            if was_in:
+                wait_empty(f"Virtual PCD 00 {self.port - 35963:02d}")
+
+    def make(port: int = 35963, **spec: Any) -> VirtualCard:
+        card = Card(CardSpec(**spec), port)
+        made.append(card)
+        return card
+
+    yield make
+    for card in made:
+        card.remove()

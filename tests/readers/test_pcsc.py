@@ -1,0 +1,141 @@
+"""pcsc:// against a real pcscd + vsmartcard-vpcd, with cards emulated over the vpcd socket."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from drivers import identity
+from drivers.readers import (
+    CardError,
+    CardPresent,
+    CardRejected,
+    CardRemoved,
+    ReaderConnected,
+    ReaderDisconnected,
+    open_reader,
+)
+
+from .vcard import ATR_ULTRALIGHT, text_record_message, type2_memory
+
+pytestmark = pytest.mark.pcsc
+
+READER = "Virtual PCD 00 00"
+UID = bytes.fromhex("04A1B2C3D4E5F6")
+SEEN = 1.5  # pcscd polls vpcd every 400 ms; a change is seen within one or two polls
+
+
+def _watch(stream: Any, url: str = f"pcsc://{READER}?timeout_ms=300", **kw: Any) -> Any:
+    s = stream(open_reader(url, **kw))
+    assert s.wait_for(ReaderConnected).reader == READER
+    return s
+
+
+def test_uid_read_and_removal(pcscd: Any, stream: Any, cards: Any) -> None:
+    s = _watch(stream)
+    card = cards()
+    card.insert()
+    ev = s.wait_for(CardPresent, SEEN)
+    assert (ev.card_id, ev.uid, ev.reader, ev.technology) == ("uid:04A1B2C3D4E5F6", UID, READER, "pcsc")
+    assert ev.atr == card.spec.atr and ev.ndef == ()
+    assert card.spec.apdus[0] == bytes.fromhex("FFCA000000")
+    card.remove()
+    assert isinstance(s.next(SEEN), CardRemoved)
+
+
+def test_type4_ndef_number(pcscd: Any, stream: Any, cards: Any) -> None:
+    s = _watch(stream)
+    cards(ndef=text_record_message("100200300")).insert()
+    ev = s.wait_for(CardPresent, SEEN)
+    assert (ev.card_id, ev.uid, ev.ndef) == ("ndef:100200300", UID, ("100200300",))
+
+
+def test_type2_ndef_number(pcscd: Any, stream: Any, cards: Any) -> None:
+    s = _watch(stream)
+    long_number = "7" * 60  # spans several 16-byte reads
+    cards(atr=ATR_ULTRALIGHT, type2=type2_memory(text_record_message(long_number), UID)).insert()
+    ev = s.wait_for(CardPresent, SEEN)
+    assert ev.card_id == f"ndef:{long_number}"
+
+
+def test_signed_ndef_number_under_require(pcscd: Any, stream: Any, cards: Any) -> None:
+    key = identity.load_private("33" * 32)
+    pub = identity.public_text(key.public_key())
+    s = _watch(stream, require_signed="require", public_keys=[pub])
+    good = cards(ndef=text_record_message(identity.sign("4455", key)))
+    good.insert()
+    ev = s.wait_for(CardPresent, SEEN)
+    assert (ev.card_id, ev.signature) == ("ndef:4455", "valid")
+    good.remove()
+    s.wait_for(CardRemoved, SEEN)
+    forged = identity.sign("4455", key).replace("4455", "4456", 1)
+    cards(ndef=text_record_message(forged)).insert()
+    rejected = s.wait_for(CardRejected, SEEN)
+    assert rejected.card_id == "ndef:4456"
+
+
+def test_card_left_on_reader_is_one_tap_and_reinsert_is_another(pcscd: Any, stream: Any, cards: Any) -> None:
+    s = _watch(stream)
+    card = cards(ndef=text_record_message("1"))
+    card.insert()
+    s.wait_for(CardPresent, SEEN)
+    assert s.quiet(1.2) == []  # three polls later: still one tap
+    card.remove()
+    assert isinstance(s.next(SEEN), CardRemoved)
+    card.insert()
+    assert s.wait_for(CardPresent, SEEN).card_id == "ndef:1"
+
+
+def test_card_pulled_mid_exchange_gives_no_tap(pcscd: Any, stream: Any, cards: Any) -> None:
+    s = _watch(stream)
+    pulled = cards(ndef=text_record_message("999"), vanish_after=3)  # gone during the NDEF read
+    pulled.insert()
+    events = s.quiet(1.2)
+    assert len(pulled.spec.apdus) == 4, "the card was never read"
+    assert not [e for e in events if isinstance(e, (CardPresent, CardRejected, CardRemoved))], events
+    pulled.remove()
+    cards(ndef=text_record_message("1000")).insert()
+    assert s.wait_for(CardPresent, SEEN).card_id == "ndef:1000"
+
+
+def test_silent_card_hits_the_deadline_and_other_readers_go_on(pcscd: Any, stream: Any, cards: Any) -> None:
+    s = stream(open_reader("pcsc://Virtual PCD?timeout_ms=300"))  # both virtual readers
+    assert {s.wait_for(ReaderConnected).reader for _ in range(2)} == {READER, "Virtual PCD 00 01"}
+    silent = cards(silent_after=1)  # answers the UID, then never again
+    silent.insert()
+    err = s.wait_for(CardError, SEEN + 0.5)
+    assert err.reader == READER and "deadline" in err.reason
+    assert not [e for e in s.seen if isinstance(e, CardPresent)]
+    other = cards(port=35964, ndef=text_record_message("2"))
+    other.insert()  # the silent card is still on the first reader
+    ev = s.wait_for(CardPresent, SEEN)
+    assert (ev.reader, ev.card_id) == ("Virtual PCD 00 01", "ndef:2")
+    silent.remove()
+    cards(ndef=text_record_message("3")).insert()
+    ev = s.wait_for(CardPresent, SEEN)
+    assert (ev.reader, ev.card_id) == (READER, "ndef:3")
+
+
+def test_pcscd_killed_and_restarted_reader_comes_back(pcscd: Any, stream: Any, cards: Any) -> None:
+    s = _watch(stream)
+    card = cards(ndef=text_record_message("5"))
+    card.insert()
+    s.wait_for(CardPresent, SEEN)
+    pcscd.kill()
+    down = s.wait_for(ReaderDisconnected, 3)
+    assert down.reader == READER
+    assert any(isinstance(e, CardRemoved) for e in s.seen)
+    card.remove()
+    time.sleep(0.3)  # the app keeps running with no service
+    pcscd.start()
+    assert s.wait_for(ReaderConnected, 3).reader == READER
+    card.insert()  # vpcd's socket is new: the card is presented again
+    assert s.wait_for(CardPresent, SEEN).card_id == "ndef:5"
+
+
+def test_no_matching_reader_is_reported(pcscd: Any, stream: Any) -> None:
+    s = stream(open_reader("pcsc://ACS ACR122U"))
+    down = s.wait_for(ReaderDisconnected)
+    assert "ACS ACR122U" in down.reason
