@@ -9,6 +9,8 @@ same bytes go to any transport.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import tempfile
 from functools import lru_cache
@@ -166,12 +168,15 @@ def _native(p: Any, block: Block, geometry: Paper, doc: Document) -> None:
         p.ln()
     elif isinstance(block, Barcode):
         p.set(align="center", bold=False, normal_textsize=True)
-        p.barcode("{B" + block.data, block.kind, height=block.height, width=2 if geometry.dots < 512 else 3,
-                  pos="OFF", function_type="B", check=False)
+        # python-escpos announces its renderer choice on stdout, which is the CLI's JSON channel.
+        with contextlib.redirect_stdout(io.StringIO()):
+            p.barcode("{B" + block.data, block.kind, height=block.height, width=2 if geometry.dots < 512 else 3,
+                      pos="OFF", function_type="B", check=False)
         p.ln()
     elif isinstance(block, Image):
         p.set(align={"start": "left", "center": "center", "end": "right"}[block.align])
-        p.image(block.image, impl="bitImageRaster")
+        with contextlib.redirect_stdout(io.StringIO()):
+            p.image(block.image, impl="bitImageRaster")
     elif isinstance(block, Feed):
         p.ln(block.lines)
     elif isinstance(block, Cut):

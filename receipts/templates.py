@@ -237,36 +237,56 @@ def refund_slip(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, l
     return doc
 
 
+Z_PROGRAM_LABELS = {
+    "points_earned": "Points earned",
+    "points_redeemed": "Points redeemed",
+    "points_expired": "Points expired",
+    "stamps_given": "Stamps given",
+    "rewards_issued": "Rewards issued",
+    "rewards_redeemed": "Rewards redeemed",
+}
+
+
 def z_report(totals: Mapping[str, Any], cfg: Config, *, copy: bool = False, lang: Lang | None = None) -> Document:
-    """End of day. `totals` is a plain dict: day, sales, refunds, gross, discount, net (decimal strings),
-    points_earned, points_redeemed, stamps, rewards_redeemed, new_members, first_seq, last_seq,
-    head_hash, and optionally server_ack (the chain head the server acknowledged)."""
+    """End of day from a plain dict of the day's totals, as `sync.endofday.z_report` makes it:
+    day, closed_at, currency, sales {count, subtotal, discount, total}, discounts {program: amount},
+    refunds {count, total}, net_total, enrolments, programs {program: {points_earned, ...}},
+    events {first_seq, last_seq, count}, chain {head_seq, head_hash, server_acked_seq, server_acked_hash, in_sync}."""
     lang = lang or lang_for(cfg)
     cur = str(totals.get("currency", cfg.currency.code))
+    sales: Mapping[str, Any] = totals.get("sales", {}) or {}
+    refunds: Mapping[str, Any] = totals.get("refunds", {}) or {}
     doc = _new("z_report", lang)
     _store_header(doc, cfg, lang, copy=copy)
     doc.add(Text(lang._("Z REPORT"), align="center", bold=True, size=2))
     doc.add(Row(lang._("Business day"), lang.day(str(totals.get("day", "")))))
-    doc.add(Row(lang._("Store"), cfg.store.id))
-    doc.add(Row(lang._("Terminal"), cfg.store.terminal))
-    if totals.get("closed_at"):
-        doc.add(Row(lang._("Closed"), lang.local_time(str(totals["closed_at"]))))
+    doc.add(Row(lang._("Store"), str(totals.get("store", cfg.store.id))))
+    doc.add(Row(lang._("Terminal"), str(totals.get("terminal", cfg.store.terminal))))
+    doc.add(Row(lang._("Closed"), lang.local_time(str(totals["closed_at"])) if totals.get("closed_at") else lang._("not closed")))
     doc.add(Rule())
-    doc.add(Row(lang._("Sales"), lang.num(int(totals.get("sales", 0)))))
-    doc.add(Row(lang._("Refunds"), lang.num(int(totals.get("refunds", 0)))))
-    doc.add(Row(lang._("Gross"), lang.money(str(totals.get("gross", "0")), cur)))
-    doc.add(Row(lang._("Discounts"), "-" + lang.money(str(totals.get("discount", "0")), cur)))
-    doc.add(Row(lang._("Net"), lang.money(str(totals.get("net", "0")), cur), bold=True))
+    doc.add(Row(lang._("Sales"), lang.num(int(sales.get("count", 0)))))
+    doc.add(Row(lang._("Subtotal"), lang.money(str(sales.get("subtotal", "0")), cur)))
+    doc.add(Row(lang._("Discounts"), "-" + lang.money(str(sales.get("discount", "0")), cur)))
+    for pid, amount in (totals.get("discounts", {}) or {}).items():
+        doc.add(Row("  " + _program_name(cfg.programs.get(pid), pid, lang), "-" + lang.money(str(amount), cur)))
+    doc.add(Row(lang._("Total"), lang.money(str(sales.get("total", "0")), cur)))
+    doc.add(Row(lang._("Refunds"), f"{lang.num(int(refunds.get('count', 0)))} / -{lang.money(str(refunds.get('total', '0')), cur)}"))
+    doc.add(Row(lang._("Net"), lang.money(str(totals.get("net_total", "0")), cur), bold=True))
     doc.add(Rule())
-    for key, label in (("points_earned", "Points earned"), ("points_redeemed", "Points redeemed"),
-                       ("stamps", "Stamps given"), ("rewards_redeemed", "Rewards redeemed"),
-                       ("new_members", "New members")):
-        doc.add(Row(lang._(label), lang.num(int(totals.get(key, 0)))))
+    doc.add(Row(lang._("New members"), lang.num(int(totals.get("enrolments", 0)))))
+    for pid, moved in (totals.get("programs", {}) or {}).items():
+        doc.add(Text(_program_name(cfg.programs.get(pid), pid, lang), bold=True))
+        for key, label in Z_PROGRAM_LABELS.items():
+            if key in moved:
+                doc.add(Row("  " + lang._(label), lang.num(int(moved[key]))))
     doc.add(Rule())
-    doc.add(Row(lang._("Events"), f"{totals.get('first_seq', '')}-{totals.get('last_seq', '')}"))
-    doc.add(Row(lang._("Chain head"), str(totals.get("head_hash", ""))[:12]))
-    ack = totals.get("server_ack")
-    doc.add(Row(lang._("Server ack"), str(ack)[:12] if ack else lang._("not synced")))
+    events: Mapping[str, Any] = totals.get("events", {}) or {}
+    chain: Mapping[str, Any] = totals.get("chain", {}) or {}
+    doc.add(Row(lang._("Events"), f"{events.get('first_seq') or 0}-{events.get('last_seq') or 0} ({events.get('count', 0)})"))
+    doc.add(Row(lang._("Chain head"), f"#{chain.get('head_seq', '')} {str(chain.get('head_hash', ''))[:12]}"))
+    if chain.get("server_acked_seq"):
+        doc.add(Row(lang._("Server ack"), f"#{chain.get('server_acked_seq')} {str(chain.get('server_acked_hash', ''))[:12]}"))
+    doc.add(Text(lang._("in sync") if chain.get("in_sync") else lang._("not synced"), align="center", bold=True))
     doc.add(Cut())
     return doc
 

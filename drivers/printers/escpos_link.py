@@ -1,0 +1,162 @@
+"""ESC/POS printers on a two-way link: TCP, serial, USB, through python-escpos's connectors.
+
+Each job opens the link, asks DLE EOT whether the printer can print (when it
+answers), writes the bytes with a timeout, and closes the link, so a printer
+switched off between two sales costs one failed attempt, not a stuck socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import tempfile
+from typing import Any
+
+from . import PrinterUrl
+from .base import DLE_EOT_OFFLINE, DLE_EOT_PAPER, DLE_EOT_PRINTER, Payload, PrinterError, PrinterStatus, parse_status
+
+if "ESCPOS_CAPABILITIES_PICKLE_DIR" not in os.environ:
+    _cache = os.path.join(tempfile.gettempdir(), f"pos-loyalty-escpos-{os.getuid() if hasattr(os, 'getuid') else 0}")
+    os.makedirs(_cache, exist_ok=True)
+    os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = _cache
+
+STATUS_WAIT_S = 0.5  # a printer that answers DLE EOT does so within milliseconds
+
+
+class EscposLinkPrinter:
+    def __init__(self, url: PrinterUrl, *, profile: str, paper_mm: int, timeout_s: float):
+        self.url = url.raw
+        self.parsed = url
+        self.profile = profile
+        self.paper_mm = paper_mm
+        self.timeout_s = url.number("timeout", timeout_s)
+        self.query_status = url.flag("status", True)
+        if url.scheme == "escpos+tcp":
+            url.check_known(("timeout", "status"))
+            host, _, port = url.target.rpartition(":") if ":" in url.target else (url.target, "", "9100")
+            if not host:
+                raise PrinterError(f"printer URL {url.raw!r} needs a host, such as escpos+tcp://10.0.0.5:9100")
+            try:
+                self._port = int(port or 9100)
+            except ValueError:
+                raise PrinterError(f"printer URL {url.raw!r}: port {port!r} is not a number") from None
+            self._host = host.strip("[]")
+        elif url.scheme == "escpos+serial":
+            url.check_known(("baudrate", "timeout", "status"))
+            if not url.target:
+                raise PrinterError(f"printer URL {url.raw!r} needs a device, such as escpos+serial:///dev/ttyS0?baudrate=19200")
+            self._device = url.target if url.target.startswith("/") else "/" + url.target
+            self._baudrate = int(url.number("baudrate", 9600))
+        elif url.scheme == "escpos+usb":
+            url.check_known(("timeout", "status"))
+            vid, _, pid = url.target.partition(":")
+            try:
+                self._vid, self._pid = int(vid, 16), int(pid, 16)
+            except ValueError:
+                raise PrinterError(f"printer URL {url.raw!r} needs VID:PID in hex, such as escpos+usb://04b8:0e15") from None
+
+    # ------------------------------------------------------------ link
+
+    def _connect(self) -> Any:
+        try:
+            if self.parsed.scheme == "escpos+tcp":
+                from escpos.printer import Network
+
+                link = Network(self._host, self._port, timeout=self.timeout_s, profile=self.profile)
+                link.open()
+            elif self.parsed.scheme == "escpos+serial":
+                from escpos.printer import Serial
+
+                link = Serial(self._device, baudrate=self._baudrate, timeout=self.timeout_s, dsrdtr=False, profile=self.profile)
+                link.open()
+                link.device.write_timeout = self.timeout_s
+            else:
+                try:
+                    import usb.core  # noqa: F401
+                except ImportError:
+                    raise PrinterError("escpos+usb:// needs the pyusb package (pip install pyusb) and libusb") from None
+                from escpos.printer import Usb
+
+                link = Usb(self._vid, self._pid, timeout=int(self.timeout_s * 1000), profile=self.profile)
+                link.open()
+        except PrinterError:
+            raise
+        except Exception as exc:
+            raise PrinterError(f"{self.url}: cannot connect: {_reason(exc)}") from None
+        return link
+
+    def _ask(self, link: Any, query: bytes) -> int | None:
+        try:
+            link._raw(query)
+            if self.parsed.scheme == "escpos+tcp":
+                link.device.settimeout(STATUS_WAIT_S)
+                try:
+                    data = link.device.recv(1)
+                finally:
+                    link.device.settimeout(self.timeout_s)
+            elif self.parsed.scheme == "escpos+serial":
+                link.device.timeout = STATUS_WAIT_S
+                try:
+                    data = link.device.read(1)
+                finally:
+                    link.device.timeout = self.timeout_s
+            else:
+                data = link._read()
+        except TimeoutError:
+            return None
+        except Exception as exc:
+            raise PrinterError(f"{self.url}: status query failed: {_reason(exc)}") from None
+        return data[0] if data else None
+
+    def _status_on(self, link: Any) -> PrinterStatus:
+        printer = self._ask(link, DLE_EOT_PRINTER)
+        if printer is None:
+            return PrinterStatus(detail="no status answer")
+        return parse_status(printer, self._ask(link, DLE_EOT_OFFLINE), self._ask(link, DLE_EOT_PAPER))
+
+    # ------------------------------------------------------------ protocol
+
+    def status(self) -> PrinterStatus:
+        link = self._connect()
+        try:
+            return self._status_on(link)
+        finally:
+            _close(link)
+
+    def print(self, payload: Payload) -> None:
+        data = payload.escpos()
+        link = self._connect()
+        try:
+            if self.query_status:
+                state = self._status_on(link)
+                if not state.ready:
+                    raise PrinterError(f"{self.url}: {state.problem()}")
+            try:
+                link._raw(data)
+                if self.parsed.scheme == "escpos+serial":
+                    link.device.flush()
+            except Exception as exc:
+                raise PrinterError(f"{self.url}: write failed: {_reason(exc)}") from None
+        finally:
+            _close(link)
+
+    def close(self) -> None:
+        """Links live for one job only."""
+
+
+def _close(link: Any) -> None:
+    # Closing a link that already broke must not hide the first error.
+    with contextlib.suppress(Exception):
+        link.close()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return "timed out"
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def open(url: PrinterUrl, *, profile: str, paper_mm: int, timeout_s: float) -> EscposLinkPrinter:
+    return EscposLinkPrinter(url, profile=profile, paper_mm=paper_mm, timeout_s=timeout_s)
