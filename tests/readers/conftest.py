@@ -272,3 +272,55 @@ def cards() -> Iterator[Any]:
     yield make
     for card in made:
         card.remove()
+
+
+# ---------------------------------------------------------------- nfcpy udp
+
+
+def free_udp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class NfcTag:
+    """A tag emulated by nfcpy in its own process (tests/readers/nfctag.py); kill it to take it away."""
+
+    def __init__(self, port: int, log_dir: Path):
+        self.port = port
+        self.log = log_dir / f"nfctag-{port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ready_at = 0.0
+
+    def put(self, text: str, kind: str = "3", uid: str = "") -> None:
+        import sys
+
+        script = Path(__file__).with_name("nfctag.py")
+        args = [sys.executable, str(script), str(self.port), "--type", kind, "--text", text]
+        if uid:
+            args += ["--uid", uid]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if line.strip() != b"ready":
+            raise AssertionError(f"tag emulator did not start: {line!r}; see {self.log}")
+        self.ready_at = time.monotonic()
+
+    def take(self) -> None:
+        if self.proc is not None:
+            kill(self.proc)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            self.proc = None
+
+
+@pytest.fixture
+def nfc_tag(tmp_path: Path) -> Iterator[NfcTag]:
+    tag = NfcTag(free_udp_port(), tmp_path)
+    try:
+        yield tag
+    finally:
+        tag.take()

@@ -1,0 +1,55 @@
+"""nfc:udp against nfcpy's udp driver, with tags emulated by nfcpy in another process."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from drivers import identity
+from drivers.readers import CardPresent, CardRejected, CardRemoved, ReaderConnected, ReaderError, open_reader
+
+
+def _watch(stream: Any, tag: Any, targets: str = "212F", **kw: Any) -> Any:
+    s = stream(open_reader(f"nfc:udp:127.0.0.1:{tag.port}?targets={targets}", **kw))
+    assert isinstance(s.next(), ReaderConnected)
+    return s
+
+
+def test_type3_tag_ndef_number_and_removal(nfc_tag: Any, stream: Any) -> None:
+    nfc_tag.put("3300112233")
+    time.sleep(0.03)  # the emulator binds right after "ready"
+    s = _watch(stream, nfc_tag)
+    ev = s.wait_for(CardPresent, 3)
+    assert ev.card_id == "ndef:3300112233" and ev.ndef == ("3300112233",)
+    assert ev.uid == bytes.fromhex("02FE010203040506") and ev.technology == "nfc/Type3Tag"
+    assert s.quiet(0.3) == []  # left on the reader: one tap
+    nfc_tag.take()
+    assert isinstance(s.next(2), CardRemoved)
+
+
+def test_type2_tag_ndef_number_and_tap_again(nfc_tag: Any, stream: Any) -> None:
+    nfc_tag.put("2200445566", kind="2")
+    time.sleep(0.03)
+    s = _watch(stream, nfc_tag, targets="106A")
+    ev = s.wait_for(CardPresent, 3)
+    assert (ev.card_id, ev.uid, ev.technology) == ("ndef:2200445566", bytes.fromhex("04A1B2C3D4E5F6"), "nfc/Type2Tag")
+    nfc_tag.take()
+    s.wait_for(CardRemoved, 2)
+    nfc_tag.put("2200445566", kind="2")
+    assert s.wait_for(CardPresent, 4).card_id == "ndef:2200445566"
+
+
+def test_signed_number_on_a_tag(nfc_tag: Any, stream: Any) -> None:
+    key = identity.load_private("44" * 32)
+    nfc_tag.put(identity.sign("777", key).replace("777", "778", 1))  # forged
+    time.sleep(0.03)
+    s = _watch(stream, nfc_tag, require_signed="require", public_keys=[identity.public_text(key.public_key())])
+    assert s.wait_for(CardRejected, 3).card_id == "ndef:778"
+
+
+def test_bad_nfc_urls() -> None:
+    for url in ("nfc:bluetooth", "nfc:udp:127.0.0.1", "nfc:udp:h:1?targets=999X", "nfc:usb?beep=1"):
+        with pytest.raises(ReaderError):
+            open_reader(url)
