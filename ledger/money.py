@@ -81,7 +81,11 @@ def to_decimal(minor: int, cur: Currency) -> Decimal:
 
 def fmt(minor: int, cur: Currency) -> str:
     """Minor units as the plain decimal string used in JSON: 12500 -> "12.500"."""
-    return str(to_decimal(minor, cur))
+    if cur.digits == 0:
+        return str(minor)
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(minor), cur.scale)
+    return f"{sign}{whole}.{frac:0{cur.digits}d}"
 
 
 def display(minor: int, cur: Currency, locale: str = "en") -> str:

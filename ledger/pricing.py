@@ -49,6 +49,7 @@ class MemberState:
     spend: int = 0  # cumulative money paid, all time
     window_spend: int = 0  # money paid in the tier window
     memberships: frozenset[str] = frozenset()  # active paid memberships
+    membership_until: dict[str, str] = field(default_factory=dict)  # program -> last day (active or not)
 
 
 @dataclass(slots=True)

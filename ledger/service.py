@@ -24,7 +24,7 @@ from .config import Config, MembershipProgram, PointsProgram, StampsProgram
 from .errors import LoyaltyError
 from .pricing import Plan, parse_item, price_cart
 from .store import Ledger, Tx, canonical, derived_id
-from .views import MEMBER, card_view, member_state
+from .views import MEMBER, card_view, member_state, tier_spend
 
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,19}$")
 _BIRTHDAY = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
@@ -165,8 +165,9 @@ class Loyalty:
                 row = tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
                 enrolled = True
             member_id = str(row["member_id"])
+            member = tx.conn.execute("SELECT * FROM members WHERE id=?", (member_id,)).fetchone()
             self._expire(tx, ids, member_id)
-            state = member_state(tx.conn, self.cfg, member_id, day)
+            state = member_state(tx.conn, self.cfg, member_id, day, swept=True)
             plan = price_cart(self.cfg, req.items, state, req.redeem, day)
             if plan.rewards_used or plan.points_redeemed:
                 self._check_redeem_cap(tx, member_id, day)
@@ -188,7 +189,7 @@ class Loyalty:
             rewards_issued: dict[str, int] = {}
             for pid, n in plan.stamps_earned.items():
                 tx.append("stamp", event_id=ids.next(), program_id=pid, account="stamps", amount=n, **common)
-                issued = self._issue_rewards(tx, ids, member_id, card_id, sale_id, pid)
+                issued = self._issue_rewards(tx, ids, member_id, card_id, sale_id, pid, stamps=state.stamps[pid] + n)
                 if issued:
                     rewards_issued[pid] = issued
             for pid, points in plan.points_earned.items():
@@ -197,11 +198,14 @@ class Loyalty:
                 tx.append("spend", event_id=ids.next(), program_id=MEMBER, account="spend", amount=plan.total, **common)
             for pid, periods in plan.memberships_bought.items():
                 self._extend_membership(tx, ids, member_id, card_id, sale_id, pid, periods, day)
-            bonuses = self._sale_bonuses(tx, ids, member_id, card_id, sale_id, day)
-            tier_change = self._tier_event(tx, ids, member_id, card_id, sale_id, plan.tier.id if plan.tier else None, day)
-            tx.conn.execute("UPDATE members SET first_sale_id=? WHERE id=? AND first_sale_id IS NULL", (sale_id, member_id))
+            bonuses = self._sale_bonuses(tx, ids, member, card_id, sale_id, day)
+            spend_after = state.window_spend + plan.total
+            tier_change = self._tier_event(tx, ids, member_id, card_id, sale_id, plan.tier.id if plan.tier else None, day, spend_after)
+            if member["first_sale_id"] is None:
+                tx.conn.execute("UPDATE members SET first_sale_id=? WHERE id=?", (sale_id, member_id))
 
-            view = card_view(tx.conn, self.cfg, tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone(), day)
+            after = member_state(tx.conn, self.cfg, member_id, day, swept=True, window_spend=spend_after)
+            view = card_view(tx.conn, self.cfg, row, day, state=after, member=member)
             last = tx.appended[-1]
             result: dict[str, Any] = {
                 "sale": sale_id,
@@ -546,10 +550,10 @@ class Loyalty:
         tx.conn.execute("INSERT INTO awards (member_id, award, event_id, sale_id) VALUES (?,?,?,?)", (member_id, award, ev_id, sale_id))
         return points
 
-    def _sale_bonuses(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, sale_id: str, day: date) -> list[dict[str, Any]]:
+    def _sale_bonuses(self, tx: Tx, ids: _Ids, member: sqlite3.Row, card_id: str, sale_id: str, day: date) -> list[dict[str, Any]]:
         paid: list[dict[str, Any]] = []
         b = self.cfg.bonuses
-        member = tx.conn.execute("SELECT birthday, referrer_id, first_sale_id FROM members WHERE id=?", (member_id,)).fetchone()
+        member_id = str(member["id"])
         if member["birthday"] and b.birthday:
             year = _birthday_year(member["birthday"], day, b.birthday_window_days)
             if year is not None and self._bonus(tx, ids, member_id, card_id, sale_id, f"birthday:{year}", b.birthday):
@@ -584,11 +588,14 @@ class Loyalty:
                       expire_after_days=program.expire_after_days)
         return ev.event_id
 
-    def _issue_rewards(self, tx: Tx, ids: _Ids, member_id: str, card_id: str | None, sale_id: str | None, program_id: str) -> int:
+    def _issue_rewards(
+        self, tx: Tx, ids: _Ids, member_id: str, card_id: str | None, sale_id: str | None, program_id: str, *, stamps: int | None = None
+    ) -> int:
         """Turn every full card of stamps into a reward voucher; extra stamps carry over."""
         program = self.cfg.programs[program_id]
         assert isinstance(program, StampsProgram)
-        stamps = tx.balance(member_id, program_id, "stamps")
+        if stamps is None:
+            stamps = tx.balance(member_id, program_id, "stamps")
         vouchers = stamps // program.stamps_per_reward
         if vouchers <= 0:
             return 0
@@ -634,10 +641,12 @@ class Loyalty:
                 (member_id, program_id, until),
             )
 
-    def _tier_event(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, sale_id: str, before: str | None, day: date) -> dict[str, Any] | None:
+    def _tier_event(
+        self, tx: Tx, ids: _Ids, member_id: str, card_id: str, sale_id: str, before: str | None, day: date, spend: int | None = None
+    ) -> dict[str, Any] | None:
         if not self.cfg.tiers.levels:
             return None
-        tier = self.cfg.tiers.tier_for(member_state(tx.conn, self.cfg, member_id, day).window_spend)
+        tier = self.cfg.tiers.tier_for(tier_spend(tx.conn, self.cfg, member_id, day) if spend is None else spend)
         after = tier.id if tier else None
         if after == before:
             return None

@@ -55,7 +55,7 @@ def canonical(value: Any) -> str:
 
 
 def event_hash(fields: dict[str, Any]) -> str:
-    """SHA-256 over the previous hash and the canonical JSON of the event."""
+    """SHA-256 over the previous hash and the canonical JSON of the event (payload as an object)."""
     body = {k: fields[k] for k in HASHED if k != "prev_hash"}
     if isinstance(body["payload"], str):
         body["payload"] = json.loads(body["payload"])
@@ -90,6 +90,8 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=10000")
+    # fewer, larger checkpoints: each one fsyncs the database file
+    conn.execute("PRAGMA wal_autocheckpoint=4000")
     return conn
 
 
@@ -187,7 +189,7 @@ class Tx:
             self._load_head()
         assert self._seq is not None
         seq = self._seq + 1
-        body = canonical(payload or {})
+        body = payload or {}
         fields: dict[str, Any] = {
             "seq": seq,
             "event_id": event_id,
@@ -208,6 +210,7 @@ class Tx:
             "prev_hash": self._hash,
         }
         digest = event_hash(fields)
+        fields["payload"] = canonical(body)
         self.conn.execute(
             "INSERT INTO events (seq, event_id, terminal_id, store_id, ts, business_day, member_id, card_id,"
             " program_id, account, kind, amount, sale_id, ref_event_id, rules_version, payload, prev_hash, hash)"
@@ -227,8 +230,10 @@ class Tx:
 
     def flush(self) -> None:
         if self._seq is not None and self.appended:
-            self.conn.execute("UPDATE meta SET value=? WHERE key='head_seq'", (str(self._seq),))
-            self.conn.execute("UPDATE meta SET value=? WHERE key='head_hash'", (self._hash,))
+            self.conn.execute(
+                "UPDATE meta SET value = CASE key WHEN 'head_seq' THEN ? ELSE ? END WHERE key IN ('head_seq', 'head_hash')",
+                (str(self._seq), self._hash),
+            )
 
     def balance(self, member_id: str, program_id: str, account: str) -> int:
         row = self.conn.execute(

@@ -22,41 +22,76 @@ def number(value: Fraction) -> int | float:
     return value.numerator if value.denominator == 1 else float(value)
 
 
-def member_state(conn: sqlite3.Connection, cfg: Config, member_id: str, day: date) -> MemberState:
+def member_state(
+    conn: sqlite3.Connection,
+    cfg: Config,
+    member_id: str,
+    day: date,
+    *,
+    window_spend: int | None = None,
+    swept: bool = False,
+) -> MemberState:
+    """The member's balances as the rules see them on `day`.
+
+    `swept`: due points were just written off in this transaction, so no lot is
+    due; `window_spend`: the tier spend, when the caller already knows it.
+    Both save queries on the checkout path.
+    """
     bal: dict[tuple[str, str], int] = {
         (r[0], r[1]): int(r[2])
         for r in conn.execute("SELECT program_id, account, amount FROM balances WHERE member_id=?", (member_id,))
     }
-    due = {
-        r[0]: int(r[1])
-        for r in conn.execute(
-            "SELECT program_id, SUM(remaining) FROM lots WHERE member_id=? AND remaining > 0 AND expires_on <= ? GROUP BY program_id",
-            (member_id, day.isoformat()),
-        )
-    }
-    since = (day - timedelta(days=cfg.tiers.window_days - 1)).isoformat()
-    window = conn.execute(
-        "SELECT COALESCE(SUM(amount), 0) FROM events WHERE member_id=? AND program_id=? AND account='spend' AND business_day >= ?",
-        (member_id, MEMBER, since),
-    ).fetchone()[0]
-    active = frozenset(
-        r[0] for r in conn.execute("SELECT program_id FROM memberships WHERE member_id=? AND valid_until >= ?", (member_id, day.isoformat()))
-    )
+    due: dict[str, int] = {}
+    if not swept:
+        due = {
+            r[0]: int(r[1])
+            for r in conn.execute(
+                "SELECT program_id, SUM(remaining) FROM lots WHERE member_id=? AND remaining > 0 AND expires_on <= ? GROUP BY program_id",
+                (member_id, day.isoformat()),
+            )
+        }
+    if window_spend is None:
+        window_spend = tier_spend(conn, cfg, member_id, day)
+    until = {r[0]: r[1] for r in conn.execute("SELECT program_id, valid_until FROM memberships WHERE member_id=?", (member_id,))}
+    active = frozenset(pid for pid, last in until.items() if last >= day.isoformat())
     return MemberState(
         stamps={p.id: bal.get((p.id, "stamps"), 0) for p in cfg.programs_of(StampsProgram)},
         rewards={p.id: bal.get((p.id, "rewards"), 0) for p in cfg.programs_of(StampsProgram)},
         points={p.id: bal.get((p.id, "points"), 0) - due.get(p.id, 0) for p in cfg.programs_of(PointsProgram)},
         spend=bal.get((MEMBER, "spend"), 0),
-        window_spend=int(window),
+        window_spend=window_spend,
         memberships=active,
+        membership_until=until,
     )
 
 
-def card_view(conn: sqlite3.Connection, cfg: Config, card: sqlite3.Row, day: date) -> dict[str, Any]:
+def tier_spend(conn: sqlite3.Connection, cfg: Config, member_id: str, day: date) -> int:
+    """Money paid in the tier window ending on `day`."""
+    if not cfg.tiers.levels:
+        return 0
+    since = (day - timedelta(days=cfg.tiers.window_days - 1)).isoformat()
+    row = conn.execute(
+        "SELECT COALESCE(SUM(amount), 0) FROM events WHERE member_id=? AND program_id=? AND account='spend' AND business_day >= ?",
+        (member_id, MEMBER, since),
+    ).fetchone()
+    return int(row[0])
+
+
+def card_view(
+    conn: sqlite3.Connection,
+    cfg: Config,
+    card: sqlite3.Row,
+    day: date,
+    *,
+    state: MemberState | None = None,
+    member: sqlite3.Row | None = None,
+) -> dict[str, Any]:
     """The card's JSON: status, member, tier and every program."""
     member_id = str(card["member_id"])
-    state = member_state(conn, cfg, member_id, day)
-    member = conn.execute("SELECT * FROM members WHERE id=?", (member_id,)).fetchone()
+    if state is None:
+        state = member_state(conn, cfg, member_id, day)
+    if member is None:
+        member = conn.execute("SELECT * FROM members WHERE id=?", (member_id,)).fetchone()
     cur = cfg.currency
     tier = cfg.tiers.tier_for(state.window_spend)
     member_json: dict[str, Any] = {"id": member_id, "tier": tier.id if tier else None}
@@ -96,12 +131,11 @@ def card_view(conn: sqlite3.Connection, cfg: Config, card: sqlite3.Row, day: dat
                 entry["next"] = {"percent": number(step.percent), "spend_needed": money.fmt(step.from_spend - state.spend, cur)}
             programs[program.id] = entry
         elif isinstance(program, MembershipProgram):
-            row = conn.execute("SELECT valid_until FROM memberships WHERE member_id=? AND program_id=?", (member_id, program.id)).fetchone()
             active = program.id in state.memberships
             programs[program.id] = {
                 "kind": "membership",
                 "active": active,
-                "until": row[0] if row and active else None,
+                "until": state.membership_until.get(program.id) if active else None,
                 "percent": number(program.discount_percent),
             }
     out: dict[str, Any] = {"card": card["id"], "status": card["status"]}

@@ -1,0 +1,126 @@
+"""Durable checkouts per second against raw durable SQLite commits on the same disk.
+
+Both sides use WAL + synchronous=FULL in the same directory, in the same run:
+the raw side commits one single-row INSERT per transaction; the checkout side
+runs full sales (pricing, events with hash chain, balances, lots, sale rows,
+print job) through the Loyalty service. Goal: ratio >= 0.5.
+
+Prints progress, then one JSON object on the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ledger import clock
+from ledger.config import load
+from ledger.service import CheckoutRequest, Loyalty
+
+ROOT = Path(__file__).resolve().parents[1]
+CARTS = [["ESP*2", "CRO"], ["LAT"], ["SPN", "DAT"], ["BEANS", "ESP"], ["LAT*3", "CRO*2"]]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Raw:
+    """Single-row durable commits: the floor a sale's commit cannot beat."""
+
+    def __init__(self, directory: Path):
+        self.conn = sqlite3.connect(directory / "raw.db", isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+        self.i = 0
+
+    def run(self, n: int) -> list[float]:
+        times = []
+        for _ in range(n):
+            self.i += 1
+            start = time.perf_counter()
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("INSERT INTO t (v) VALUES (?)", (f"row {self.i}",))
+            self.conn.execute("COMMIT")
+            times.append(time.perf_counter() - start)
+        return times
+
+
+class Till:
+    """Full checkouts through the Loyalty service on the demo store."""
+
+    def __init__(self, directory: Path):
+        config = directory / "config.toml"
+        text = (ROOT / "config.toml").read_text(encoding="utf-8").replace('path = "var/ledger.db"', 'path = "ledger.db"')
+        config.write_text(text, encoding="utf-8")
+        self.cfg = load(config)
+        self.service = Loyalty.open(self.cfg)
+        self.now = clock.parse_now("2026-11-22T08:00", self.cfg.store.tz)
+        self.cards = [f"uid:04{i:012X}" for i in range(200)]
+        for card in self.cards:  # enrol first: the timed loop is the steady state of a till
+            self.service.checkout(CheckoutRequest.from_cli(card, ["ESP"], []), self.now)
+        self.i = 0
+
+    def run(self, n: int) -> list[float]:
+        times = []
+        for _ in range(n):
+            self.i += 1
+            req = CheckoutRequest.from_cli(self.cards[self.i % len(self.cards)], CARTS[self.i % len(CARTS)], [])
+            self.now += timedelta(seconds=1)
+            start = time.perf_counter()
+            self.service.checkout(req, self.now)
+            times.append(time.perf_counter() - start)
+        return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--dir", help="a directory on the disk to measure (default: a temp dir)")
+    args = parser.parse_args()
+    directory = Path(tempfile.mkdtemp(prefix="bench-checkout-", dir=args.dir))
+    raw: list[float] = []
+    sales: list[float] = []
+    try:
+        base, till = Raw(directory), Till(directory)
+        # interleaved blocks, so both sides see the same disk and the same load
+        for _ in range(max(1, args.n // 100)):
+            raw += base.run(100)
+            sales += till.run(100)
+        till.service.close()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    raw_rate = len(raw) / sum(raw)
+    sale_rate = len(sales) / sum(sales)
+    result = {
+        "bench": "checkout",
+        "n": args.n,
+        "checkouts_per_s": round(sale_rate, 1),
+        "raw_commits_per_s": round(raw_rate, 1),
+        "ratio": round(sale_rate / raw_rate, 3),
+        "p50_ms": round(statistics.median(sales) * 1000, 3),
+        "p99_ms": round(percentile(sales, 0.99) * 1000, 3),
+        "raw_p50_ms": round(statistics.median(raw) * 1000, 3),
+        "ratio_of_medians": round(statistics.median(raw) / statistics.median(sales), 3),
+        "goal_ratio": 0.5,
+        "cpus": os.cpu_count(),
+    }
+    print(f"checkout: {sale_rate:.0f}/s (p50 {result['p50_ms']} ms), raw durable commits: {raw_rate:.0f}/s", file=sys.stderr)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

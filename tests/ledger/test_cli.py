@@ -1,0 +1,169 @@
+"""The `loyalty` CLI: JSON shapes, errors, nothing written by a failed command."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ledger_store import run_cli
+
+CARD = "uid:04A1B2C3D4E5F6"
+AMOUNT = re.compile(r"^-?\d+\.\d{3}$")  # KWD: always three digits
+
+
+@pytest.fixture
+def cli(store):
+    store.service.close()
+
+    def run(*args: str):
+        return run_cli("--config", str(store.path), "--now", "2026-11-22T10:00", *args)
+
+    return run
+
+
+def counts(store):
+    conn = sqlite3.connect(store.cfg.ledger.path)
+    try:
+        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("events", "sales", "members", "cards", "print_jobs")}
+    finally:
+        conn.close()
+
+
+def test_sale_json_shape(cli):
+    cli("sale", "--card", CARD, "--item", "ESP*10")
+    r = cli("--json", "sale", "--card", CARD, "--item", "LAT*2", "--item", "ESP", "--item", "111", "--redeem", "coffee")
+    assert r.code == 0, r.err
+    data = r.json
+    for key in ("sale", "currency", "subtotal", "discount", "total", "lines", "earned", "redeemed", "card", "status", "member", "programs"):
+        assert key in data
+    assert data["currency"] == "KWD"
+    for key in ("subtotal", "discount", "total"):
+        assert AMOUNT.match(data[key]), data[key]
+    assert (data["subtotal"], data["discount"], data["total"]) == ("4.000", "0.750", "3.250")
+    assert [ln["sku"] for ln in data["lines"]] == ["LAT", "ESP", "ESP"]
+    assert data["lines"][0] == {"sku": "LAT", "name": "Latte", "qty": 2, "unit_price": "1.250", "amount": "2.500", "reward": "0.000",
+                                "discount": "0.000", "redeemed": "0.000", "total": "2.500"}
+    assert data["redeemed"] == {"coffee": 1}
+    assert data["earned"] == {"coffee": 3, "points": 32}
+    assert data["programs"]["coffee"] == {"kind": "stamps", "stamps": 3, "stamps_per_reward": 10, "rewards": 0, "to_next_reward": 7}
+    points = data["programs"]["points"]
+    assert set(points) == {"kind", "balance", "value", "expiring"} and AMOUNT.match(points["value"])
+    assert data["member"]["tier"] is None
+
+
+def test_card_show_json_and_text(cli):
+    cli("sale", "--card", CARD, "--item", "BIG*6")
+    r = cli("--json", "card", "show", CARD)
+    assert r.code == 0
+    assert r.json["programs"]["points"] == {"kind": "points", "balance": 120, "value": "0.500", "expiring": []}
+    assert r.json["card"] == CARD and r.json["status"] == "active"
+    text = cli("card", "show", CARD).out
+    assert "120 points (worth 0.500)" in text
+
+
+def test_sale_text_prints_the_receipt(cli):
+    r = cli("sale", "--card", CARD, "--item", "LAT", "--item", "CRO")
+    assert r.code == 0
+    assert "Latte" in r.out and "1.850" in r.out
+
+
+def test_global_options_after_the_command(store):
+    store.service.close()
+    r = run_cli("card", "enrol", CARD, "--config", str(store.path), "--json", "--now", "2026-11-22T10:00")
+    assert r.code == 0 and r.json["card"] == CARD
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("sale", "--card", CARD, "--item", "NOPE"), "unknown_sku"),
+        (("sale", "--card", CARD, "--item", "LAT", "--redeem", "stars"), "unknown_program"),
+        (("sale", "--card", CARD, "--item", "LAT", "--redeem", "points=100"), "insufficient_balance"),
+        (("sale", "--card", CARD, "--item", "LAT", "--redeem", "points=1.5"), "bad_amount"),
+        (("sale", "--card", CARD, "--item", "LAT*0"), "bad_item"),
+        (("sale", "--card", "uid:XYZ", "--item", "LAT"), "bad_card"),
+        (("refund", "no-such-sale"), "unknown_sale"),
+        (("card", "show", "code:never-seen"), "unknown_card"),
+        (("--now", "yesterday", "sale", "--card", CARD, "--item", "LAT"), "bad_time"),
+    ],
+)
+def test_errors_are_one_line_and_write_nothing(cli, store, args, code):
+    cli("sale", "--card", CARD, "--item", "LAT")
+    before = counts(store)
+    plain = cli(*args)
+    assert plain.code == 1
+    assert plain.out == ""
+    assert len(plain.err.strip().splitlines()) == 1 and plain.err.startswith("loyalty: ")
+    as_json = cli("--json", *args)
+    assert as_json.code == 1
+    assert as_json.json["error"] == code
+    assert json.loads(as_json.err) == as_json.json
+    assert counts(store) == before
+
+
+def test_refund_twice(cli):
+    sale = cli("--json", "sale", "--card", CARD, "--item", "LAT").json
+    assert cli("refund", sale["sale"]).code == 0
+    again = cli("--json", "refund", sale["sale"])
+    assert again.code == 1 and again.json["error"] == "already_refunded"
+
+
+def test_receipt_reprint_and_out_file(cli, tmp_path):
+    sale = cli("--json", "sale", "--card", CARD, "--item", "LAT").json
+    text = cli("receipt", sale["sale"], "--copy").out
+    assert "COPY" in text and "Latte" in text
+    out = tmp_path / "r.txt"
+    assert cli("receipt", sale["sale"], "--out", str(out)).code == 0
+    assert "Latte" in out.read_text(encoding="utf-8")
+
+
+def test_ledger_verify_command(cli, store):
+    cli("sale", "--card", CARD, "--item", "LAT")
+    r = cli("--json", "ledger", "verify")
+    assert r.code == 0 and r.json["ok"] is True
+    conn = sqlite3.connect(store.cfg.ledger.path)
+    conn.execute("DROP TRIGGER events_no_update")
+    conn.execute("UPDATE events SET amount = 999 WHERE kind = 'earn'")
+    conn.commit()
+    conn.close()
+    bad = cli("--json", "ledger", "verify")
+    assert bad.code == 1 and bad.json["ok"] is False and bad.json["checks"]["chain"] is False
+
+
+def test_card_commands(cli):
+    assert cli("card", "enrol", CARD, "--name", "Fatima", "--phone", "+96550000000", "--birthday", "03-21").code == 0
+    assert cli("--json", "card", "block", CARD, "--reason", "lost").json["status"] == "blocked"
+    assert cli("--json", "sale", "--card", CARD, "--item", "LAT").json["error"] == "card_blocked"
+    replaced = cli("--json", "card", "replace", CARD, "uid:04FFEEDDCCBBAA").json
+    assert replaced["card"] == "uid:04FFEEDDCCBBAA" and replaced["member"]["name"] == "Fatima"
+    adjusted = cli("--json", "card", "adjust", "uid:04FFEEDDCCBBAA", "--program", "points", "--amount", "40", "--reason", "goodwill").json
+    assert adjusted["programs"]["points"]["balance"] == 40
+    history = cli("--json", "card", "history", "uid:04FFEEDDCCBBAA").json["events"]
+    assert [e["kind"] for e in history][:3] == ["adjust", "replace", "block"]
+
+
+def test_every_command_is_documented_in_the_readme():
+    from terminal.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, child in sub.choices.items():
+        nested = [a for a in child._actions if hasattr(a, "choices") and isinstance(a.choices, dict)]
+        names = [f"{name} {n}" for a in nested for n in a.choices] or [name]
+        for full in names:
+            assert f"loyalty {full}" in readme, f"`loyalty {full}` is not in README.md"
+
+
+def test_console_script_runs(store):
+    store.service.close()
+    exe = os.path.join(os.path.dirname(sys.executable), "loyalty")
+    r = subprocess.run([exe, "--config", str(store.path), "--json", "check-config"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["currency"] == "KWD"
