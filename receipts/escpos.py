@@ -146,9 +146,11 @@ def _textln(p: Any, line: str) -> None:
 
 def _native(p: Any, block: Block, geometry: Paper, doc: Document) -> None:
     if isinstance(block, Text):
-        columns = geometry.columns // block.size
-        p.set(align={"start": "left", "center": "center", "end": "right"}[block.align], bold=block.bold,
-              double_width=block.size > 1, double_height=block.size > 1, normal_textsize=block.size == 1)
+        # A double-size line that would wrap reads better at normal size.
+        size = block.size if len(block.text) * block.size <= geometry.columns else 1
+        columns = geometry.columns // size
+        p.set(align={"start": "left", "center": "center", "end": "right"}[block.align], bold=block.bold or size < block.size,
+              double_width=size > 1, double_height=size > 1, normal_textsize=size == 1)
         import textwrap
 
         for line in textwrap.wrap(block.text, columns) or [""]:
@@ -161,23 +163,23 @@ def _native(p: Any, block: Block, geometry: Paper, doc: Document) -> None:
             _textln(p, line)
     elif isinstance(block, Rule):
         p.set(align="left", bold=False, normal_textsize=True)
-        _textln(p, block.char * geometry.columns if cell_width(block.char) == 1 else "")
+        _textln(p, block.char * geometry.columns if block.char.strip() and cell_width(block.char) == 1 else "")
     elif isinstance(block, QR):
         p.set(align="center", bold=False, normal_textsize=True)
         p.qr(block.data, native=True, size=block.size if geometry.dots >= 512 else max(3, block.size - 1))
-        p.ln()
+        p._raw(b"\n")
     elif isinstance(block, Barcode):
         p.set(align="center", bold=False, normal_textsize=True)
         # python-escpos announces its renderer choice on stdout, which is the CLI's JSON channel.
         with contextlib.redirect_stdout(io.StringIO()):
             p.barcode("{B" + block.data, block.kind, height=block.height, width=2 if geometry.dots < 512 else 3,
                       pos="OFF", function_type="B", check=False)
-        p.ln()
+        p._raw(b"\n")
     elif isinstance(block, Image):
         p.set(align={"start": "left", "center": "center", "end": "right"}[block.align])
         with contextlib.redirect_stdout(io.StringIO()):
             p.image(block.image, impl="bitImageRaster")
     elif isinstance(block, Feed):
-        p.ln(block.lines)
+        p._raw(b"\n" * block.lines)
     elif isinstance(block, Cut):
         p.cut(mode="PART" if block.partial else "FULL")

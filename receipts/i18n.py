@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from babel.numbers import format_currency, format_decimal
 
+LOCALE_DIR = Path(__file__).parent / "locale"  # package data, beside the code
 RTL_LOCALES = frozenset({"ar", "fa"})
 _UTC = ZoneInfo("UTC")
 Digits = Literal["latn", "native"]
@@ -73,7 +74,7 @@ def catalog(locale: str) -> dict[str, str]:
     if locale == "en":
         return {}
     try:
-        text = resources.files("receipts").joinpath("locale", f"{locale}.po").read_text(encoding="utf-8")
+        text = (LOCALE_DIR / f"{locale}.po").read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
     return parse_po(text)
