@@ -90,8 +90,8 @@ def read_type4_ndef(transmit: Transmit) -> bytes | None:
     if len(cc) < 15:
         raise CardProtocolError(f"CC file of {len(cc)} bytes")
     mle = int.from_bytes(cc[3:5], "big")
-    if mle < 1:
-        raise CardProtocolError("CC file: MLe of 0")
+    if mle < 0x0F:
+        raise CardProtocolError(f"CC file: MLe of {mle} (the Type 4 minimum is 15)")
     mle = min(mle, 0xFF)
     if cc[7] != 0x04 or cc[8] < 6:
         raise CardProtocolError("CC file has no NDEF file control TLV")

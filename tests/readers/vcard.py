@@ -49,9 +49,10 @@ def text_record_message(text: str, lang: str = "en") -> bytes:
 
 def type2_memory(message: bytes, uid: bytes) -> bytes:
     """NTAG213-like memory: UID pages, CC in page 3, the NDEF TLV from page 4."""
-    header = uid[:3] + b"\x00" + uid[3:7] + b"\x00\x00\x00\x00" + bytes.fromhex("E1101200")
     tlv = b"\x03" + (bytes([len(message)]) if len(message) < 255 else b"\xff" + len(message).to_bytes(2, "big"))
     body = tlv + message + b"\xfe"
+    size = max(0x12, min(0xFF, (len(body) + 7) // 8))  # CC byte 2: data area in 8-byte units
+    header = uid[:3] + b"\x00" + uid[3:7] + b"\x00\x00\x00\x00" + bytes([0xE1, 0x10, size, 0x00])
     memory = header + body
     return memory + b"\x00" * (-len(memory) % 16 + 16)
 
@@ -62,6 +63,7 @@ class CardSpec:
     atr: bytes = ATR_ISO14443_4
     ndef: bytes | None = None  # NDEF message for a Type 4 tag
     type2: bytes | None = None  # whole memory for a Type 2 tag (ATR_ULTRALIGHT)
+    mle: int = 0x3B  # most bytes one READ BINARY answers (announced in the CC file)
     silent_after: int | None = None  # answer this many APDUs, then never again
     vanish_after: int | None = None  # close the socket on this APDU (card pulled mid-read)
     apdus: list[bytes] = field(default_factory=list)
@@ -168,9 +170,11 @@ class VirtualCard:
             offset = (p1 << 8) | p2
             le = apdu[4] if len(apdu) > 4 else 0
             if self.selected == CC_FILE:
-                data = bytes.fromhex("000F20003B00340406E10408000000")
+                data = bytes.fromhex("000F20") + spec.mle.to_bytes(2, "big") + bytes.fromhex("00340406E10408000000")
             elif self.selected == NDEF_FILE:
                 data = len(spec.ndef).to_bytes(2, "big") + spec.ndef + b"\x00" * 64
+                if le > spec.mle:
+                    return b"\x67\x00"  # wrong length: a reader must respect MLe
             else:
                 return b"\x69\x86"
             return data[offset : offset + le] + OK
