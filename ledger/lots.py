@@ -38,6 +38,14 @@ def take(tx: Tx, *, event_id: str, member_id: str, program_id: str, points: int,
         raise LoyaltyError("insufficient_balance", f"{program_id}: {points} points needed, {points - left} available")
 
 
+def held(tx: Tx, member_id: str, program_id: str) -> int:
+    """Points in this ledger's open lots (the rest of the chain's points have none here)."""
+    row = tx.conn.execute(
+        "SELECT COALESCE(SUM(remaining), 0) FROM lots WHERE member_id=? AND program_id=? AND remaining > 0", (member_id, program_id)
+    ).fetchone()
+    return int(row[0])
+
+
 def give_back(tx: Tx, *, event_id: str, original_event_id: str) -> list[tuple[str, int, str | None]]:
     """Return to each lot what `original_event_id` took; lists (lot, points, expires_on)."""
     moves = tx.conn.execute(

@@ -45,7 +45,9 @@ class MemberState:
 
     stamps: dict[str, int] = field(default_factory=dict)  # program -> stamps
     rewards: dict[str, int] = field(default_factory=dict)  # program -> vouchers
-    points: dict[str, int] = field(default_factory=dict)  # program -> usable points
+    points: dict[str, int] = field(default_factory=dict)  # program -> points, this ledger + the chain
+    spendable_rewards: dict[str, int] | None = None  # what may be redeemed now (offline escrow); None: all
+    spendable_points: dict[str, int] | None = None
     spend: int = 0  # cumulative money paid, all time
     window_spend: int = 0  # money paid in the tier window
     memberships: frozenset[str] = frozenset()  # active paid memberships
@@ -145,7 +147,7 @@ def price_cart(
         wanted = redeem[program.id] or 1
         if wanted < 1:
             raise LoyaltyError("bad_amount", f"redeem {program.id}: the number of rewards must be at least 1")
-        have = state.rewards.get(program.id, 0)
+        have = (state.spendable_rewards if state.spendable_rewards is not None else state.rewards).get(program.id, 0)
         if wanted > have:
             raise LoyaltyError("insufficient_balance", f"{program.id}: {wanted} reward(s) asked, {have} ready")
         units = sorted(
@@ -194,7 +196,7 @@ def price_cart(
         if pp.id not in redeem:
             continue
         due = sum(line.net for line in lines)
-        have = state.points.get(pp.id, 0)
+        have = (state.spendable_points if state.spendable_points is not None else state.points).get(pp.id, 0)
         asked = redeem[pp.id]
         if asked is None:
             steps = min(have // pp.step_points, due // pp.step_value)

@@ -138,7 +138,7 @@ class Loyalty:
             row = self._card_for_sale(conn, card_id, allow_unknown=True)
             from .pricing import MemberState
 
-            state = member_state(conn, self.cfg, row["member_id"], day) if row else MemberState()
+            state = member_state(conn, self.cfg, row["member_id"], day, now=now) if row else MemberState()
             plan = price_cart(self.cfg, req.items, state, req.redeem, day)
         return self._totals_json(plan) | {"earned": _earned(plan), "redeemed": _redeemed(plan)}
 
@@ -167,7 +167,7 @@ class Loyalty:
             member_id = str(row["member_id"])
             member = tx.conn.execute("SELECT * FROM members WHERE id=?", (member_id,)).fetchone()
             self._expire(tx, ids, member_id)
-            state = member_state(tx.conn, self.cfg, member_id, day, swept=True)
+            state = member_state(tx.conn, self.cfg, member_id, day, swept=True, now=now)
             plan = price_cart(self.cfg, req.items, state, req.redeem, day)
             if plan.rewards_used or plan.points_redeemed:
                 self._check_redeem_cap(tx, member_id, day)
@@ -184,8 +184,13 @@ class Loyalty:
             for pid, n in plan.rewards_used.items():
                 tx.append("redeem", event_id=ids.next(), program_id=pid, account="rewards", amount=-n, payload={"value": plan.reward_value[pid]}, **common)
             for pid, points in plan.points_redeemed.items():
-                ev = tx.append("redeem", event_id=ids.next(), program_id=pid, account="points", amount=-points, payload={"value": plan.points_redeemed_value[pid]}, **common)
-                lots.take(tx, event_id=ev.event_id, member_id=member_id, program_id=pid, points=points)
+                # points held by the rest of the chain have no lot here: what the local lots lack is drawn on them
+                local = lots.held(tx, member_id, pid)
+                payload: dict[str, Any] = {"value": plan.points_redeemed_value[pid]}
+                if points > local:
+                    payload["remote"] = points - local
+                ev = tx.append("redeem", event_id=ids.next(), program_id=pid, account="points", amount=-points, payload=payload, **common)
+                lots.take(tx, event_id=ev.event_id, member_id=member_id, program_id=pid, points=min(points, local))
             rewards_issued: dict[str, int] = {}
             for pid, n in plan.stamps_earned.items():
                 tx.append("stamp", event_id=ids.next(), program_id=pid, account="stamps", amount=n, **common)
@@ -308,18 +313,20 @@ class Loyalty:
                     delta = -(amount - lots.expired_from(tx, ev["event_id"]))
                     if delta == 0:
                         continue
-                    have = tx.balance(member_id, pid, "points")
+                    have = self._effective(tx, member_id, pid, "points")
                     if have < -delta:
                         raise LoyaltyError(
                             "insufficient_balance",
                             f"cannot refund sale {sale_id}: {pid}: the {-delta} points it earned were already spent "
                             f"(balance {have}); refund the later sale first",
                         )
+                drawn = json.loads(ev["payload"]).get("remote") if kind == "redeem" else None
                 rev = tx.append("reverse", event_id=ids.next(), program_id=pid, account=account, amount=delta,
-                                ref_event_id=ev["event_id"], **common)
+                                ref_event_id=ev["event_id"], payload={"remote": drawn} if drawn else None, **common)
                 if account == "points":
                     if amount > 0:
-                        lots.take(tx, event_id=rev.event_id, member_id=member_id, program_id=pid, points=-delta, prefer_lot=ev["event_id"])
+                        local = lots.held(tx, member_id, pid)
+                        lots.take(tx, event_id=rev.event_id, member_id=member_id, program_id=pid, points=min(-delta, local), prefer_lot=ev["event_id"])
                     else:
                         returned = lots.give_back(tx, event_id=rev.event_id, original_event_id=ev["event_id"])
                         self._expire_returned(tx, ids, member_id, card_id, pid, returned)
@@ -329,7 +336,9 @@ class Loyalty:
             for program in self.cfg.programs_of(StampsProgram):
                 self._issue_rewards(tx, ids, member_id, card_id, sale_id, program.id)
             for program_id, account, amount in tx.conn.execute(
-                "SELECT program_id, account, amount FROM balances WHERE member_id=? AND amount < 0 AND account IN ('stamps', 'rewards', 'points')",
+                "SELECT b.program_id, b.account, b.amount + COALESCE(r.amount, 0) FROM balances b"
+                " LEFT JOIN remote_balances r USING (member_id, program_id, account)"
+                " WHERE b.member_id=? AND b.account IN ('stamps', 'rewards', 'points') AND b.amount + COALESCE(r.amount, 0) < 0",
                 (member_id,),
             ).fetchall():
                 what = "reward(s) it earned were" if account in ("rewards", "stamps") else "points it earned were"
@@ -444,14 +453,16 @@ class Loyalty:
                 if amount > 0:
                     self._credit_points(tx, ids, "adjust", member_id, program_id, amount, card_id=card_id, payload={"reason": reason})
                 else:
-                    have = tx.balance(member_id, program_id, "points")
+                    have = self._effective(tx, member_id, program_id, "points")
                     if have < -amount:
                         raise LoyaltyError("insufficient_balance", f"{program_id}: cannot take {-amount} points, balance {have}")
+                    local = lots.held(tx, member_id, program_id)
+                    payload = {"reason": reason} | ({"remote": -amount - local} if -amount > local else {})
                     ev = tx.append("adjust", event_id=ids.next(), member_id=member_id, card_id=card_id, program_id=program_id,
-                                   account="points", amount=amount, payload={"reason": reason})
-                    lots.take(tx, event_id=ev.event_id, member_id=member_id, program_id=program_id, points=-amount)
+                                   account="points", amount=amount, payload=payload)
+                    lots.take(tx, event_id=ev.event_id, member_id=member_id, program_id=program_id, points=min(-amount, local))
             else:
-                have = tx.balance(member_id, program_id, "stamps")
+                have = self._effective(tx, member_id, program_id, "stamps")
                 if have + amount < 0:
                     raise LoyaltyError("insufficient_balance", f"{program_id}: cannot take {-amount} stamps, card has {have}")
                 tx.append("adjust", event_id=ids.next(), member_id=member_id, card_id=card_id, program_id=program_id,
@@ -472,6 +483,13 @@ class Loyalty:
             return -sum(ev.amount for ev in tx.appended[before:])
 
     # ------------------------------------------------------------ internals
+
+    def _effective(self, tx: Tx, member_id: str, program_id: str, account: str) -> int:
+        """This ledger's balance plus the chain's, as last synced."""
+        row = tx.conn.execute(
+            "SELECT amount FROM remote_balances WHERE member_id=? AND program_id=? AND account=?", (member_id, program_id, account)
+        ).fetchone()
+        return tx.balance(member_id, program_id, account) + (int(row[0]) if row else 0)
 
     def _card_for_sale(self, conn: sqlite3.Connection, card_id: str, *, allow_unknown: bool) -> sqlite3.Row | None:
         row: sqlite3.Row | None = conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()

@@ -112,13 +112,24 @@ def _lots(conn: sqlite3.Connection, report: Report) -> None:
     ):
         if points - moved != remaining:
             problems.append(f"points lot {lot_id}: remaining {remaining}, moves say {points - moved}")
-    for member_id, program_id, total, balance in conn.execute(
-        "SELECT l.member_id, l.program_id, SUM(l.remaining), COALESCE(b.amount, 0) FROM lots l"
-        " LEFT JOIN balances b ON b.member_id = l.member_id AND b.program_id = l.program_id AND b.account = 'points'"
-        " GROUP BY l.member_id, l.program_id"
+    # points drawn on the rest of the chain (synced balances) came from no local lot
+    drawn: dict[tuple[str, str], int] = {}
+    for member_id, program_id, kind, payload in conn.execute(
+        "SELECT member_id, program_id, kind, payload FROM events WHERE account = 'points' AND payload LIKE '%\"remote\"%'"
     ):
-        if total != balance and balance >= 0:
-            problems.append(f"points lots of member {member_id} in {program_id} hold {total}, balance is {balance}")
+        remote = json.loads(payload).get("remote") or 0
+        key = (member_id, program_id)
+        drawn[key] = drawn.get(key, 0) + (-remote if kind == "reverse" else remote)
+    held = {
+        (r[0], r[1]): int(r[2]) for r in conn.execute("SELECT member_id, program_id, SUM(remaining) FROM lots GROUP BY member_id, program_id")
+    }
+    balances = {
+        (r[0], r[1]): int(r[2]) for r in conn.execute("SELECT member_id, program_id, amount FROM balances WHERE account = 'points'")
+    }
+    for key in sorted(set(held) | set(balances)):
+        expected = balances.get(key, 0) + drawn.get(key, 0)
+        if held.get(key, 0) != expected:
+            problems.append(f"points lots of member {key[0]} in {key[1]} hold {held.get(key, 0)}, balance and draws say {expected}")
     _check(report, "lots", problems)
 
 

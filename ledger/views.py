@@ -6,7 +6,7 @@ once even on a ledger of millions of events.
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -30,8 +30,14 @@ def member_state(
     *,
     window_spend: int | None = None,
     swept: bool = False,
+    now: datetime | None = None,
 ) -> MemberState:
     """The member's balances as the rules see them on `day`.
+
+    Balances are this ledger's own plus what the rest of the chain holds
+    (`remote_balances`, from the last sync). The remote part may be spent only
+    while the snapshot is younger than [offline] max_snapshot_age_hours at
+    `now` (the offline escrow); it is always shown.
 
     `swept`: due points were just written off in this transaction, so no lot is
     due; `window_spend`: the tier spend, when the caller already knows it.
@@ -41,6 +47,15 @@ def member_state(
         (r[0], r[1]): int(r[2])
         for r in conn.execute("SELECT program_id, account, amount FROM balances WHERE member_id=?", (member_id,))
     }
+    remote: dict[tuple[str, str], int] = {}
+    stale_before = (now - timedelta(hours=cfg.offline.max_snapshot_age_hours)) if now is not None else None
+    fresh = True
+    for program_id, account, amount, synced_at in conn.execute(
+        "SELECT program_id, account, amount, synced_at FROM remote_balances WHERE member_id=?", (member_id,)
+    ):
+        remote[(program_id, account)] = int(amount)
+        if stale_before is not None and datetime.fromisoformat(synced_at.replace("Z", "+00:00")) < stale_before:
+            fresh = False
     due: dict[str, int] = {}
     if not swept:
         due = {
@@ -54,11 +69,20 @@ def member_state(
         window_spend = tier_spend(conn, cfg, member_id, day)
     until = {r[0]: r[1] for r in conn.execute("SELECT program_id, valid_until FROM memberships WHERE member_id=?", (member_id,))}
     active = frozenset(pid for pid, last in until.items() if last >= day.isoformat())
+    def total(key: tuple[str, str]) -> int:
+        return bal.get(key, 0) + remote.get(key, 0)
+
+    def spendable(key: tuple[str, str]) -> int:
+        return total(key) if fresh else min(total(key), bal.get(key, 0))
+
+    stamps_programs, points_programs = cfg.programs_of(StampsProgram), cfg.programs_of(PointsProgram)
     return MemberState(
-        stamps={p.id: bal.get((p.id, "stamps"), 0) for p in cfg.programs_of(StampsProgram)},
-        rewards={p.id: bal.get((p.id, "rewards"), 0) for p in cfg.programs_of(StampsProgram)},
-        points={p.id: bal.get((p.id, "points"), 0) - due.get(p.id, 0) for p in cfg.programs_of(PointsProgram)},
-        spend=bal.get((MEMBER, "spend"), 0),
+        stamps={p.id: total((p.id, "stamps")) for p in stamps_programs},
+        rewards={p.id: total((p.id, "rewards")) for p in stamps_programs},
+        points={p.id: total((p.id, "points")) - due.get(p.id, 0) for p in points_programs},
+        spendable_rewards={p.id: spendable((p.id, "rewards")) for p in stamps_programs},
+        spendable_points={p.id: spendable((p.id, "points")) - due.get(p.id, 0) for p in points_programs},
+        spend=total((MEMBER, "spend")),
         window_spend=window_spend,
         memberships=active,
         membership_until=until,
