@@ -1,0 +1,310 @@
+"""The cashier's flows on the real app over the seeded demo ledger: keys in, screen and ledger checked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from terminal.app import LoyaltyApp
+
+from .helpers import text_of, until
+
+pytestmark = pytest.mark.anyio
+
+FATIMA = "uid:04A1B2C3D4E5F6"  # silver, 7/10 stamps, 1 reward ready, 1307 points
+BLOCKED = "uid:04DEADBEEF0006"
+NEW_CARD = "uid:04C0FFEE0000A1"
+
+
+async def tap(pilot, key: str) -> None:
+    app = pilot.app
+    before = app.checkout.panel_shown_at
+    await pilot.press("f2")
+    await until(pilot, lambda: app.screen.__class__.__name__ == "TapScreen", what="tap dialog")
+    await pilot.press(key)
+    await until(pilot, lambda: app.checkout.panel_shown_at != before, what="member panel")
+
+
+async def add(pilot, *items: str) -> None:
+    app = pilot.app
+    for item in items:
+        seq = app.checkout._quote_seq
+        await pilot.press(*item, "enter")
+        await until(pilot, lambda seq=seq: app.checkout._quote_seq > seq and app.checkout.quote is not None, what=f"quote after {item}")
+        await until(pilot, lambda: not any(w.group == "quote" and w.is_running for w in app.workers), what="quote worker")
+
+
+async def pay(pilot) -> None:
+    app = pilot.app
+    await pilot.press("f9")
+    await until(pilot, lambda: not app.checkout.paying and ("Paid" in text_of(app, "#message") or "not completed" in text_of(app, "#message")), what="sale")
+    assert "Paid" in text_of(app, "#message"), text_of(app, "#message")
+    await until(pilot, lambda: "printed" in text_of(app, "#print-status"), what="print")
+
+
+async def test_tap_shows_the_member_panel(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        panel = text_of(app, "#member")
+        assert "Fatima Al-Sabah" in panel
+        assert "SILVER" in panel
+        assert "●●●●●●●○○○ 7/10" in panel
+        assert "1 reward ready" in panel
+        assert "Points 1307 = 6.500 KWD" in panel
+        assert "Discount card 3% off" in panel
+        assert app.checkout.cart.card == FATIMA
+
+
+async def test_expiring_points_are_shown(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "3")
+        panel = text_of(app, "#member")
+        assert "Maryam Hosseini" in panel
+        assert "450 expire on 2026-12-07" in panel
+
+
+async def test_sale_shows_receipt_and_next_customer_starts_clean(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        await add(pilot, "LAT*2", "CRO", "6281000000011")  # the last is the espresso's barcode
+        assert [(ln.sku, ln.qty) for ln in app.checkout.cart.lines] == [("LAT", 2), ("CRO", 1), ("ESP", 1)]
+        assert "TOTAL KWD 3.734" in text_of(app, "#totals")
+        sale_id = app.checkout.cart.sale_id
+        await pay(pilot)
+        receipt = text_of(app, "#receipt")
+        assert "3.734" in receipt and "Latte" in receipt
+        assert "printed on preview://" in text_of(app, "#print-status")
+        assert "Paid: KWD 3.734" in text_of(app, "#message")
+        # the next customer: empty cart, no card, a new sale id
+        assert app.checkout.cart.lines == [] and app.checkout.cart.card is None
+        assert app.checkout.cart.sale_id != sale_id
+        stored = app.services.gate.sale(sale_id)
+        assert stored["total"] == "3.734" and stored["card"] == FATIMA
+        assert app.services.gate.queued_prints() == 0
+
+
+async def test_remove_line_and_change_quantity(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await add(pilot, "LAT", "CRO")
+        assert "TOTAL KWD 1.850" in text_of(app, "#totals")
+        await pilot.press("up", "f6")  # the latte
+        await until(pilot, lambda: len(app.checkout.cart.lines) == 1)
+        assert app.checkout.cart.lines[0].sku == "CRO"
+        await pilot.press("f7", "backspace", *"3", "enter")
+        await until(pilot, lambda: "TOTAL KWD 1.800" in text_of(app, "#totals"), what="qty 3")
+
+
+async def test_apply_reward(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        await add(pilot, "SPN", "ESP")
+        await pilot.press("f4")
+        await until(pilot, lambda: "reward applied" in text_of(app, "#member"), what="reward applied")
+        await until(pilot, lambda: (app.checkout.quote or {}).get("redeemed") == {"coffee": 1}, what="quote with reward")
+        # the free coffee is the cheapest eligible one: the espresso
+        assert app.checkout.quote is not None and app.checkout.quote["discounts"]["coffee"] == "0.750"
+        sale_id = app.checkout.cart.sale_id
+        await pay(pilot)
+        assert app.services.gate.sale(sale_id)["redeemed"] == {"coffee": 1}
+        assert app.services.gate.card(FATIMA)["programs"]["coffee"]["rewards"] == 0
+
+
+async def test_reward_needs_an_eligible_item(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        await add(pilot, "CRO")
+        await pilot.press("f4")
+        await until(pilot, lambda: "cart has 0 item" in text_of(app, "#message"), what="refusal")
+        await until(pilot, lambda: app.checkout.cart.redeem == {}, what="reward taken back")
+
+
+async def test_partial_points_redemption(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        await add(pilot, "BEANS")
+        await pilot.press("f5", *"200", "enter")
+        await until(pilot, lambda: (app.checkout.quote or {}).get("redeemed") == {"points": 200}, what="200 points")
+        assert "TOTAL KWD 3.500" in text_of(app, "#totals")
+        # an amount in money works too: 0.500 is one step of 100 points
+        await pilot.press("f5", *"0.500", "enter")
+        await until(pilot, lambda: (app.checkout.quote or {}).get("redeemed") == {"points": 100}, what="100 points")
+        sale_id = app.checkout.cart.sale_id
+        await pay(pilot)
+        sale = app.services.gate.sale(sale_id)
+        assert sale["redeemed"] == {"points": 100} and sale["total"] == "4.000"
+
+
+async def test_points_not_in_steps_are_refused_plainly(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        await add(pilot, "BEANS")
+        await pilot.press("f5", *"150", "enter")
+        await until(pilot, lambda: "steps of 100" in text_of(app, "#message"), what="step error")
+        assert app.checkout.cart.redeem == {}
+        assert "error" in app.checkout.query_one("#message").classes
+
+
+async def test_unknown_card_is_enrolled_with_its_quick_profile(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "m")
+        assert "New card" in text_of(app, "#member")
+        await pilot.press("f3", *"Huda Test", "enter", *"+965 5555 1234", "enter", *"02-14", "enter")
+        await until(pilot, lambda: app.checkout.cart.profile.get("birthday") == "02-14", what="profile")
+        await add(pilot, "LAT")
+        await pay(pilot)
+        assert "New member enrolled" in text_of(app, "#message")
+        view = app.services.gate.card(NEW_CARD)
+        assert view["member"]["name"] == "Huda Test"
+        # welcome 50 + profile 25 + 12 earned on 1.250 paid
+        assert view["programs"]["points"]["balance"] == 87
+
+
+async def test_bad_profile_is_explained_in_the_form(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "m")
+        await pilot.press("f3", "enter", "enter", *"13-40", "enter")
+        await until(pilot, lambda: "must be MM-DD" in text_of(app, "#form-error"), what="form error")
+        await pilot.press("escape")
+        assert app.checkout.cart.profile == {}
+
+
+async def test_blocked_card_is_refused_in_red(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await add(pilot, "LAT")
+        await tap(pilot, "6")
+        assert "CARD REFUSED" in text_of(app, "#member")
+        assert "blocked" in text_of(app, "#message")
+        assert "error" in app.checkout.query_one("#message").classes
+        assert "refused" in app.checkout.query_one("#member").classes
+        assert app.checkout.cart.card is None
+        await pilot.press("f9")
+        assert "Tap the customer's card first" in text_of(app, "#message")
+
+
+async def test_replaced_card_points_to_the_new_one(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "l")
+        assert "replaced by em:0C00000117" in text_of(app, "#member")
+
+
+async def test_typed_card_id_taps_like_a_reader(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        before = app.checkout.panel_shown_at
+        await pilot.press(*"code:LOY-0004", "enter")
+        await until(pilot, lambda: app.checkout.panel_shown_at != before, what="panel")
+        assert "Reza Tehrani" in text_of(app, "#member")
+        assert "9/10" in text_of(app, "#member")
+
+
+async def _sell_one(pilot) -> str:
+    await tap(pilot, "2")
+    await add(pilot, "SPN")
+    await pay(pilot)
+    return pilot.app.checkout.last_sale
+
+
+async def test_refund_with_the_manager_pin(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        sale_id = await _sell_one(pilot)
+        await pilot.press("f12", *"1234", "enter")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "ManagerMenu", what="manager menu")
+        await pilot.press("r")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen", what="refund form")
+        await pilot.press("enter")  # the last sale's receipt number is filled in
+        await until(pilot, lambda: "Refunded" in text_of(app, "#message"), what="refund")
+        assert app.services.gate.sale(sale_id).get("refunded")
+        assert "REFUND" in text_of(app, "#receipt")
+
+
+async def test_wrong_pin_refunds_nothing_and_locks_after_three(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        sale_id = await _sell_one(pilot)
+        await pilot.press("f12", *"0000", "enter")
+        await until(pilot, lambda: "Wrong PIN (2 tries left)" in text_of(app, "#pin-error"), what="wrong pin")
+        await pilot.press(*"1111", "enter", *"9999", "enter")
+        await until(pilot, lambda: "locked" in text_of(app, "#message"), what="lockout")
+        await pilot.press("f12")
+        assert app.screen is app.checkout
+        assert "locked" in text_of(app, "#message")
+        assert "refunded" not in app.services.gate.sale(sale_id)
+
+
+async def test_manager_blocks_the_tapped_card(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "4")
+        await pilot.press("f12", *"1234", "enter")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "ManagerMenu")
+        await pilot.press("b")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen")
+        await pilot.press("enter", *"lost", "enter")
+        await until(pilot, lambda: "is blocked" in text_of(app, "#message"), what="blocked")
+        await until(pilot, lambda: "CARD REFUSED" in text_of(app, "#member"), what="panel refreshed")
+        assert app.services.gate.card("code:LOY-0004")["status"] == "blocked"
+
+
+async def test_manager_adjusts_with_a_reason(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "8")
+        await pilot.press("f12", *"1234", "enter")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "ManagerMenu")
+        await pilot.press("a")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen")
+        await pilot.press("enter", "enter", *"+100", "enter", "enter")  # no reason
+        await until(pilot, lambda: "needs a reason" in text_of(app, "#message"), what="reason refused")
+        assert app.services.gate.card("code:LOY-0008")["programs"]["points"]["balance"] == 50
+
+
+async def test_member_screen_lists_the_history(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        await pilot.press("f8")
+        await until(pilot, lambda: getattr(app.screen, "events_shown", 0) > 0, what="history")
+        table = app.screen.query_one("#history")
+        kinds = {str(table.get_row_at(i)[1]) for i in range(table.row_count)}
+        assert {"enrolled", "sale", "stamps earned", "points earned", "reward"} <= kinds
+        await pilot.press("escape")
+        assert app.screen is app.checkout
+
+
+async def test_end_of_day_shows_the_z_report(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _sell_one(pilot)
+        await pilot.press("f12", *"1234", "enter")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "ManagerMenu")
+        await pilot.press("e")
+        await until(pilot, lambda: "Z REPORT" in text_of(app, "#eod-text"), what="z report")
+        report = text_of(app, "#eod-text")
+        assert "Sales" in report and "1.750" in report
+        assert app.screen.query_one("#eod-bar").progress == 1.0
+
+
+async def test_help_lists_every_key(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f1")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "HelpScreen")
+        shown = "".join(str(w.render()) for w in app.screen.query("Static"))
+        for binding in app.checkout.BINDINGS:
+            key = getattr(binding, "key", "").replace("escape", "esc")
+            if getattr(binding, "show", True):
+                assert f"{key.upper()}  " in shown.upper(), key
