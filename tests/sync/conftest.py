@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synctools import LiveServer, Postgres, Terminal  # noqa: E402
+from synctools import LiveServer, Postgres, Terminal
 
 from sync.store import ServerStore
 
