@@ -144,7 +144,8 @@ def price_cart(
     for program in cfg.programs_of(StampsProgram):
         if program.id not in redeem:
             continue
-        wanted = redeem[program.id] or 1
+        asked_rewards = redeem[program.id]
+        wanted = 1 if asked_rewards is None else asked_rewards
         if wanted < 1:
             raise LoyaltyError("bad_amount", f"redeem {program.id}: the number of rewards must be at least 1")
         have = (state.spendable_rewards if state.spendable_rewards is not None else state.rewards).get(program.id, 0)

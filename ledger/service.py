@@ -286,6 +286,7 @@ class Loyalty:
                 raise LoyaltyError("unknown_sale", f"no sale {sale_id!r} in this ledger")
             if sale["refund_id"]:
                 raise LoyaltyError("already_refunded", f"sale {sale_id} was already refunded ({sale['refund_id']})")
+            self._check_open_day(tx, day)
             member_id = str(sale["member_id"])
             card_id = str(sale["card_id"])
             self._expire(tx, ids, member_id)
@@ -375,7 +376,6 @@ class Loyalty:
         day = self.day(now)
         ids = _Ids(str(uuid.uuid4()))
         with self.ledger.transaction(now, day) as tx:
-            self._check_open_day(tx, day)
             row = tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
             if row is None:
                 member_id = self._enrol_new(tx, ids, card_id)
@@ -509,7 +509,7 @@ class Loyalty:
 
     def _check_open_day(self, tx: Tx, day: date) -> None:
         if tx.conn.execute("SELECT 1 FROM business_days WHERE day=?", (day.isoformat(),)).fetchone():
-            raise LoyaltyError("day_closed", f"business day {day} is closed (end of day ran); no more sales on it")
+            raise LoyaltyError("day_closed", f"business day {day} is closed (end of day ran); no more sales or refunds on it")
 
     def _check_redeem_cap(self, tx: Tx, member_id: str, day: date) -> None:
         cap = self.cfg.offline.max_redeem_per_card_per_day

@@ -142,10 +142,14 @@ def test_a_sale_writes_its_print_job_in_the_same_transaction(store):
     assert [tuple(j) for j in jobs] == [("sale", sale["sale"], "queued")]
 
 
-def test_closed_business_day_refuses_sales(store):
+def test_closed_business_day_refuses_sales_and_refunds(store):
+    sale = store.sale(CARD, ["LAT"])
     store.service.conn.execute("INSERT INTO business_days (day, closed_at) VALUES ('2026-11-22', '2026-11-22T20:00:00Z')")
     with pytest.raises(LoyaltyError) as err:
         store.sale(CARD, ["LAT"])
+    assert err.value.code == "day_closed"
+    with pytest.raises(LoyaltyError) as err:
+        store.service.refund(sale["sale"], store.now("2026-11-22T21:00"))
     assert err.value.code == "day_closed"
     assert store.sale(CARD, ["LAT"], at="2026-11-23T08:00")["total"] == "1.250"
 

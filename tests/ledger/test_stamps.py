@@ -70,6 +70,13 @@ def test_reward_without_an_eligible_item_is_refused_and_writes_nothing(store):
     assert store.show(CARD)["programs"]["coffee"]["rewards"] == 1
 
 
+def test_zero_rewards_is_a_bad_amount(store):
+    store.sale(CARD, ["ESP*10"])
+    with pytest.raises(LoyaltyError) as err:
+        store.sale(CARD, ["ESP"], ["coffee=0"])
+    assert err.value.code == "bad_amount"
+
+
 def test_reward_not_ready_is_refused(store):
     store.sale(CARD, ["ESP*3"])
     with pytest.raises(LoyaltyError) as err:
