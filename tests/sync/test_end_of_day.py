@@ -1,0 +1,149 @@
+"""`loyalty sync --end-of-day` against `loyalty server`, as processes over loopback; interruption and rerun."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from synctools import NOW, REPO, Terminal, free_port, in_process, local_events, server_events
+
+from ledger.errors import LoyaltyError
+from sync.client import Progress
+from sync.endofday import end_of_day, z_report
+from sync.store import ServerStore
+
+LOYALTY = [sys.executable, "-m", "terminal.cli"]
+CARD = "uid:04A1B2C3D4E5F6"
+
+
+def run(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*LOYALTY, *args], cwd=cwd, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"loyalty {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_end_of_day_against_loyalty_server(db_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    till = tmp_path / "till"
+    till.mkdir()
+    text = (REPO / "config.toml").read_text(encoding="utf-8").replace("http://127.0.0.1:8765", f"http://127.0.0.1:{port}")
+    (till / "config.toml").write_text(text, encoding="utf-8")
+    added = json.loads(run("server", "add-terminal", "--db", db_url, "--store", "kw-salmiya-01", "--terminal", "till-1",
+                           "--token-file", str(till / "var" / "terminal.token"), "--json", cwd=tmp_path).stdout)
+    assert added["tid"] == "kw-salmiya-01:till-1" and added["token"].startswith("lt_")
+    again = run("server", "add-terminal", "--db", db_url, "--store", "kw-salmiya-01", "--terminal", "till-1", cwd=tmp_path, check=False)
+    assert again.returncode != 0 and "already registered" in again.stderr
+
+    server = subprocess.Popen([*LOYALTY, "server", "--db", db_url, "--port", str(port)], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "server did not start"
+            time.sleep(0.1)
+        assert "/v1/terminals/{tid}/events" in httpx.get(f"http://127.0.0.1:{port}/openapi.json").json()["paths"]
+
+        now = "2026-11-22T20:00"
+        run("sale", "--card", CARD, "--item", "LAT*3", "--item", "BEANS", "--now", now, cwd=till)
+        run("sale", "--card", "code:SECOND", "--item", "ESP", "--now", now, cwd=till)
+        sale = json.loads(run("sale", "--card", CARD, "--item", "CRO", "--now", now, "--json", cwd=till).stdout)
+        run("refund", sale["sale"], "--now", now, cwd=till)
+
+        eod = json.loads(run("sync", "--end-of-day", "--now", now, "--json", cwd=till).stdout)
+        z = eod["z"]
+        assert eod["day"] == "2026-11-22"
+        assert z["sales"]["count"] == 3 and z["refunds"]["count"] == 1
+        assert z["chain"]["in_sync"] and z["chain"]["server_acked_seq"] == z["chain"]["head_seq"] > 0
+        assert z["programs"]["coffee"]["stamps_given"] == 4  # 3 lattes and an espresso
+
+        closed = run("sale", "--card", CARD, "--item", "LAT", "--now", now, "--json", cwd=till, check=False)
+        assert closed.returncode != 0 and json.loads(closed.stdout)["error"] == "day_closed"
+
+        rerun = json.loads(run("sync", "--end-of-day", "--now", "2026-11-22T20:30", "--json", cwd=till).stdout)
+        assert rerun["closed_at"] == eod["closed_at"] and rerun["push"]["sent"] == 0
+        assert rerun["z"] == {**z, "chain": {**z["chain"], "last_push_at": z["chain"]["last_push_at"]}}
+        text = run("report", "z", "--day", "2026-11-22", "--now", now, cwd=till).stdout
+        assert "Z REPORT 2026-11-22" in text and "IN SYNC" in text
+
+        # next morning: sales go on, a plain sync pushes them
+        run("sale", "--card", CARD, "--item", "LAT", "--now", "2026-11-23T08:00", cwd=till)
+        plain = run("sync", "--now", "2026-11-23T08:00", cwd=till).stdout
+        assert "server holds seq" in plain
+        report = json.loads(run("server", "report", "--db", db_url, "--json", cwd=tmp_path).stdout)
+        assert report["flags"] == [] and report["overdrafts"] == []
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(20)
+
+    store = ServerStore(db_url)
+    try:
+        head = int(json.loads(run("init", "--json", cwd=till).stdout)["events"])
+        assert store.terminal_head(added["tid"])[0] == head
+    finally:
+        store.close()
+
+
+def test_sync_without_a_server_says_offline(tmp_path: Path) -> None:
+    till = tmp_path / "till"
+    till.mkdir()
+    text = (REPO / "config.toml").read_text(encoding="utf-8").replace("http://127.0.0.1:8765", f"http://127.0.0.1:{free_port()}")
+    (till / "config.toml").write_text(text + "\n", encoding="utf-8")
+    (till / "var").mkdir()
+    (till / "var" / "terminal.token").write_text("lt_x")
+    proc = run("sync", "--json", cwd=till, check=False)
+    assert proc.returncode != 0 and json.loads(proc.stdout)["error"] == "offline"
+    (till / "var" / "terminal.token").unlink()
+    proc = run("sync", cwd=till, check=False)
+    assert proc.returncode != 0 and "token" in proc.stderr
+
+
+class Interrupt(BaseException):
+    pass
+
+
+@pytest.mark.parametrize("stop_at", range(0, 14, 2))
+def test_end_of_day_interrupted_anywhere_then_rerun(stop_at: int, tmp_path: Path, make_terminal: Callable[..., Terminal]) -> None:
+    server = ServerStore(f"sqlite:///{tmp_path / 'server.db'}")
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    other = make_terminal(server, "kw-hawally-02", "till-1")
+    for n in range(6):
+        a.sale(f"code:A{n % 3}", "LAT")
+        other.sale(f"code:B{n}", "ESP")
+    calls: list[Progress] = []
+
+    def progress(p: Progress) -> None:
+        calls.append(p)
+        if len(calls) == stop_at:
+            raise Interrupt
+
+    try:
+        with in_process(server) as http:
+            other.client(http).sync()
+            try:
+                end_of_day(a.loyalty, a.client(http, batch=3, page=2, progress=progress), NOW)
+            except Interrupt:
+                pass
+            with pytest.raises(LoyaltyError):
+                a.sale("code:A0", "LAT")
+            result: dict[str, Any] = end_of_day(a.loyalty, a.client(http, batch=3, page=2), NOW)
+        assert result["z"]["chain"]["in_sync"]
+        assert server_events(server, a.tid) == local_events(a)
+        assert a.shown() == {k: v for k, v in server.balances_of().items() if v}
+        assert result["z"] == z_report(a.conn, a.cfg, NOW.date())
+    finally:
+        server.close()
