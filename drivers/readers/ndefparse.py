@@ -25,6 +25,11 @@ def _known_types() -> dict[str, Any]:
     return {"urn:nfc:wkt:T": ndef.TextRecord, "urn:nfc:wkt:U": ndef.UriRecord, "urn:nfc:wkt:Sp": ndef.SmartposterRecord}
 
 
+def warm() -> None:
+    """Import ndeflib now, so the first tap does not pay for it (~10 ms)."""
+    _known_types()
+
+
 def decode_message(data: bytes) -> tuple[Record, ...]:
     """The records of an NDEF message; an empty message has none."""
     import ndef

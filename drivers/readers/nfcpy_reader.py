@@ -16,7 +16,7 @@ from typing import Any
 
 from .base import CardError, CardRemoved, ReaderConnected, ReaderDisconnected, ReaderError, ReaderEvent
 from .common import ParsedUrl, present_from_ndef
-from .ndefparse import NdefError, decode_message
+from .ndefparse import NdefError, decode_message, warm
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class NfcReader:
         self.retry = retry_ms / 1000
         self.presence = presence_ms / 1000
         self.nfc = _nfc()
+        warm()
 
     def events(self, stop: threading.Event) -> Iterator[ReaderEvent]:
         nfc = self.nfc

@@ -30,7 +30,7 @@ from .base import (
     ReaderEvent,
 )
 from .common import ParsedUrl, present_from_ndef
-from .ndefparse import NdefError, decode_message
+from .ndefparse import NdefError, decode_message, warm
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,7 @@ class PcscReader:
         self._ctx: Any = None
         self._lock = threading.Lock()
         self._slots: dict[str, _Slot] = {}
+        warm()
 
     # ------------------------------------------------------------------ loop
 
@@ -221,7 +222,10 @@ class PcscReader:
                         slot.io.close()
                     yield ReaderDisconnected(gone, time.monotonic(), "reader unplugged")
                 for new in [n for n in names if n not in self._slots]:
-                    self._slots[new] = _Slot(state=sc.SCARD_STATE_UNAWARE)
+                    slot = self._slots[new] = _Slot(state=sc.SCARD_STATE_UNAWARE)
+                    # Start the I/O thread and its context now rather than on the first tap.
+                    slot.io = _IoWorker(sc, new)
+                    slot.io.jobs.put((lambda _ctx: None, queue.Queue(maxsize=1)))
                     yield ReaderConnected(new, time.monotonic())
                 if not names and not said_none:
                     said_none = True

@@ -198,3 +198,26 @@ def _quickack(sock: socket.socket) -> None:
     if quickack is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+
+
+def main() -> None:
+    """A card in its own process (the bench: no GIL shared with the reader).
+
+    Inserts at once, prints "inserted <time.monotonic()>", removes when stdin closes.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=VPCD_PORT)
+    parser.add_argument("--ndef", default="")
+    args = parser.parse_args()
+    card = VirtualCard(CardSpec(ndef=text_record_message(args.ndef) if args.ndef else None), args.port)
+    card.insert()
+    print(f"inserted {card.inserted_at!r}", flush=True)
+    sys.stdin.read()
+    card.remove()
+
+
+if __name__ == "__main__":
+    main()
