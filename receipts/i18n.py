@@ -33,7 +33,7 @@ _DIGITS = {
 }
 # Babel's locale for money: "ar" alone formats the currency sign for no region;
 # a store in Kuwait or Iran reads the region's CLDR pattern.
-_CODE_THEN_DIGIT = re.compile(r"(^-?[A-Z]{3})(?=\d)")
+_CODE_THEN_DIGIT = re.compile(r"(^[\u200e\u200f\u061c]?[-\u2212]?[A-Z]{3})(?=\d)")
 _MONEY_LOCALE = {"en": "en", "ar": "ar_KW", "fa": "fa_IR"}
 
 
@@ -119,12 +119,24 @@ class Lang:
     def num(self, value: int | Decimal) -> str:
         if self.numbering == "latn":
             return str(value) if isinstance(value, int) and abs(value) < 1000 else format_decimal(value, locale="en")
-        return format_decimal(value, locale=_MONEY_LOCALE.get(self.locale, self.locale), numbering_system=self.numbering)
+        text = format_decimal(value, locale=_MONEY_LOCALE.get(self.locale, self.locale), numbering_system=self.numbering)
+        return self.localize_digits(text)
 
     def money(self, amount: str | Decimal, currency: str) -> str:
         """A decimal string ("12.500") in the store currency, as CLDR writes it for this language."""
         return _money(str(amount), currency, _MONEY_LOCALE.get(self.locale, "en"), self.numbering)
 
+
+    def negative(self, amount: str | Decimal, currency: str) -> str:
+        """An amount taken off: -KWD 1.250; in RTL lines the sign stays glued to the digits' left."""
+        text = self.money(amount, currency)
+        mark = text[:1] if text[:1] in "\u200e\u200f" else ""
+        return f"{mark}\u200e-{text[len(mark):]}" if self.rtl else f"-{text}"
+
+    def signed(self, value: int) -> str:
+        """+5 / -3 for points and stamps moved, the sign before the number in every language."""
+        text = ("+" if value > 0 else "-" if value < 0 else "") + self.num(abs(value))
+        return f"\u200e{text}" if self.rtl else text
 
     def local_time(self, iso_utc: str) -> str:
         """The ledger's UTC timestamp as the store's wall clock: 2026-11-22 19:07."""
@@ -133,17 +145,25 @@ class Lang:
         moment = datetime.fromisoformat(iso_utc.replace("Z", "+00:00"))
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        return self.localize_digits(moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M"))
+        return self._ltr(self.localize_digits(moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M")))
 
     def day(self, value: str | date) -> str:
         text = value.isoformat() if isinstance(value, date) else str(value)
-        return self.localize_digits(text)
+        return self._ltr(self.localize_digits(text))
+
+    def _ltr(self, text: str) -> str:
+        # After an Arabic word the bidi algorithm takes digits as Arabic numbers and would
+        # show 2026-12-15 as 15-12-2026; left-to-right marks keep dates as written.
+        return f"\u200e{text}\u200e" if self.rtl and text else text
 
 
 @lru_cache(maxsize=2048)
 def _money(amount: str, currency: str, locale: str, numbering: str) -> str:
     text = format_currency(Decimal(amount), currency, locale=locale, numbering_system=numbering)
-    # Bidi marks in CLDR patterns are for text layout engines; our layout is explicit.
-    text = text.replace("\u200f", "").replace("\u200e", "").replace("\u061c", "").replace("\xa0", " ")
+    # Babel takes the numbering system's separators but leaves the digits Latin.
+    if numbering in _DIGITS:
+        text = text.translate(str.maketrans("0123456789", _DIGITS[numbering]))
+    # CLDR's bidi marks stay: they keep sign, digits and currency in the order CLDR means in RTL lines.
+    text = text.replace("\xa0", " ")
     # CLDR's currency spacing: an alphabetic code stands apart from the digits (KWD 12.500).
     return _CODE_THEN_DIGIT.sub(r"\1 ", text)

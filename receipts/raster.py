@@ -71,7 +71,7 @@ def _is_arabic(ch: str) -> bool:
 
 
 # Characters both fonts draw: they join whichever run they stand in.
-_SHARED = frozenset(" 0123456789.,:-\u200c\u200d")
+_SHARED = frozenset(" 0123456789.,:-!\u200c\u200d")
 
 
 def has_rtl(text: str) -> bool:
@@ -150,15 +150,17 @@ def runs(text: str, rtl_base: bool) -> list[Run]:
 
 
 _MIRROR = str.maketrans("()[]{}<>«»", ")(][}{><»«")
+# Bidi marks steer the order; without raqm nothing hides them, so they are dropped before drawing.
+_NO_MARKS = str.maketrans("", "", "\u200e\u200f\u061c")
 
 
 def _basic_text(run: Run) -> str:
     """Without raqm: joined presentation forms, reversed for right-to-left runs."""
     if not run.rtl:
-        return run.text
+        return run.text.translate(_NO_MARKS)
     import arabic_reshaper
 
-    return str(arabic_reshaper.reshape(run.text))[::-1].translate(_MIRROR)
+    return str(arabic_reshaper.reshape(run.text.translate(_NO_MARKS)))[::-1].translate(_MIRROR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +229,8 @@ def _block_height(block: TextBlock, width: int, rtl: bool, lang: str) -> int:
     if isinstance(block, Rule):
         return 10 if block.char == " " else 14
     if isinstance(block, Stamps):
-        per_row = max(1, min(block.total, (width - 120) // 30))
+        caption = lay_out(block.caption, rtl_base=rtl, bold=True, lang=lang)
+        per_row = _stamps_per_row(block, width, caption.width)
         return ((block.total + per_row - 1) // per_row) * 30 + 6
     return line_height(block.size) * len(_wrap_lines(block, width, rtl, lang))
 
@@ -266,7 +269,7 @@ def render_blocks(blocks: Sequence[TextBlock], width: int, *, rtl: bool, lang: s
         lines = _wrap_lines(block, width, rtl, lang, mode) if isinstance(block, (Text, Row)) else []
         prepared.append((block, lines))
         height += line_height(block.size) * len(lines) if isinstance(block, (Text, Row)) else _block_height(block, width, rtl, lang)
-    im = Image.new(mode, (width, max(1, height)), 255 if mode == "L" else 1)
+    im = Image.new(mode, (width, max(1, height)), 255)
     draw = ImageDraw.Draw(im)
     draw.fontmode = "1" if mode == "1" else "L"
     y = 0
@@ -302,10 +305,14 @@ def render_blocks(blocks: Sequence[TextBlock], width: int, *, rtl: bool, lang: s
     return im
 
 
+def _stamps_per_row(block: Stamps, width: int, caption_width: float) -> int:
+    return max(1, min(block.total, int(width - caption_width - 20) // 30))
+
+
 def _draw_stamps(draw: ImageDraw.ImageDraw, block: Stamps, width: int, y: int, rtl: bool, lang: str, mode: str) -> int:
     diameter, pitch = 24, 30
-    per_row = max(1, min(block.total, (width - 120) // pitch))
     caption = lay_out(block.caption, rtl_base=rtl, bold=True, lang=lang, mode=mode)
+    per_row = _stamps_per_row(block, width, caption.width)
     rows = (block.total + per_row - 1) // per_row
     for i in range(block.total):
         r, c = divmod(i, per_row)

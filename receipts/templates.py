@@ -121,11 +121,11 @@ def _loyalty_block(doc: Document, result: Mapping[str, Any], cfg: Config, lang: 
             doc.add(Rule(" "), Text(name, bold=True))
             doc.add(Stamps(stamps, per, stamp_caption(stamps, per, lang)))
             if earned.get(pid):
-                doc.add(Row(lang._("Earned"), "+" + lang.num(int(earned[pid]))))
+                doc.add(Row(lang._("Earned"), lang.signed(int(earned[pid]))))
             if redeemed.get(pid):
-                doc.add(Row(lang._("Redeemed"), "-" + lang.num(int(redeemed[pid]))))
+                doc.add(Row(lang._("Redeemed"), lang.signed(-int(redeemed[pid]))))
             if issued.get(pid):
-                doc.add(Row(lang._("New rewards"), "+" + lang.num(int(issued[pid]))))
+                doc.add(Row(lang._("New rewards"), lang.signed(int(issued[pid]))))
             if state.get("rewards"):
                 doc.add(Row(lang._("Rewards ready"), lang.num(int(state["rewards"])), bold=True))
             to_next = int(state.get("to_next_reward", per - stamps))
@@ -134,13 +134,13 @@ def _loyalty_block(doc: Document, result: Mapping[str, Any], cfg: Config, lang: 
         elif kind == "points":
             doc.add(Rule(" "), Text(name, bold=True))
             if earned.get(pid):
-                doc.add(Row(lang._("Earned"), "+" + lang.num(int(earned[pid]))))
+                doc.add(Row(lang._("Earned"), lang.signed(int(earned[pid]))))
             if redeemed.get(pid):
-                doc.add(Row(lang._("Redeemed"), "-" + lang.num(int(redeemed[pid]))))
+                doc.add(Row(lang._("Redeemed"), lang.signed(-int(redeemed[pid]))))
             for bonus in result.get("bonuses", []) or []:
                 if bonus.get("program") == pid:
                     label = BONUS_LABELS.get(str(bonus.get("bonus")), "Bonus")
-                    doc.add(Row(lang._(label), "+" + lang.num(int(bonus["points"]))))
+                    doc.add(Row(lang._(label), lang.signed(int(bonus["points"]))))
             doc.add(Row(lang._("New balance"), lang._("{points} pts", points=int(state["balance"])), bold=True))
             doc.add(Row(lang._("Worth"), lang.money(state["value"], cur)))
             if isinstance(program, PointsProgram) and program.step_points:
@@ -191,7 +191,7 @@ def sale_receipt(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, 
         if qty != 1:
             doc.add(Text("  " + lang._("{qty} at {price}", qty=qty, price=lang.money(ln["unit_price"], cur))))
         if not _is_zero(ln.get("reward", "0")):
-            doc.add(Row("  " + lang._("Free (reward)"), "-" + lang.money(ln["reward"], cur)))
+            doc.add(Row("  " + lang._("Free (reward)"), lang.negative(ln["reward"], cur)))
     doc.add(Rule())
     doc.add(Row(lang._("Subtotal"), lang.money(result["subtotal"], cur)))
     for source, amount in (result.get("discounts", {}) or {}).items():
@@ -199,7 +199,7 @@ def sale_receipt(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, 
             continue
         program = cfg.programs.get(source)
         label = _program_name(program, source, lang) if program else lang._(source)
-        doc.add(Row("  " + label, "-" + lang.money(amount, cur)))
+        doc.add(Row("  " + label, lang.negative(amount, cur)))
     doc.add(Row(lang._("TOTAL"), lang.money(result["total"], cur), bold=True, size=2))
     doc.add(Rule("="))
     _loyalty_block(doc, result, cfg, lang)
@@ -225,7 +225,7 @@ def refund_slip(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, l
     for pid, moved in (result.get("reversed", {}) or {}).items():
         name = _program_name(cfg.programs.get(pid), pid, lang)
         for account, amount in moved.items():
-            doc.add(Row(f"{name}: {lang._(account)}", ("+" if amount > 0 else "") + lang.num(int(amount))))
+            doc.add(Row(f"{name}: {lang._(account)}", lang.signed(int(amount))))
     doc.add(Rule())
     for pid, state in (result.get("programs", {}) or {}).items():
         name = _program_name(cfg.programs.get(pid), pid, lang)
@@ -266,11 +266,11 @@ def z_report(totals: Mapping[str, Any], cfg: Config, *, copy: bool = False, lang
     doc.add(Rule())
     doc.add(Row(lang._("Sales"), lang.num(int(sales.get("count", 0)))))
     doc.add(Row(lang._("Subtotal"), lang.money(str(sales.get("subtotal", "0")), cur)))
-    doc.add(Row(lang._("Discounts"), "-" + lang.money(str(sales.get("discount", "0")), cur)))
+    doc.add(Row(lang._("Discounts"), lang.negative(str(sales.get("discount", "0")), cur)))
     for pid, amount in (totals.get("discounts", {}) or {}).items():
-        doc.add(Row("  " + _program_name(cfg.programs.get(pid), pid, lang), "-" + lang.money(str(amount), cur)))
+        doc.add(Row("  " + _program_name(cfg.programs.get(pid), pid, lang), lang.negative(str(amount), cur)))
     doc.add(Row(lang._("Total"), lang.money(str(sales.get("total", "0")), cur)))
-    doc.add(Row(lang._("Refunds"), f"{lang.num(int(refunds.get('count', 0)))} / -{lang.money(str(refunds.get('total', '0')), cur)}"))
+    doc.add(Row(lang._("Refunds"), f"{lang.num(int(refunds.get('count', 0)))} / {lang.negative(str(refunds.get('total', '0')), cur)}"))
     doc.add(Row(lang._("Net"), lang.money(str(totals.get("net_total", "0")), cur), bold=True))
     doc.add(Rule())
     doc.add(Row(lang._("New members"), lang.num(int(totals.get("enrolments", 0)))))

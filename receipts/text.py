@@ -20,7 +20,7 @@ RLM = "\u200f"
 
 def cell_width(text: str) -> int:
     """Columns a string takes in a monospaced terminal (combining marks take none)."""
-    return sum(0 if unicodedata.combining(ch) or ch in "\u200c\u200d\u200e\u200f" else 1 for ch in text)
+    return sum(0 if unicodedata.combining(ch) or ch in "\u200c\u200d\u200e\u200f\u061c" else 1 for ch in text)
 
 
 def row(start: str, end: str, width: int) -> list[str]:

@@ -20,6 +20,10 @@ class Raster:
     def black(self) -> int:
         return sum(bin(b).count("1") for b in self.data)
 
+    def ink(self) -> float:
+        """Share of the dots printed black: a text line is mostly paper."""
+        return self.black() / max(1, self.width * self.height)
+
 
 @dataclass
 class Decoded:
