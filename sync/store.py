@@ -272,7 +272,8 @@ class ServerStore:
 
             @event.listens_for(engine, "begin")
             def _begin(conn: Connection) -> None:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                # readers keep WAL's concurrent snapshot; writers queue on the write lock
+                conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
             return engine
         return create_engine(url, pool_size=pool_size, max_overflow=40, pool_pre_ping=True)
@@ -303,7 +304,7 @@ class ServerStore:
             return version
 
     def schema_version(self) -> int:
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             return int(conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar_one())
 
     # ------------------------------------------------------------ terminals
@@ -331,7 +332,7 @@ class ServerStore:
         """The terminal row of a token that may act as `tid`; a refusal is flagged for the manager."""
         row = None
         if token:
-            with self.engine.connect() as conn:
+            with self.engine.connect().execution_options(read_only=True) as conn:
                 row = conn.execute(select(terminals).where(terminals.c.token_hash == token_hash(token))).first()
                 conn.rollback()
         if row is None:
@@ -509,7 +510,7 @@ class ServerStore:
             return self.changes_in(conn, tid, since, limit)
 
     def _reader(self) -> Connection:
-        conn = self.engine.connect()
+        conn = self.engine.connect().execution_options(read_only=True)
         if self.dialect == "postgresql":
             # one snapshot for the page: the chain balance and this terminal's share must agree
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
@@ -569,7 +570,7 @@ class ServerStore:
     def reports(self, *, stale_after: timedelta = timedelta(days=1), now: datetime | None = None) -> dict[str, Any]:
         now = now or datetime.now(UTC)
         cutoff = (now - stale_after).astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             od = conn.execute(
                 select(overdrafts, balances.c.amount.label("current"))
                 .select_from(overdrafts.outerjoin(balances, (balances.c.member_id == overdrafts.c.member_id)
@@ -597,21 +598,21 @@ class ServerStore:
     # ------------------------------------------------------------ reads for tests and operators
 
     def event_count(self, tid: str | None = None) -> int:
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             q = select(func.count()).select_from(events)
             if tid is not None:
                 q = q.where(events.c.tid == tid)
             return int(conn.execute(q).scalar_one())
 
     def balances_of(self, member_ids: Iterable[str] | None = None) -> dict[tuple[str, str, str], int]:
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             q = select(balances)
             if member_ids is not None:
                 q = q.where(balances.c.member_id.in_(list(member_ids)))
             return {(r.member_id, r.program_id, r.account): int(r.amount) for r in conn.execute(q)}
 
     def terminal_head(self, tid: str) -> tuple[int, str]:
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             r = conn.execute(select(terminals.c.last_seq, terminals.c.last_hash).where(terminals.c.tid == tid)).one()
             return int(r.last_seq), str(r.last_hash)
 
