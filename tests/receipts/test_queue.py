@@ -1,0 +1,239 @@
+"""The print queue: a sale never waits for paper, a receipt is never lost, a duplicate always says COPY."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import CARD, Listener, Store, free_port, run_cli
+from escpos_decode import decode
+
+from drivers.printers import open_printer
+from receipts.queue import LEASE_S, PrintQueue
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _receipts(listener: Listener) -> list[bytes]:
+    """The receipts a listener got, status queries taken off, empty connections left out."""
+    out = []
+    for data in listener.received:
+        while data[:2] == b"\x10\x04":
+            data = data[3:]
+        if data:
+            out.append(data)
+    return out
+
+
+def _job(path: Path, **where: Any) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM print_jobs ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def test_printer_offline_then_back_prints_exactly_once(make_store, tmp_path: Path) -> None:
+    port = free_port()
+    store: Store = make_store(printer=f"escpos+tcp://127.0.0.1:{port}", timeout_s=1.0)
+    store.service.close()
+    start = time.monotonic()
+    r = run_cli("--config", str(store.path), "--now", "2026-11-20T09:30", "sale", "--card", CARD, "--item", "LAT*2")
+    assert r.code == 0, r.err
+    assert time.monotonic() - start < 3, "an offline printer must not hold the sale"
+    assert "Latte" in r.out
+    assert len(r.err.strip().splitlines()) == 1 and "kept in the print queue" in r.err
+    db = store.cfg.ledger.path
+    [job] = _job(db)
+    assert job["status"] == "queued" and job["attempts"] == 1 and job["next_try_at"] and "cannot connect" in job["last_error"]
+
+    # still offline, not due yet: nothing is tried
+    r = run_cli("--config", str(store.path), "--json", "print-queue", "run")
+    assert r.code == 0 and r.json["jobs"] == []
+
+    server = Listener(port=port).start()
+    try:
+        r = run_cli("--config", str(store.path), "--json", "print-queue", "retry")
+        assert r.code == 0 and r.json["printed"] == 1, r.out
+        r = run_cli("--config", str(store.path), "--json", "print-queue", "retry")
+        assert r.code == 0 and r.json["printed"] == 0
+        server.wait_for(1)
+        [paper] = _receipts(server)
+    finally:
+        server.stop()
+    d = decode(paper)
+    sale = json.loads(sqlite3.connect(db).execute("SELECT result FROM sales").fetchone()[0])
+    assert d.cuts == 1 and sale["receipt"]["number"] in d.text and "COPY" not in d.text
+    [job] = _job(db)
+    assert job["status"] == "printed" and job["attempts"] == 2 and job["printed_at"]
+
+
+def test_next_sale_flushes_what_waited(make_store) -> None:
+    port = free_port()
+    store: Store = make_store(printer=f"escpos+tcp://127.0.0.1:{port}", timeout_s=1.0)
+    store.service.close()
+    assert run_cli("--config", str(store.path), "sale", "--card", CARD, "--item", "ESP").code == 0
+    server = Listener(port=port).start()
+    try:
+        db = store.cfg.ledger.path
+        with sqlite3.connect(db) as conn:  # the backoff has passed
+            conn.execute("UPDATE print_jobs SET next_try_at = NULL")
+        assert run_cli("--config", str(store.path), "sale", "--card", CARD, "--item", "LAT").code == 0
+        server.wait_for(2)
+        assert len(_receipts(server)) == 2
+    finally:
+        server.stop()
+    assert [j["status"] for j in _job(db)] == ["printed", "printed"]
+
+
+def test_backoff_grows_and_is_capped(make_store) -> None:
+    store: Store = make_store(printer=f"escpos+tcp://127.0.0.1:{free_port()}", timeout_s=0.5)
+    store.sale(["LAT"], sale_id="s-1")
+    now = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
+    clock = [now]
+    queue = PrintQueue(store.cfg.ledger.path, store.cfg, clock=lambda: clock[0])
+    printer = open_printer(store.cfg.printer.url, timeout_s=0.5)
+    waits = []
+    for _ in range(10):
+        [outcome] = queue.run(printer)
+        assert not outcome.printed
+        job = queue.job(outcome.job.id)
+        assert job is not None and job.status == "queued"
+        due = datetime.fromisoformat(job.next_try_at.replace("Z", "+00:00"))  # type: ignore[union-attr]
+        waits.append((due - clock[0]).total_seconds())
+        clock[0] = due
+    queue.close()
+    assert waits[:4] == [2, 4, 8, 16] and max(waits) == 300
+
+
+def test_reprint_is_a_new_job_marked_copy(make_store, tmp_path: Path) -> None:
+    out = tmp_path / "paper.bin"
+    store: Store = make_store(printer=f"file://{out}")
+    sale = store.sale(["LAT", "CRO"], sale_id="s-1")
+    store.service.close()
+    r = run_cli("--config", str(store.path), "--json", "print-queue", "run")
+    assert r.json["printed"] == 1
+    r = run_cli("--config", str(store.path), "--json", "print-queue", "reprint", "--sale", sale["sale"])
+    assert r.code == 0 and r.json["printed"] == 1
+    d = decode(out.read_bytes())
+    assert d.cuts == 2 and d.text.count("*** COPY ***") == 1
+    jobs = _job(store.cfg.ledger.path)
+    assert [(j["copy"], j["status"]) for j in jobs] == [(0, "printed"), (1, "printed")]
+    r = run_cli("--config", str(store.path), "--json", "print-queue", "reprint", str(jobs[0]["id"]))
+    assert r.code == 0 and decode(out.read_bytes()).text.count("*** COPY ***") == 2
+    listed = run_cli("--config", str(store.path), "--json", "print-queue", "list").json
+    assert listed["counts"] == {"printed": 3} and len(listed["jobs"]) == 3
+
+
+def test_a_job_that_cannot_be_rendered_is_kept_as_failed(make_store) -> None:
+    store: Store = make_store()
+    queue = PrintQueue(store.cfg.ledger.path, store.cfg)
+    job_id = queue.enqueue("sale", "no-such-sale")
+    outcome = queue.print_job(job_id, open_printer("preview://"))
+    assert not outcome.printed and "not in the ledger" in (outcome.error or "")
+    job = queue.job(job_id)
+    assert job is not None and job.status == "failed"
+    assert queue.retry([job_id]) == 1 and queue.job(job_id).status == "queued"  # type: ignore[union-attr]
+    queue.close()
+
+
+def test_receipt_command_formats(make_store, tmp_path: Path) -> None:
+    store: Store = make_store(locale="ar")
+    sale = store.sale(["LAT*2"], sale_id="s-1")
+    store.service.close()
+    esc, png = tmp_path / "r.bin", tmp_path / "r.png"
+    assert run_cli("--config", str(store.path), "receipt", sale["sale"], "--format", "escpos", "--out", str(esc)).code == 0
+    assert run_cli("--config", str(store.path), "receipt", sale["sale"], "--format", "png", "--out", str(png)).code == 0
+    d = decode(esc.read_bytes())
+    assert d.text_bytes == 0 and d.rasters and d.qr[0].startswith(f"LOYALTY:card={CARD};receipt=till-1-")
+    assert png.read_bytes().startswith(b"\x89PNG")
+    text = run_cli("--config", str(store.path), "receipt", sale["sale"]).out
+    assert "لاتيه" in text
+
+
+def test_printer_test_and_status_commands(make_store, listener: Listener, tmp_path: Path) -> None:
+    store: Store = make_store()
+    store.service.close()
+    out = tmp_path / "test.bin"
+    r = run_cli("--config", str(store.path), "--json", "printer", "test", "--url", f"file://{out}", "--paper", "58")
+    assert r.code == 0 and r.json["paper_mm"] == 58
+    d = decode(out.read_bytes())
+    assert "PRINTER TEST" in d.text and d.qr == ["LOYALTY:test"] and d.barcodes == ["{BTEST-1234"] and d.cuts == 1
+    r = run_cli("--config", str(store.path), "--json", "printer", "status", "--url", listener.url)
+    assert r.code == 0 and r.json["ready"] is True and r.json["online"] is True
+    r = run_cli("--config", str(store.path), "printer", "test", "--url", "lpr://x")
+    assert r.code == 1 and "escpos+tcp://" in r.err
+
+
+CHILD = r"""
+import sys
+from ledger.config import load
+from drivers.printers import open_printer
+from receipts.queue import PrintQueue
+
+cfg = load(sys.argv[1])
+queue = PrintQueue(cfg.ledger.path, cfg)
+printer = open_printer(cfg.printer.url, profile=cfg.printer.profile, paper_mm=cfg.printer.paper_width_mm, timeout_s=5)
+print("ready", flush=True)
+queue.run(printer)
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("kill_after_s", [0.0, 0.25, 0.45, 0.7])
+def test_sigkill_while_printing_loses_nothing_and_marks_any_second_paper_copy(make_store, kill_after_s: float) -> None:
+    # The printer answers no status query: the child waits for it with the job claimed ('printing').
+    server = Listener(status=None).start()
+    try:
+        store: Store = make_store(printer=server.url)
+        sale = store.sale(["LAT*3", "CRO"], sale_id="s-kill")
+        store.service.close()
+        db = store.cfg.ledger.path
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(store.path)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+        try:
+            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+            deadline = time.monotonic() + 10
+            while _job(db)[0]["status"] == "queued" and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(kill_after_s)
+            child.send_signal(signal.SIGKILL)
+        finally:
+            child.wait(timeout=10)
+        [job] = _job(db)
+        assert job["status"] in ("printing", "printed"), job
+        before = len(_receipts(server))
+
+        # restart, once the dead job's lease has run out
+        later = datetime.now(UTC) + timedelta(seconds=LEASE_S + 1)
+        queue = PrintQueue(db, store.cfg, clock=lambda: later)
+        outcomes = queue.run(open_printer(server.url, profile=store.cfg.printer.profile, timeout_s=5))
+        [job] = [j.as_json() for j in queue.jobs()]
+        queue.close()
+        time.sleep(0.2)
+        papers = [decode(p) for p in _receipts(server)]
+        assert job["status"] == "printed", job
+        assert 1 <= len(papers) <= 2
+        # the last paper is whole; a first one may have been cut short by the kill
+        assert sale["receipt"]["number"] in papers[-1].text and papers[-1].cuts == 1
+        if before == 0 or job["copy"]:
+            # killed mid-print: printed again, and that second paper says so
+            assert outcomes and outcomes[0].printed
+            assert "*** COPY ***" in papers[-1].text
+        if len(papers) == 2:
+            assert "COPY" not in papers[0].text and "*** COPY ***" in papers[1].text
+        if not job["copy"]:
+            assert len(papers) == 1 and not outcomes  # finished before the kill: never printed twice
+    finally:
+        server.stop()
