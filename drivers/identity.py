@@ -21,13 +21,15 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Literal
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Literal
 
 from ledger.cards import CardIdError, normalize
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+# cryptography is imported inside the functions that need it: every CLI command
+# loads this module (for `card issue`), and the import costs ~70 ms.
 
 from .readers.base import CardPresent, CardRejected
 
@@ -52,18 +54,25 @@ class Checked:
 
 
 def key_id(public: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).digest()[:4].hex().upper()
 
 
 def public_text(public: Ed25519PublicKey) -> str:
     """How a public key is written in config.toml: ``ed25519:`` + 64 hex digits."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return "ed25519:" + raw.hex()
 
 
 def load_public(text: str) -> Ed25519PublicKey:
     """A public key from config: ``ed25519:<hex>``, bare hex, base64, or PEM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     value = text.strip()
     if value.startswith("-----BEGIN"):
         try:
@@ -82,6 +91,9 @@ def load_public(text: str) -> Ed25519PublicKey:
 
 def load_private(text: str) -> Ed25519PrivateKey:
     """A private key: PEM (PKCS#8), or the 32-byte seed as hex or base64."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     value = text.strip()
     if value.startswith("-----BEGIN"):
         try:
@@ -98,10 +110,14 @@ def load_private(text: str) -> Ed25519PrivateKey:
 
 
 def new_private() -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     return Ed25519PrivateKey.generate()
 
 
 def private_pem(key: Ed25519PrivateKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
@@ -168,6 +184,8 @@ class Verifier:
         key = self.keys.get(kid)
         if key is None:
             return Checked(number, "invalid", f"signed with unknown key {kid}")
+        from cryptography.exceptions import InvalidSignature
+
         try:
             key.verify(_unb32(sig_text), DOMAIN + number.encode())
         except (InvalidSignature, binascii.Error, ValueError):

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.pcsc
 
 READER = "Virtual PCD 00 00"
 UID = bytes.fromhex("04A1B2C3D4E5F6")
-SEEN = 1.5  # pcscd polls vpcd every 400 ms; a change is seen within one or two polls
+SEEN = 3.0  # pcscd polls vpcd every 400 ms: a change is seen within one poll; the rest is slack for a busy machine
 
 
 def _watch(stream: Any, url: str = f"pcsc://{READER}?timeout_ms=300", **kw: Any) -> Any:
@@ -92,9 +92,12 @@ def test_card_pulled_mid_exchange_gives_no_tap(pcscd: Any, stream: Any, cards: A
     s = _watch(stream)
     pulled = cards(ndef=text_record_message("999"), vanish_after=3)  # gone during the NDEF read
     pulled.insert()
-    events = s.quiet(1.2)
-    assert len(pulled.spec.apdus) == 4, "the card was never read"
-    assert not [e for e in events if isinstance(e, (CardPresent, CardRejected, CardRemoved))], events
+    deadline = time.monotonic() + SEEN
+    while len(pulled.spec.apdus) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(pulled.spec.apdus) == 4, "the card was never read up to the point it left"
+    events = s.quiet(0.8)
+    assert not [e for e in s.seen if isinstance(e, (CardPresent, CardRejected, CardRemoved))], events
     pulled.remove()
     cards(ndef=text_record_message("1000")).insert()
     assert s.wait_for(CardPresent, SEEN).card_id == "ndef:1000"
@@ -105,7 +108,7 @@ def test_silent_card_hits_the_deadline_and_other_readers_go_on(pcscd: Any, strea
     assert {s.wait_for(ReaderConnected).reader for _ in range(2)} == {READER, "Virtual PCD 00 01"}
     silent = cards(silent_after=1)  # answers the UID, then never again
     silent.insert()
-    err = s.wait_for(CardError, SEEN + 0.5)
+    err = s.wait_for(CardError, SEEN)
     assert err.reader == READER and "deadline" in err.reason
     assert not [e for e in s.seen if isinstance(e, CardPresent)]
     other = cards(port=35964, ndef=text_record_message("2"))
@@ -139,3 +142,29 @@ def test_no_matching_reader_is_reported(pcscd: Any, stream: Any) -> None:
     s = stream(open_reader("pcsc://ACS ACR122U"))
     down = s.wait_for(ReaderDisconnected)
     assert "ACS ACR122U" in down.reason
+
+
+def test_reader_test_cli_prints_a_pcsc_tap_as_json(pcscd: Any, cards: Any) -> None:
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "terminal.cli", "--config", "/nonexistent/config.toml", "reader", "test", "--json",
+         "--url", f"pcsc://{READER}", "--count", "1", "--timeout", "10"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        assert (first["event"], first["reader"]) == ("connected", READER)
+        cards(ndef=text_record_message("6060")).insert()
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    tap = json.loads(out.splitlines()[-1])
+    assert tap["event"] == "card" and tap["card"] == "ndef:6060" and tap["uid"] == UID.hex().upper()
+    assert tap["reader"] == READER and tap["driver_ms"] < 1000 and tap["atr"]

@@ -142,3 +142,31 @@ def test_card_issue_cli_makes_a_number_the_reader_accepts(tmp_path: Path, stream
     )
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["public_key"] == data["public_key"]
+
+
+def test_policy_and_keys_come_from_config_toml(tmp_path: Path) -> None:
+    """`loyalty reader test` with the repository's demo config, its [reader] table set to require signatures."""
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "config.toml").read_text()
+    signed = identity.sign("31337", KEY)
+    reader_table = (
+        "[reader]\n"
+        f'url = "sim://?cards=code:12345,ndef:{signed}&every=0.05&hold=0.02"\n'
+        'require_signed = "require"\n'
+        f'public_keys = ["{PUB}"]\n'
+    )
+    lines = text.splitlines(keepends=True)
+    start = lines.index("[reader]\n")
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("["))
+    text = "".join([*lines[:start], reader_table, "\n", *lines[end:]])
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(text)
+    out = subprocess.run(
+        [sys.executable, "-m", "terminal.cli", "--config", str(cfg), "reader", "test", "--json", "--count", "2"],
+        capture_output=True, text=True, timeout=20,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    taps = [r for r in rows if r["event"] in ("card", "rejected")]
+    assert [(r["event"], r["card"]) for r in taps] == [("rejected", "code:12345"), ("card", "ndef:31337")]
+    assert taps[1]["signature"] == "valid"
