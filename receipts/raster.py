@@ -71,7 +71,7 @@ def _is_arabic(ch: str) -> bool:
 
 
 # Characters both fonts draw: they join whichever run they stand in.
-_SHARED = frozenset(" 0123456789.,:-!\u200c\u200d")
+_SHARED = frozenset(" 0123456789.,:-!\u200c\u200d\u200e\u200f\u061c")
 
 
 def has_rtl(text: str) -> bool:
@@ -149,18 +149,18 @@ def runs(text: str, rtl_base: bool) -> list[Run]:
     return [Run(logical[k][0], bool(logical[k][1] % 2), logical[k][2]) for k in order]
 
 
-_MIRROR = str.maketrans("()[]{}<>«»", ")(][}{><»«")
 # Bidi marks steer the order; without raqm nothing hides them, so they are dropped before drawing.
 _NO_MARKS = str.maketrans("", "", "\u200e\u200f\u061c")
 
 
 def _basic_text(run: Run) -> str:
-    """Without raqm: joined presentation forms, reversed for right-to-left runs."""
+    """Without raqm: joined presentation forms (arabic-reshaper) in display order (python-bidi)."""
     if not run.rtl:
         return run.text.translate(_NO_MARKS)
     import arabic_reshaper
+    from bidi import get_display
 
-    return str(arabic_reshaper.reshape(run.text.translate(_NO_MARKS)))[::-1].translate(_MIRROR)
+    return str(get_display(arabic_reshaper.reshape(run.text), base_dir="R")).translate(_NO_MARKS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +200,16 @@ class LaidOut:
 
 
 def lay_out(text: str, *, rtl_base: bool, bold: bool = False, px: int = BASE_PX, lang: str = "ar", mode: str = "1") -> LaidOut:
+    """`text` as shaped runs in visual order.
+
+    Each call into the shaper costs far more than its glyphs do, so a line in a
+    single font goes to raqm whole (it runs the bidi algorithm itself); only
+    lines mixing Arabic and Latin letters are cut into runs.
+    """
     layout = engine()
     parts = runs(text, rtl_base)
+    if rtl_base and len(parts) > 1 and len({r.script for r in parts}) == 1:
+        parts = [Run(text, True, parts[0].script)]
     return LaidOut(parts, [shaped(r.text, r.rtl, r.script, bold, px, layout, lang, mode) for r in parts], layout)
 
 
