@@ -1,18 +1,15 @@
-"""What several drivers share: URL options, card ids from text, debounce, event hand-off."""
+"""What several drivers share: URL options, card ids from text, time-based debounce."""
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ledger.cards import KINDS, CardIdError, normalize
 
 from .. import identity
-from .base import CardPresent, ReaderError, ReaderEvent
+from .base import CardPresent, ReaderError
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,43 +172,3 @@ class Debouncer:
         if self.current is None:
             return default
         return max(0.0, min(default, self.last_seen + self.hold - now + 0.001))
-
-
-class EventPump:
-    """Events made on a library's callback thread, handed to the consumer's generator."""
-
-    def __init__(self) -> None:
-        self.queue: queue.Queue[ReaderEvent | BaseException | None] = queue.Queue()
-
-    def put(self, event: ReaderEvent) -> None:
-        self.queue.put(event)
-
-    def fail(self, exc: BaseException) -> None:
-        self.queue.put(exc)
-
-    def finish(self) -> None:
-        self.queue.put(None)
-
-    def drain(self, stop: threading.Event, worker: Callable[[], None]) -> Iterator[ReaderEvent]:
-        thread = threading.Thread(target=self._run, args=(worker,), daemon=True, name="reader-worker")
-        thread.start()
-        while True:
-            try:
-                item = self.queue.get(timeout=0.05)
-            except queue.Empty:
-                if stop.is_set() and not thread.is_alive():
-                    return
-                continue
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def _run(self, worker: Callable[[], None]) -> None:
-        try:
-            worker()
-        except BaseException as exc:
-            self.fail(exc)
-        else:
-            self.finish()

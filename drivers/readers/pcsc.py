@@ -57,6 +57,26 @@ class CardGone(Exception):
         self.code = code
 
 
+# What a card taken away (or a reader / pcscd going away) mid-read looks like: no event for these.
+_GONE = frozenset(
+    {
+        0x80100069,  # SCARD_W_REMOVED_CARD
+        0x8010000C,  # SCARD_E_NO_SMARTCARD
+        0x80100016,  # SCARD_E_NOT_TRANSACTED (vpcd: the card's socket closed mid-APDU)
+        0x80100068,  # SCARD_W_RESET_CARD
+        0x80100067,  # SCARD_W_UNPOWERED_CARD
+        0x80100066,  # SCARD_W_UNRESPONSIVE_CARD
+        0x8010002F,  # SCARD_E_COMM_DATA_LOST
+        0x80100017,  # SCARD_E_READER_UNAVAILABLE
+        0x8010001D,  # SCARD_E_NO_SERVICE
+        0x8010001E,  # SCARD_E_SERVICE_STOPPED
+        0x80100003,  # SCARD_E_INVALID_HANDLE
+        0x80100013,  # SCARD_F_COMM_ERROR
+        0x80100009,  # SCARD_E_UNKNOWN_READER
+    }
+)
+
+
 class _ServiceLost(Exception):
     pass
 
@@ -297,6 +317,10 @@ class PcscReader:
                 hr, resp = sc.SCardTransmit(handle[0], handle[1], list(apdu))
                 if hr != sc.SCARD_S_SUCCESS:
                     raise CardGone("transmit", hr)
+                if len(resp) < 2:
+                    # "Success" with no status word: the card left mid-APDU (vpcd answers so
+                    # when the card's socket closes). A card that is there always sends SW1 SW2.
+                    raise CardGone("transmit: no status word", sc.SCARD_E_NOT_TRANSACTED)
                 return bytes(resp)
 
             t0 = time.perf_counter()
@@ -332,8 +356,11 @@ class PcscReader:
         except ExchangeTimeout as exc:
             return CardError(name, time.monotonic(), f"card read deadline: {exc}")
         except CardGone as exc:
-            log.debug("card on %s gone mid-read: %s", name, exc)
-            return None
+            if exc.code & 0xFFFFFFFF in _GONE:
+                log.debug("card on %s gone mid-read: %s", name, exc)
+                return None
+            # Held by another program, a protocol the card does not offer...: say so, it is not a tap.
+            return CardError(name, time.monotonic(), f"card not readable: {exc} {_msg(sc, exc.code)}")
         except (CardProtocolError, NdefError) as exc:
             # Falling back to the UID would give this card another account: refuse the tap instead.
             return CardError(name, time.monotonic(), f"card not readable: {exc}")

@@ -294,13 +294,15 @@ class NfcTag:
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready_at = 0.0
 
-    def put(self, text: str, kind: str = "3", uid: str = "") -> None:
+    def put(self, text: str, kind: str = "3", uid: str = "", vanish_after: int = 0) -> None:
         import sys
 
         script = Path(__file__).with_name("nfctag.py")
         args = [sys.executable, str(script), str(self.port), "--type", kind, "--text", text]
         if uid:
             args += ["--uid", uid]
+        if vanish_after:
+            args += ["--vanish-after", str(vanish_after)]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
         assert self.proc.stdout is not None

@@ -61,7 +61,7 @@ def type3(clf: nfc.ContactlessFrontend, message: bytes, idm: bytes) -> None:
         clf.connect(card={"on-startup": on_startup, "on-connect": on_connect})
 
 
-def type2(clf: nfc.ContactlessFrontend, message: bytes, uid: bytes) -> None:
+def type2(clf: nfc.ContactlessFrontend, message: bytes, uid: bytes, vanish_after: int = 0) -> None:
     tlv = b"\x03" + bytes([len(message)]) + message + b"\xfe"
     memory = bytearray(uid[:3] + bytes([0x88 ^ uid[0] ^ uid[1] ^ uid[2]]) + uid[3:7])
     memory.append(uid[3] ^ uid[4] ^ uid[5] ^ uid[6])
@@ -76,6 +76,7 @@ def type2(clf: nfc.ContactlessFrontend, message: bytes, uid: bytes) -> None:
     target.sdd_res = bytearray(uid)
     target.sel_res = bytearray.fromhex("00")
 
+    reads: list[int] = []
     cascade1 = b"\x88" + uid[:3]
     cascade2 = uid[3:7]
 
@@ -98,6 +99,9 @@ def type2(clf: nfc.ContactlessFrontend, message: bytes, uid: bytes) -> None:
         if cmd[:2] == b"\x95\x70":
             return b"\x00"
         if cmd[0] == 0x30 and len(cmd) >= 2:  # READ: 4 pages, wrapping
+            reads.append(cmd[1])
+            if vanish_after and len(reads) >= vanish_after:
+                os._exit(0)  # taken away in the middle of the reader's NDEF read
             page = cmd[1]
             if page >= 45:
                 return b"\x00"  # NAK
@@ -133,6 +137,7 @@ def main() -> None:
     parser.add_argument("--type", choices=("2", "3"), default="3")
     parser.add_argument("--text", required=True)
     parser.add_argument("--uid", default="")
+    parser.add_argument("--vanish-after", type=int, default=0, help="Type 2: leave at this READ command")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     clf = nfc.ContactlessFrontend(f"udp:127.0.0.1:{args.port}")
@@ -140,7 +145,7 @@ def main() -> None:
     if args.type == "3":
         type3(clf, message, bytes.fromhex(args.uid or "02FE010203040506"))
     else:
-        type2(clf, message, bytes.fromhex(args.uid or "04A1B2C3D4E5F6"))
+        type2(clf, message, bytes.fromhex(args.uid or "04A1B2C3D4E5F6"), args.vanish_after)
 
 
 if __name__ == "__main__":

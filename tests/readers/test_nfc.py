@@ -41,6 +41,21 @@ def test_type2_tag_ndef_number_and_tap_again(nfc_tag: Any, stream: Any) -> None:
     assert s.wait_for(CardPresent, 4).card_id == "ndef:2200445566"
 
 
+def test_tag_pulled_mid_read_gives_no_event(nfc_tag: Any, stream: Any) -> None:
+    # A long number spans several READs; the tag leaves at the second one.
+    nfc_tag.put("9" * 100, kind="2", vanish_after=2)
+    time.sleep(0.03)
+    s = _watch(stream, nfc_tag, targets="106A")
+    deadline = time.monotonic() + 3
+    while nfc_tag.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert nfc_tag.proc.poll() is not None, "the reader never read far enough for the tag to leave"
+    assert s.quiet(0.5) == []  # neither a tap with the UID nor a half-read number
+    nfc_tag.take()
+    nfc_tag.put("123", kind="2")
+    assert s.wait_for(CardPresent, 4).card_id == "ndef:123"
+
+
 def test_signed_number_on_a_tag(nfc_tag: Any, stream: Any) -> None:
     key = identity.load_private("44" * 32)
     nfc_tag.put(identity.sign("777", key).replace("777", "778", 1))  # forged
