@@ -96,7 +96,7 @@ class LoyaltyApp(App[None]):
     @work(thread=True, exclusive=True, group="status", exit_on_error=False)
     def poll_status(self) -> None:
         try:
-            snap = StatusSnapshot(self.services.sync.state(), self.services.gate.queued_prints())
+            snap = StatusSnapshot(self.services.sync.state(), self.services.printer.queued())
         except Exception:  # the status bar must never take the till down; it tries again next tick
             return
         self.post_message(snap)
@@ -199,12 +199,12 @@ class LoyaltyApp(App[None]):
                     f"{pid} " + " ".join(f"{acct} {amount:+d}" for acct, amount in accts.items()) for pid, accts in result["reversed"].items()
                 )
                 slip = refund_slip(self.services, values["sale"], result)
-                self._print_quietly("refund", result["refund"], slip)
+                self._print_quietly("refund", result["refund"])
                 self.post_message(ManagerResult(True, f"Refunded {values['sale']}: {moved or 'nothing to reverse'}.", result, slip))
             elif action == "reprint":
                 sale = gate.sale(values["sale"])
                 text = receipts.render_sale(sale, self.services.cfg, "text", copy=True).decode("utf-8")
-                self._print_quietly(None, None, text)
+                self._print_quietly("sale", sale["sale"], copy=True)
                 self.post_message(ManagerResult(True, f"Reprinted {sale['receipt']['number']} (marked COPY).", None, text))
             elif action == "block":
                 view = gate.block(values["card"], values["reason"].strip())
@@ -227,14 +227,11 @@ class LoyaltyApp(App[None]):
         except Exception as exc:
             self.post_message(ManagerResult(False, f"{action.replace('_', ' ').capitalize()} not done: {plain_error(exc)}"))
 
-    def _print_quietly(self, kind: str | None, ref: str | None, text: str) -> None:
-        printer = self.services.printer
+    def _print_quietly(self, kind: str, ref: str, *, copy: bool = False) -> None:
         try:
-            printer.print_bytes(text.encode("utf-8"))
-            if kind and ref and printer.shows_on_screen():
-                self.services.gate.mark_printed(kind, ref)
-        except Exception as exc:  # the action itself is done; the paper can be reprinted
-            self.post_message(ManagerResult(False, f"printer: {exc}; reprint later (F12, p)"))
+            self.services.printer.print_job(kind, ref, copy=copy)
+        except Exception as exc:  # the action itself is done; the paper waits in the queue
+            self.post_message(ManagerResult(False, f"not printed: {plain_error(exc)}; it waits in the print queue"))
 
     @on(ManagerResult)
     def _manager_result(self, msg: ManagerResult) -> None:

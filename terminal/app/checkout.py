@@ -49,10 +49,11 @@ class CheckoutScreen(Screen[None]):
     #status { height: 1; background: $boost; color: $text; padding: 0 1; }
     #main { height: 1fr; }
     #left { width: 1fr; min-width: 30; }
-    #right { width: 46; border-left: solid $primary; padding: 0 1; }
+    #right { width: 48; border-left: solid $primary; padding: 0 0 0 1; }
+    #right > VerticalScroll { scrollbar-size-vertical: 1; }
     #item-input { margin: 0; }
     #cart { height: 1fr; }
-    #totals { height: 3; padding: 0 1; border-top: solid $primary; }
+    #totals { height: 4; padding: 0 1; border-top: solid $primary; }
     #message { height: 1; padding: 0 1; }
     #message.error { background: $error; color: $text; text-style: bold; }
     #message.ok { background: $success-darken-2; color: $text; }
@@ -63,20 +64,23 @@ class CheckoutScreen(Screen[None]):
     #print-status { height: auto; text-style: bold; }
     """
 
+    # in footer order: what a cashier needs most comes first, so an 80-column footer still shows it
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help"),
-        Binding("f2", "tap", "Tap card"),
-        Binding("f3", "profile", "Profile"),
+        Binding("f2", "tap", "Tap"),
+        Binding("f9", "pay", "Pay"),
         Binding("f4", "reward", "Reward"),
         Binding("f5", "points", "Points"),
+        Binding("f3", "profile", "Profile"),
         Binding("f6", "remove_line", "Remove"),
         Binding("f7", "quantity", "Qty"),
         Binding("f8", "member", "Member"),
-        Binding("f9", "pay", "Pay"),
         Binding("f12", "manager", "Manager"),
         Binding("escape", "clear", "Clear"),
         Binding("up", "line_up", "Line up", show=False),
         Binding("down", "line_down", "Line down", show=False),
+        Binding("pageup", "receipt_up", "Scroll up", show=False),
+        Binding("pagedown", "receipt_down", "Scroll down", show=False),
     ]
 
     def __init__(self, services: Services):
@@ -112,7 +116,7 @@ class CheckoutScreen(Screen[None]):
                     yield Static("", id="print-status")
                     yield Static("", id="receipt")
         yield Static("", id="message")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#cart", DataTable)
@@ -233,6 +237,16 @@ class CheckoutScreen(Screen[None]):
     def action_line_down(self) -> None:
         table = self.query_one("#cart", DataTable)
         table.move_cursor(row=min(len(self.cart.lines) - 1, table.cursor_row + 1))
+
+    def _right_scroller(self) -> VerticalScroll:
+        which = self.query_one("#right", ContentSwitcher).current or "member-panel"
+        return self.query_one(f"#{which}", VerticalScroll)
+
+    def action_receipt_up(self) -> None:
+        self._right_scroller().scroll_page_up()
+
+    def action_receipt_down(self) -> None:
+        self._right_scroller().scroll_page_down()
 
     def action_remove_line(self) -> None:
         try:
@@ -533,7 +547,7 @@ class CheckoutScreen(Screen[None]):
             words.append(msg.note.capitalize() + ".")
         words.append("Next customer.")
         self.say(" ".join(words), "ok")
-        self.print_document("sale", result["sale"], msg.receipt.encode("utf-8"))
+        self.print_document("sale", result["sale"])
 
     @on(SaleFailed)
     def _sale_failed(self, msg: SaleFailed) -> None:
@@ -541,25 +555,18 @@ class CheckoutScreen(Screen[None]):
         self.say(f"Sale not completed: {msg.message}", "error")
 
     def show_receipt(self, text: str, status: str) -> None:
-        self.query_one("#receipt", Static).update(Text(text))
+        self.query_one("#receipt", Static).update(Text(text, no_wrap=True, overflow="crop"))
         self.query_one("#print-status", Static).update(status)
         self.show_right("receipt-panel")
 
     @work(thread=True, group="print", exit_on_error=False)
-    def print_document(self, kind: str, ref: str, data: bytes) -> None:
-        printer = self.services.printer
+    def print_document(self, kind: str, ref: str) -> None:
         try:
-            printer.print_bytes(data)
+            status = self.services.printer.print_job(kind, ref)
         except Exception as exc:
-            self.post_message(PrintStatus(False, f"printer: {exc}; the receipt stays queued (manager: reprint)"))
+            self.post_message(PrintStatus(False, f"not printed: {plain_error(exc)} (manager: reprint)"))
             return
-        try:
-            if printer.shows_on_screen():
-                self.services.gate.mark_printed(kind, ref)
-        except Exception as exc:
-            self.post_message(PrintStatus(False, f"printed, but the print queue was not updated: {plain_error(exc)}"))
-            return
-        self.post_message(PrintStatus(True, f"printed on {printer.name}"))
+        self.post_message(PrintStatus(True, status))
 
     @on(PrintStatus)
     def _printed(self, msg: PrintStatus) -> None:

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 
 from .checkout import plain_error
-from .messages import EndOfDayDone, EndOfDayProgress
+from .messages import EndOfDayDone, EndOfDayProgress, PrintStatus
 from .ports import ZReport
 from .services import Services
 
@@ -23,7 +23,8 @@ class EndOfDayScreen(Screen[None]):
     EndOfDayScreen { layout: vertical; }
     #eod-title { height: 1; background: $boost; padding: 0 1; text-style: bold; }
     #eod-bar { margin: 1 2; width: 1fr; }
-    #eod-step { margin: 0 2; height: 1; }
+    #eod-step { margin: 0 2; height: auto; }
+    #eod-print { margin: 0 2; height: 1; }
     #eod-report { margin: 1 2; height: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back"), Binding("p", "print", "Print again")]
@@ -37,9 +38,10 @@ class EndOfDayScreen(Screen[None]):
         yield Static("End of day", id="eod-title")
         yield ProgressBar(total=1.0, show_eta=False, id="eod-bar")
         yield Static("starting…", id="eod-step")
+        yield Static("", id="eod-print")
         with VerticalScroll(id="eod-report"):
             yield Static("", id="eod-text")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.run_end_of_day()
@@ -54,11 +56,8 @@ class EndOfDayScreen(Screen[None]):
         except Exception as exc:
             self.post_message(EndOfDayDone(None, plain_error(exc)))
             return
-        self.print_report(report.text)
         self.post_message(EndOfDayDone(report))
-
-    def print_report(self, text: str) -> None:
-        self.services.printer.print_bytes(text.encode("utf-8"))
+        self.reprint(report.day)
 
     @on(EndOfDayProgress)
     def _progress(self, msg: EndOfDayProgress) -> None:
@@ -68,7 +67,9 @@ class EndOfDayScreen(Screen[None]):
     @on(EndOfDayDone)
     def _done(self, msg: EndOfDayDone) -> None:
         if msg.report is None:
-            self.query_one("#eod-step", Static).update(Text(f"End of day failed: {msg.error}. Check the network and run it again (F12, e).", style="bold red"))
+            self.query_one("#eod-step", Static).update(
+                Text(f"End of day failed: {msg.error}. Check the network and run it again (F12, e).", style="bold red")
+            )
             return
         self.report = msg.report
         self.query_one("#eod-bar", ProgressBar).update(progress=1.0)
@@ -77,16 +78,20 @@ class EndOfDayScreen(Screen[None]):
 
     def action_print(self) -> None:
         if self.report is not None:
-            self.reprint(self.report.text)
+            self.reprint(self.report.day, copy=True)
 
     @work(thread=True, group="print", exit_on_error=False)
-    def reprint(self, text: str) -> None:
+    def reprint(self, day: str, copy: bool = False) -> None:
         try:
-            self.print_report(text)
+            status = self.services.printer.print_job("z_report", day, copy=copy)
         except Exception as exc:
-            self.post_message(EndOfDayProgress(1.0, f"printer: {plain_error(exc)}"))
+            self.post_message(PrintStatus(False, f"Z report not printed: {plain_error(exc)}"))
             return
-        self.post_message(EndOfDayProgress(1.0, f"printed on {self.services.printer.name}"))
+        self.post_message(PrintStatus(True, f"Z report {status}"))
+
+    @on(PrintStatus)
+    def _printed(self, msg: PrintStatus) -> None:
+        self.query_one("#eod-print", Static).update(Text(msg.text, style="green" if msg.ok else "bold red"))
 
     def action_back(self) -> None:
         self.app.pop_screen()

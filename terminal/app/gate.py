@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,19 +19,6 @@ from ledger.pricing import MemberState, price_cart
 from ledger.service import CheckoutRequest, Loyalty
 
 
-@dataclass(frozen=True, slots=True)
-class DayTotals:
-    day: str
-    sales: int
-    subtotal: str
-    discount: str
-    total: str
-    refunds: int
-    refunded_total: str
-    points_expired: int
-    closed: bool
-
-
 class Gate:
     """Serialized calls into `Loyalty`, with the till's clock."""
 
@@ -40,46 +26,46 @@ class Gate:
         self.loyalty = loyalty
         self.cfg: Config = loyalty.cfg
         self.clock = clock
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()  # also taken by sync, which shares the ledger's connection
 
     def close(self) -> None:
-        with self._lock:
+        with self.lock:
             self.loyalty.close()
 
     # ------------------------------------------------------------ cards
 
     def card(self, card_id: str) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             return self.loyalty.card(card_id, self.clock())
 
     def history(self, card_id: str, limit: int = 200) -> list[dict[str, Any]]:
-        with self._lock:
+        with self.lock:
             return self.loyalty.history(card_id, limit)
 
     def enrol(self, card_id: str, **profile: str | None) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             return self.loyalty.enrol(card_id, self.clock(), **profile)
 
     def block(self, card_id: str, reason: str) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             return self.loyalty.block(card_id, self.clock(), reason)
 
     def unblock(self, card_id: str) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             return self.loyalty.unblock(card_id, self.clock())
 
     def replace(self, old: str, new: str) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             return self.loyalty.replace(old, new, self.clock())
 
     def adjust(self, card_id: str, program: str, amount: int, reason: str) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             return self.loyalty.adjust(card_id, program, amount, reason, self.clock())
 
     # ------------------------------------------------------------ sales
 
     def quote(self, card_id: str | None, items: list[tuple[str, int]], redeem: dict[str, int | None]) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             if card_id is not None:
                 return self.loyalty.quote(CheckoutRequest(card=card_id, items=items, redeem=redeem), self.clock())
             # no card yet: shelf prices, no loyalty discount until a card is tapped
@@ -96,15 +82,15 @@ class Gate:
                 "lines": lines, "earned": {}, "redeemed": {}}
 
     def checkout(self, req: CheckoutRequest) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             return self.loyalty.checkout(req, self.clock())
 
     def refund(self, sale_ref: str) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             return self.loyalty.refund(self.sale_id_for(sale_ref), self.clock())
 
     def sale(self, sale_ref: str) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             return self.loyalty.sale(self.sale_id_for(sale_ref))
 
     def sale_id_for(self, ref: str) -> str:
@@ -112,7 +98,7 @@ class Gate:
         ref = ref.strip()
         if not ref:
             raise LoyaltyError("unknown_sale", "give the sale's receipt number (e.g. till-1-000042) or its id")
-        with self._lock:
+        with self.lock:
             conn = self.loyalty.conn
             if conn.execute("SELECT 1 FROM sales WHERE id=?", (ref,)).fetchone():
                 return ref
@@ -123,59 +109,17 @@ class Gate:
             raise LoyaltyError("unknown_sale", f"no sale with receipt number or id {ref!r} on this till: check the receipt")
         return str(row[0])
 
-    def mark_printed(self, kind: str, ref: str) -> None:
-        """The preview printer shows the receipt at once, so its queued job is done."""
-        with self._lock:
-            self.loyalty.conn.execute(
-                "UPDATE print_jobs SET status='printed', attempts=attempts+1, printed_at=? WHERE kind=? AND ref=? AND status='queued'",
-                (self.clock().isoformat(), kind, ref),
-            )
-
-    # ------------------------------------------------------------ status and day
-
-    def queued_prints(self) -> int:
-        with self._lock:
-            row = self.loyalty.conn.execute("SELECT COUNT(*) FROM print_jobs WHERE status IN ('queued', 'failed')").fetchone()
-        return int(row[0])
+    # ------------------------------------------------------------ status
 
     def pending_events(self) -> tuple[int, str | None]:
         """Events not yet acknowledged by the server, and when the last sync ran."""
-        with self._lock:
+        with self.lock:
             conn = self.loyalty.conn
             head, _hash = self.loyalty.ledger.head()
             state = dict(conn.execute("SELECT key, value FROM sync_state").fetchall())
         acked = int(state.get("acked_seq", 0) or 0)
-        return max(0, head - acked), state.get("last_sync")
-
-    def day_totals(self, day: str | None = None, expire: bool = False) -> DayTotals:
-        """The local Z report figures for a business day (default: today)."""
-        cur = self.cfg.currency
-        with self._lock:
-            now = self.clock()
-            expired = self.loyalty.expire_all(now) if expire else 0
-            the_day = day or self.loyalty.day(now).isoformat()
-            conn = self.loyalty.conn
-            n, sub, disc, tot = conn.execute(
-                "SELECT COUNT(*), COALESCE(SUM(subtotal),0), COALESCE(SUM(discount),0), COALESCE(SUM(total),0)"
-                " FROM sales WHERE business_day=?",
-                (the_day,),
-            ).fetchone()
-            rn, rtot = conn.execute(
-                "SELECT COUNT(*), COALESCE(SUM(s.total),0) FROM refunds r JOIN sales s ON s.id = r.sale_id WHERE r.business_day=?",
-                (the_day,),
-            ).fetchone()
-            closed = conn.execute("SELECT 1 FROM business_days WHERE day=?", (the_day,)).fetchone() is not None
-        return DayTotals(
-            day=the_day,
-            sales=int(n),
-            subtotal=money.fmt(int(sub), cur),
-            discount=money.fmt(int(disc), cur),
-            total=money.fmt(int(tot), cur),
-            refunds=int(rn),
-            refunded_total=money.fmt(int(rtot), cur),
-            points_expired=expired,
-            closed=closed,
-        )
+        last = max(filter(None, (state.get("last_push_at"), state.get("last_pull_at"))), default=None)
+        return max(0, head - acked), last
 
     # ------------------------------------------------------------ rules helpers (pure)
 

@@ -59,7 +59,7 @@ class MemberScreen(Screen[None]):
             with VerticalScroll(id="member-summary"):
                 yield Static("loading…", id="member-view")
             yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#history", DataTable)

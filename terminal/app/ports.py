@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from drivers.readers.base import CardPresent, CardReader, ReaderConnected, ReaderEvent
+from ledger.config import Config
 
-from .gate import DayTotals, Gate
+from .gate import Gate
 
 Progress = Callable[[float, str], None]
 
@@ -59,15 +60,17 @@ class TapReader:
         pass
 
 
-def open_reader(url: str) -> CardReader:
-    """The configured reader: the drivers' registry when it is there, else the tap reader for sim:// and keyboard://."""
+def open_reader(cfg: Config, url: str | None = None) -> CardReader:
+    """The configured reader (with the signature policy), from the drivers' registry; the tap reader without it."""
+    url = url or cfg.reader.url
     real = _registry("drivers.readers", "open_reader")
     if real is not None:
-        reader: CardReader = real(url)
+        reader: CardReader = real(url, require_signed=cfg.reader.require_signed, public_keys=cfg.reader.public_keys,
+                                  debounce_ms=cfg.reader.debounce_ms)
         return reader
     if url.startswith(("sim:", "keyboard:")):
         return TapReader(url)
-    raise ConnectionError(f"no driver for reader {url!r} is installed yet; use sim:// or keyboard://, or type card ids with F2")
+    raise ConnectionError(f"no driver for reader {url!r} is installed; use sim:// or keyboard://, or type card ids with F2")
 
 
 def tap(reader: CardReader | None, card_id: str) -> bool:
@@ -87,65 +90,111 @@ def tap(reader: CardReader | None, card_id: str) -> bool:
 
 
 class Printer(Protocol):
+    """Prints what the ledger queued (print_jobs), and says how many jobs wait."""
+
     name: str
 
-    def print_bytes(self, data: bytes) -> None: ...
+    def print_job(self, kind: str, ref: str, *, copy: bool = False) -> str: ...
 
-    def shows_on_screen(self) -> bool: ...
+    def print_text(self, title: str, text: str) -> str: ...
 
-
-class PreviewPrinter:
-    """preview://: the receipt panel is the paper."""
-
-    def __init__(self, url: str = "preview://"):
-        self.name = url
-
-    def print_bytes(self, data: bytes) -> None:
-        del data
-
-    def shows_on_screen(self) -> bool:
-        return True
+    def queued(self) -> int: ...
 
 
-class DriverPrinter:
-    """A printer from the drivers' registry."""
+class QueuePrinter:
+    """A printer from drivers.printers, fed through the durable print queue (receipts.queue)."""
 
-    def __init__(self, url: str, driver: Any):
-        self.name = url
-        self._driver = driver
+    def __init__(self, cfg: Config, driver: Any):
+        self.cfg = cfg
+        self.driver = driver
+        self.name = str(getattr(driver, "url", cfg.printer.url))
 
-    def print_bytes(self, data: bytes) -> None:
-        for method in ("print_bytes", "print", "write"):
-            fn = getattr(self._driver, method, None)
-            if callable(fn):
-                fn(data)
-                return
-        raise ConnectionError(f"printer driver for {self.name} cannot print")
+    def _queue(self) -> Any:
+        from receipts.queue import PrintQueue
 
-    def shows_on_screen(self) -> bool:
-        return self.name.startswith("preview:")
+        loaders = _registry_value("terminal.commands.printing", "LOADERS") or {}
+        return PrintQueue(self.cfg.ledger.path, self.cfg, loaders=loaders, paper_mm=getattr(self.driver, "paper_mm", None))
+
+    def print_job(self, kind: str, ref: str, *, copy: bool = False) -> str:
+        queue = self._queue()
+        try:
+            if copy:
+                job_id = queue.reprint(kind, ref)
+            else:
+                job = queue.find(kind, ref)
+                if job is None:
+                    job_id = queue.enqueue(kind, ref)
+                elif job.status == "printed":
+                    return f"already printed on {self.name}"
+                else:
+                    job_id = job.id
+                    queue.retry([job_id])
+            outcome = queue.print_job(job_id, self.driver)
+            if not outcome.printed:
+                raise ConnectionError(f"{self.name}: {outcome.error}")
+            queue.run(self.driver, limit=5)  # the printer works: what waited behind it goes out too
+            return f"printed on {self.name}"
+        finally:
+            queue.close()
+
+    def print_text(self, title: str, text: str) -> str:
+        from drivers.printers.base import RawPayload
+
+        self.driver.print(RawPayload(text.encode("utf-8"), title=title, preview_text=text))
+        return f"printed on {self.name}"
+
+    def queued(self) -> int:
+        queue = self._queue()
+        try:
+            counts: dict[str, int] = queue.counts()
+        finally:
+            queue.close()
+        return counts.get("queued", 0) + counts.get("failed", 0) + counts.get("printing", 0)
 
 
 class MissingPrinter:
-    """A configured printer whose driver is not installed: receipts stay queued."""
+    """A printer that could not be opened: receipts stay queued, the reason is shown."""
 
-    def __init__(self, url: str):
+    def __init__(self, cfg: Config, url: str, reason: str):
+        self.cfg = cfg
         self.name = url
+        self.reason = reason
 
-    def print_bytes(self, data: bytes) -> None:
-        raise ConnectionError(f"no driver for printer {self.name} is installed yet; the receipt stays queued")
+    def print_job(self, kind: str, ref: str, *, copy: bool = False) -> str:
+        raise ConnectionError(f"{self.reason}; the receipt stays queued")
 
-    def shows_on_screen(self) -> bool:
-        return False
+    def print_text(self, title: str, text: str) -> str:
+        raise ConnectionError(self.reason)
+
+    def queued(self) -> int:
+        import sqlite3
+
+        conn = sqlite3.connect(str(self.cfg.ledger.path), timeout=5.0)
+        try:
+            row = conn.execute("SELECT COUNT(*) FROM print_jobs WHERE status != 'printed'").fetchone()
+        finally:
+            conn.close()
+        return int(row[0])
 
 
-def open_printer(url: str) -> Printer:
-    if url.startswith("preview:"):
-        return PreviewPrinter(url)
+def open_printer(cfg: Config, url: str | None = None) -> Printer:
+    url = url or cfg.printer.url
     real = _registry("drivers.printers", "open_printer")
-    if real is not None:
-        return DriverPrinter(url, real(url))
-    return MissingPrinter(url)
+    if real is None:
+        return MissingPrinter(cfg, url, "no printer drivers are installed")
+    try:
+        driver = real(url, profile=cfg.printer.profile, paper_mm=cfg.printer.paper_width_mm, timeout_s=cfg.printer.timeout_s)
+    except Exception as exc:  # a bad printer URL must not stop the till: sales go on, receipts wait
+        return MissingPrinter(cfg, url, str(exc) or type(exc).__name__)
+    return QueuePrinter(cfg, driver)
+
+
+def _registry_value(module: str, name: str) -> Any:
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return None
+    return getattr(mod, name, None)
 
 
 # ---------------------------------------------------------------- sync
@@ -157,62 +206,15 @@ class SyncState:
     pending: int
     last_sync: str | None
     forced_offline: bool
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class ZReport:
-    totals: DayTotals
+    day: str
     text: str
-    server_ack: str | None = None
-
-
-class LocalSync:
-    """Until the sync client lands: always offline, end of day from the local ledger."""
-
-    def __init__(self, gate: Gate):
-        self.gate = gate
-        self.forced_offline = False
-
-    def state(self) -> SyncState:
-        pending, last = self.gate.pending_events()
-        return SyncState(online=False, pending=pending, last_sync=last, forced_offline=self.forced_offline)
-
-    def set_offline(self, offline: bool) -> None:
-        self.forced_offline = offline
-
-    def end_of_day(self, progress: Progress) -> ZReport:
-        progress(0.1, "expiring due points")
-        totals = self.gate.day_totals(expire=True)
-        progress(0.6, "adding up the day's sales")
-        text = z_report_text(self.gate, totals)
-        progress(1.0, "done (local report: the sync client is not installed, nothing was pushed)")
-        return ZReport(totals=totals, text=text)
-
-
-def z_report_text(gate: Gate, t: DayTotals) -> str:
-    cfg = gate.cfg
-    cur = cfg.currency.code
-    width = 42
-
-    def row(left: str, right: str) -> str:
-        return left + " " * max(1, width - len(left) - len(right)) + right
-
-    lines = [
-        cfg.store.name.center(width).rstrip(),
-        f"Z REPORT {t.day}".center(width).rstrip(),
-        f"{cfg.store.id} / {cfg.store.terminal}".center(width).rstrip(),
-        "-" * width,
-        row("Sales", str(t.sales)),
-        row("Subtotal", t.subtotal),
-        row("Discounts and rewards", "-" + t.discount),
-        row(f"Total {cur}", t.total),
-        row("Refunds", str(t.refunds)),
-        row(f"Refunded {cur}", "-" + t.refunded_total),
-        row("Points expired", str(t.points_expired)),
-        "-" * width,
-        "day closed" if t.closed else "day still open (local report, not synced)",
-    ]
-    return "\n".join(lines) + "\n"
+    synced: bool
+    detail: str = ""
 
 
 class SyncPort(Protocol):
@@ -225,5 +227,84 @@ class SyncPort(Protocol):
     def end_of_day(self, progress: Progress) -> ZReport: ...
 
 
+class ChainSync:
+    """The sync client (sync/) on the till's ledger connection, always through the gate's lock."""
+
+    def __init__(self, gate: Gate, note: str = ""):
+        self.gate = gate
+        self.forced_offline = False
+        self.note = note  # why there is no server, when there is none
+        self._health: Any = None  # a client kept for the status bar's health checks
+
+    def _client(self, progress: Progress | None = None) -> Any:
+        from sync.client import SyncClient, read_token
+
+        cfg = self.gate.cfg
+        if not cfg.sync.server:
+            raise ConnectionError("no [sync] server in the config")
+        bar = None
+        if progress is not None:
+            def bar(p: Any) -> None:
+                share = (0.2, 0.5) if p.phase == "push" else (0.7, 0.2)
+                done = p.done / p.total if p.total else 0.5
+                progress(share[0] + share[1] * min(1.0, done), f"{p.phase}: {p.done}" + (f" of {p.total}" if p.total else ""))
+        return SyncClient(self.gate.loyalty.conn, server=cfg.sync.server, token=read_token(cfg.sync.token_file),
+                          store_id=cfg.store.id, terminal_id=cfg.store.terminal, timeout_s=cfg.sync.timeout_s,
+                          attempts=2, progress=bar)
+
+    def state(self) -> SyncState:
+        pending, last = self.gate.pending_events()
+        online = False
+        note = self.note
+        if not self.forced_offline and not note:
+            try:
+                if self._health is None:
+                    self._health = self._client()
+                online = bool(self._health.online(timeout_s=1.0))  # network: the status worker's thread, not the lock
+            except Exception as exc:
+                note = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        return SyncState(online=online, pending=pending, last_sync=last, forced_offline=self.forced_offline, note=note)
+
+    def set_offline(self, offline: bool) -> None:
+        self.forced_offline = offline
+
+    def end_of_day(self, progress: Progress) -> ZReport:
+        from sync.endofday import close_day, z_report, z_text
+
+        gate = self.gate
+        day = gate.loyalty.day(gate.clock())
+        progress(0.05, f"closing business day {day}")
+        detail = ""
+        synced = False
+        with gate.lock:
+            now = gate.clock()
+            if self.forced_offline:
+                detail = "forced offline: nothing pushed; run end of day again when back online"
+            else:
+                try:
+                    client = self._client(progress)
+                except Exception as exc:
+                    detail = f"sync not available ({exc}): local report only"
+                    client = None
+                if client is not None:
+                    try:
+                        from sync.endofday import end_of_day
+
+                        end_of_day(gate.loyalty, client, now, day)
+                        synced = True
+                    except Exception as exc:
+                        detail = f"sync failed ({getattr(exc, 'message', None) or exc}): the day is closed here; run end of day again when online"
+                    finally:
+                        client.close()
+            if not synced:
+                close_day(gate.loyalty.conn, day, now)
+                progress(0.5, "expiring due points")
+                gate.loyalty.expire_all(now)
+            progress(0.9, "Z report")
+            text = z_text(z_report(gate.loyalty.conn, gate.cfg, day))
+        progress(1.0, "done" if synced else f"done: {detail}")
+        return ZReport(day=day.isoformat(), text=text, synced=synced, detail=detail)
+
+
 def open_sync(gate: Gate) -> SyncPort:
-    return LocalSync(gate)
+    return ChainSync(gate)

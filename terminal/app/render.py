@@ -117,12 +117,12 @@ def totals_text(quote: dict[str, Any] | None, cfg: Config, error: str | None = N
         return out
     out.append(f"Subtotal {quote['subtotal']}")
     if quote["discount"].strip("0."):
-        out.append(f"   Discount -{quote['discount']}", style="green")
+        out.append(f"  off -{quote['discount']}", style="green")
     out.append("\n")
     out.append(f"TOTAL {cur} {quote['total']}", style="bold")
     earned = quote.get("earned") or {}
     if earned:
-        out.append("   earns " + ", ".join(f"{v} {_unit(cfg, k, v)}" for k, v in earned.items()), style="dim")
+        out.append("\nearns " + ", ".join(f"{v} {_unit(cfg, k, v)}" for k, v in earned.items()), style="dim")
     return out
 
 

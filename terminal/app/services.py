@@ -79,12 +79,12 @@ def build_services(
     reader: CardReader | None = None
     reader_error: str | None = None
     try:
-        reader = open_reader(reader_url or cfg.reader.url)
+        reader = open_reader(cfg, reader_url)
     except Exception as exc:  # the till still sells with typed card ids (F2) while the reader is missing
         reader_error = str(exc) or type(exc).__name__
     services = Services(
         gate=gate,
-        printer=open_printer(printer_url or cfg.printer.url),
+        printer=open_printer(cfg, printer_url),
         sync=open_sync(gate),
         reader=reader,
         reader_error=reader_error,
