@@ -12,8 +12,8 @@ SQLite connection with short transactions, and never inside a sale:
   at most 5 min); nothing is ever dropped;
 * a job that cannot be rendered (its sale is gone) becomes `failed`, kept for
   the manager and `print-queue retry`;
-* crash: a job found `printing` after its lease ran out was interrupted (the
-  process died mid-print). Paper may or may not have come out, so it is
+* crash: a job found `printing` whose claiming process is gone, or whose lease
+  ran out, was interrupted (the process died mid-print). Paper may or may not have come out, so it is
   printed again marked COPY: never lost, never silently duplicated;
 * reprints are new jobs with `copy = 1`: the receipt says COPY.
 """
@@ -21,6 +21,8 @@ SQLite connection with short transactions, and never inside a sale:
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -56,6 +58,31 @@ def stamp(moment: datetime) -> str:
 
 def backoff_s(attempts: int) -> float:
     return float(min(BACKOFF_MAX_S, 2 ** max(1, attempts)))
+
+
+OWNER_PREFIX = "printing by "
+
+
+def _owner_note() -> str:
+    # While a job prints, last_error names who prints it: host and process id.
+    return f"{OWNER_PREFIX}{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_gone(note: str | None) -> bool:
+    if not note or not note.startswith(OWNER_PREFIX):
+        return False
+    host, _, pid = note[len(OWNER_PREFIX):].rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's job: only its lease can tell
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,18 +283,29 @@ class PrintQueue:
         return int(cur.lastrowid or 0) if sql.startswith("INSERT") else int(cur.rowcount)
 
     def recover(self) -> int:
-        """Jobs left `printing` past their lease were cut off mid-print: queue them again as COPY."""
+        """Jobs cut off mid-print go back to the queue as COPY.
+
+        A `printing` job is abandoned when its lease ran out, or at once when the
+        process that claimed it on this machine is gone (a till restarted after a
+        crash does not wait for the lease).
+        """
+        now = stamp(self.clock())
+        rows = self.conn.execute("SELECT id, next_try_at, last_error FROM print_jobs WHERE status='printing'").fetchall()
+        dead = [int(r["id"]) for r in rows if (r["next_try_at"] or "") <= now or _owner_gone(r["last_error"])]
+        if not dead:
+            return 0
+        marks = ",".join("?" * len(dead))
         return self._write(
-            "UPDATE print_jobs SET status='queued', copy=1, next_try_at=NULL, last_error=?"
-            " WHERE status='printing' AND (next_try_at IS NULL OR next_try_at <= ?)",
-            (RECOVERED_NOTE, stamp(self.clock())),
+            f"UPDATE print_jobs SET status='queued', copy=1, next_try_at=NULL, last_error=? WHERE status='printing' AND id IN ({marks})",
+            (RECOVERED_NOTE, *dead),
         )
 
     def claim(self, job_id: int) -> Job | None:
         lease = stamp(self.clock() + timedelta(seconds=LEASE_S))
         changed = self._write(
-            "UPDATE print_jobs SET status='printing', attempts=attempts+1, next_try_at=? WHERE id=? AND status='queued'",
-            (lease, job_id),
+            "UPDATE print_jobs SET status='printing', attempts=attempts+1, next_try_at=?, last_error=?"
+            " WHERE id=? AND status='queued'",
+            (lease, _owner_note(), job_id),
         )
         return self.job(job_id) if changed else None
 
