@@ -10,12 +10,13 @@ reply is simply retried.
 from __future__ import annotations
 
 import json
+import queue
 import random
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,8 +165,9 @@ class SyncClient:
 
     # ------------------------------------------------------------ transport
 
-    def _request(self, method: str, url: str, **kw: Any) -> tuple[int, dict[str, Any]]:
+    def _request(self, method: str, url: str, headers: dict[str, str] | None = None, **kw: Any) -> tuple[int, dict[str, Any]]:
         """One logical request, retried with jittered exponential backoff on anything transient."""
+        headers = {**self.headers, **(headers or {})}
         last = ""
         for attempt in range(self.attempts):
             if attempt:
@@ -173,7 +175,7 @@ class SyncClient:
                 delay = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
                 time.sleep(delay * (0.5 + self.rng.random() / 2))
             try:
-                resp = self.http.request(method, url, headers=self.headers, **kw)
+                resp = self.http.request(method, url, headers=headers, **kw)
                 body = resp.json()
             except (httpx.TransportError, ValueError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
@@ -193,37 +195,42 @@ class SyncClient:
     # ------------------------------------------------------------ push
 
     def push(self) -> PushSummary:
-        cols = ", ".join((*HASHED, "hash"))
         acked, _ = self.acked()
         head = int(self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
         out = PushSummary(acked_seq=acked, head_seq=head)
         start = acked
         self._report("push", 0, head - start)
         while acked < head:
-            rows = [dict(zip((*HASHED, "hash"), r, strict=True)) for r in self.conn.execute(
-                f"SELECT {cols} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (acked, self.batch))]
-            status, body = self._request("POST", f"/v1/terminals/{self.tid}/events", json={"from_seq": rows[0]["seq"], "events": rows})
-            out.requests += 1
-            if status == 409 and "last_seq" in body:
-                # the server has less than we thought (restored from a backup): resend from its head
-                last = int(body["last_seq"])
-                if last > acked or self._hash_at(last) != body.get("last_hash"):
-                    raise SyncFailed("chain_mismatch", f"the server's chain head (seq {last}) is not this ledger's: call support")
-                acked = last
-                with self._tx():
-                    self._set({"acked_seq": last, "acked_hash": body["last_hash"]})
-                continue
-            if status != 200:
-                raise SyncFailed(str(body.get("error", "push_refused")), f"push refused (HTTP {status}): {body.get('message', body)}")
-            ack, ack_hash = int(body["acked_seq"]), str(body["acked_hash"])
-            if ack > head or self._hash_at(ack) != ack_hash:
-                raise SyncFailed("chain_mismatch", f"the server acknowledged seq {ack} with a hash this ledger does not have")
-            out.overdrafts.extend(body.get("overdrafts", []))
-            out.sent += max(0, ack - acked)
-            acked = max(acked, ack)
-            with self._tx():
-                self._set({"acked_seq": acked, "acked_hash": ack_hash, "last_push_at": _now()})
-            self._report("push", acked - start, head - start)
+            # the next batches are read and encoded on another connection while this one is on the wire
+            with _Prefetch(self.conn, acked, head, self.batch) as batches:
+                for first, last, payload in batches:
+                    if last <= acked:
+                        continue
+                    if first != acked + 1:
+                        break  # the server acked other than a batch end: read again from its ack
+                    status, body = self._request("POST", f"/v1/terminals/{self.tid}/events", content=payload,
+                                                 headers={"Content-Type": "application/json"})
+                    out.requests += 1
+                    if status == 409 and "last_seq" in body:
+                        # the server has less than we thought (restored from a backup): resend from its head
+                        last_seq = int(body["last_seq"])
+                        if last_seq > acked or self._hash_at(last_seq) != body.get("last_hash"):
+                            raise SyncFailed("chain_mismatch", f"the server's chain head (seq {last_seq}) is not this ledger's: call support")
+                        acked = last_seq
+                        with self._tx():
+                            self._set({"acked_seq": last_seq, "acked_hash": body["last_hash"]})
+                        break
+                    if status != 200:
+                        raise SyncFailed(str(body.get("error", "push_refused")), f"push refused (HTTP {status}): {body.get('message', body)}")
+                    ack, ack_hash = int(body["acked_seq"]), str(body["acked_hash"])
+                    if ack > head or self._hash_at(ack) != ack_hash:
+                        raise SyncFailed("chain_mismatch", f"the server acknowledged seq {ack} with a hash this ledger does not have")
+                    out.overdrafts.extend(body.get("overdrafts", []))
+                    out.sent += max(0, ack - acked)
+                    acked = max(acked, ack)
+                    with self._tx():
+                        self._set({"acked_seq": acked, "acked_hash": ack_hash, "last_push_at": _now()})
+                    self._report("push", acked - start, head - start)
         out.acked_seq, out.acked_hash = self.acked()
         return out
 
@@ -307,6 +314,68 @@ class SyncClient:
     def _report(self, phase: str, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(Progress(phase, done, total))
+
+
+_COLS = (*HASHED, "hash")
+
+
+class _Prefetch:
+    """Batches of events after `after`, up to `head`, read and JSON-encoded by a helper thread."""
+
+    def __init__(self, conn: sqlite3.Connection, after: int, head: int, batch: int):
+        path = str(conn.execute("PRAGMA database_list").fetchone()[2])
+        self._q: queue.Queue[tuple[int, int, bytes] | BaseException | None] = queue.Queue(maxsize=3)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(path, after, head, batch), daemon=True)
+
+    def __enter__(self) -> Iterator[tuple[int, int, bytes]]:
+        self._thread.start()
+        return self._iter()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            with suppress(queue.Empty):
+                self._q.get(timeout=0.05)
+        self._thread.join()
+
+    def _iter(self) -> Iterator[tuple[int, int, bytes]]:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _put(self, item: tuple[int, int, bytes] | BaseException | None) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, path: str, after: int, head: int, batch: int) -> None:
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            try:
+                cols = ", ".join(_COLS)
+                while after < head and not self._stop.is_set():
+                    rows = [dict(zip(_COLS, r, strict=True)) for r in conn.execute(
+                        f"SELECT {cols} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?", (after, head, batch))]
+                    if not rows:
+                        break
+                    first, after = int(rows[0]["seq"]), int(rows[-1]["seq"])
+                    body = json.dumps({"from_seq": first, "events": rows}, separators=(",", ":"), ensure_ascii=False).encode()
+                    if not self._put((first, after, body)):
+                        return
+            finally:
+                conn.close()
+            self._put(None)
+        except BaseException as exc:
+            self._put(exc)
 
 
 class BackgroundSync:

@@ -420,7 +420,9 @@ class ServerStore:
         if clash is not None:
             raise Tamper(f"event id {clash.event_id} is already stored with other content")
 
-        conn.execute(events.insert(), [{**{k: ev[k] for k in (*HASHED, "hash")}, "tid": tid} for ev in new])
+        cols = (*HASHED, "hash")
+        _many(conn, f"INSERT INTO events (tid, {', '.join(cols)}) VALUES ({_marks(conn, len(cols) + 1)})",
+              [(tid, *[ev[k] for k in cols]) for ev in new])
 
         deltas: dict[tuple[str, str, str], int] = {}
         for ev in new:
@@ -432,13 +434,18 @@ class ServerStore:
         found: list[dict[str, Any]] = []
         if deltas:
             keys = sorted(deltas)  # one lock order for every push: no deadlock between two pushes
-            after = self._add(conn, balances, [{"member_id": m, "program_id": p, "account": a, "amount": deltas[(m, p, a)]} for m, p, a in keys])
+            self._add(conn, balances, [{"member_id": m, "program_id": p, "account": a, "amount": deltas[(m, p, a)]} for m, p, a in keys])
             self._add(conn, terminal_balances, [{"tid": tid, "member_id": m, "program_id": p, "account": a, "amount": deltas[(m, p, a)]} for m, p, a in keys])
+            # only a debit can overdraw: read back just the balances this batch took from
+            debited = sorted({m for (m, p, a), d in deltas.items() if d < 0 and a in MOVABLE})
+            if debited:
+                for r in conn.execute(select(balances).where(balances.c.member_id.in_(debited), balances.c.amount < 0)):
+                    key = (r.member_id, r.program_id, r.account)
+                    if key in deltas and deltas[key] < 0 and r.account in MOVABLE:
+                        found.append({"member_id": r.member_id, "program_id": r.program_id, "account": r.account, "balance": int(r.amount)})
+                found.sort(key=lambda o: (o["member_id"], o["program_id"], o["account"]))
             at = now_iso()
             head = int(new[-1]["seq"])
-            for (m, p, a), amount in sorted(after.items()):
-                if a in MOVABLE and amount < 0 and deltas[(m, p, a)] < 0:
-                    found.append({"member_id": m, "program_id": p, "account": a, "balance": amount})
             if found:
                 conn.execute(overdrafts.insert(), [{**o, "tid": tid, "seq": head, "at": at} for o in found])
         acked_seq, acked_hash = int(new[-1]["seq"]), str(new[-1]["hash"])
@@ -450,13 +457,13 @@ class ServerStore:
         self._number_changes(conn, sorted(touched))
         return PushResult(acked_seq, acked_hash, found, len(new))
 
-    def _add(self, conn: Connection, table: Table, values: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
-        ins = _insert(conn)(table).values(values)
+    def _add(self, conn: Connection, table: Table, values: list[dict[str, Any]]) -> None:
+        # plain SQL both backends accept, straight to the driver's executemany: the hot path of a push
         keys = [c.name for c in table.primary_key.columns]
-        stmt = ins.on_conflict_do_update(index_elements=keys, set_={"amount": table.c.amount + ins.excluded.amount}).returning(
-            table.c.member_id, table.c.program_id, table.c.account, table.c.amount
-        )
-        return {(r.member_id, r.program_id, r.account): int(r.amount) for r in conn.execute(stmt)}
+        cols = [*keys, "amount"]
+        sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({_marks(conn, len(cols))})"
+               f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET amount = {table.name}.amount + excluded.amount")
+        _many(conn, sql, [tuple(v[c] for c in cols) for v in values])
 
     def _cards_and_members(self, conn: Connection, tid: str, new: list[dict[str, Any]], touched: set[str]) -> None:
         ins = _insert(conn)
@@ -499,8 +506,9 @@ class ServerStore:
             update(change_counter).where(change_counter.c.id == 1).values(n=change_counter.c.n + len(touched)).returning(change_counter.c.n)
         ).scalar_one())
         start = end - len(touched) + 1
-        ins = _insert(conn)(member_changes).values([{"member_id": m, "change_no": start + i} for i, m in enumerate(touched)])
-        conn.execute(ins.on_conflict_do_update(index_elements=["member_id"], set_={"change_no": ins.excluded.change_no}))
+        _many(conn, f"INSERT INTO member_changes (member_id, change_no) VALUES ({_marks(conn, 2)})"
+              " ON CONFLICT (member_id) DO UPDATE SET change_no = excluded.change_no",
+              [(m, start + i) for i, m in enumerate(touched)])
 
     # ------------------------------------------------------------ pull
 
@@ -615,6 +623,15 @@ class ServerStore:
         with self._reader() as conn:
             r = conn.execute(select(terminals.c.last_seq, terminals.c.last_hash).where(terminals.c.tid == tid)).one()
             return int(r.last_seq), str(r.last_hash)
+
+
+def _marks(conn: Connection, n: int) -> str:
+    return ", ".join(["?" if conn.dialect.name == "sqlite" else "%s"] * n)
+
+
+def _many(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        conn.exec_driver_sql(sql, rows)
 
 
 def _retryable(exc: DBAPIError) -> bool:
