@@ -187,3 +187,57 @@ def test_bad_urls_are_refused_clearly() -> None:
         open_printer("escpos+tcp://10.0.0.5:9100?speed=9")
     with pytest.raises(PrinterError, match="needs a device"):
         open_printer("escpos+serial://")
+
+
+TEMPLATES = ("sale", "refund", "z", "voucher", "enrolment")
+
+
+@pytest.mark.parametrize("locale", ["en", "ar", "fa"])
+def test_every_template_over_tcp_and_serial(listener: Listener, pty_pair: PtyPair, tmp_path: Path, locale: str) -> None:
+    jobs = [_job(tmp_path / kind, locale, kind) for kind in TEMPLATES]
+    expected = [_dummy_bytes(job) for job in jobs]
+    tcp = open_printer(listener.url + "?status=0", profile=PROFILE, paper_mm=80, timeout_s=3)
+    for job in jobs:
+        tcp.print(job)
+    listener.wait_for(len(jobs))
+    assert listener.received == expected
+
+    got = bytearray()
+    with serial.Serial(pty_pair.device_side, 19200, timeout=0.1) as device:
+        stop = threading.Event()
+
+        def read() -> None:
+            while not stop.is_set():
+                got.extend(device.read(65536))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        line = open_printer(f"escpos+serial://{pty_pair.printer_side}?baudrate=19200&status=0", profile=PROFILE,
+                            paper_mm=80, timeout_s=5)
+        for job in jobs:
+            line.print(job)
+        deadline = time.monotonic() + 5
+        while len(got) < sum(len(e) for e in expected) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stop.set()
+        reader.join(timeout=2)
+    assert bytes(got) == b"".join(expected)
+
+    for kind, data in zip(TEMPLATES, expected, strict=True):
+        d = decode(data)
+        assert d.cuts == 1 and d.inits == 1, kind
+        if locale != "en":
+            assert d.text_bytes == 0 and d.rasters, kind
+        if kind == "voucher":
+            assert d.barcodes == ["{BCOFFEE-12-AB12CD"]
+        if kind in ("sale", "enrolment"):
+            assert d.qr and d.qr[0].startswith("LOYALTY:card=uid:04A1B2C3D4E5F6")
+
+
+@pytest.mark.parametrize("locale", ["en", "ar", "fa"])
+def test_every_template_as_png_and_text(tmp_path: Path, locale: str) -> None:
+    for kind in TEMPLATES:
+        job = _job(tmp_path / kind, locale, kind)
+        assert job.png().startswith(b"\x89PNG")
+        text = job.text()
+        assert text.strip() and ("\u200f" in text) == (locale != "en")
