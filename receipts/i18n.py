@@ -145,13 +145,13 @@ class Lang:
         moment = datetime.fromisoformat(iso_utc.replace("Z", "+00:00"))
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        return self._ltr(self.localize_digits(moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M")))
+        return self.ltr(self.localize_digits(moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M")))
 
     def day(self, value: str | date) -> str:
         text = value.isoformat() if isinstance(value, date) else str(value)
-        return self._ltr(self.localize_digits(text))
+        return self.ltr(self.localize_digits(text))
 
-    def _ltr(self, text: str) -> str:
+    def ltr(self, text: str) -> str:
         # After an Arabic word the bidi algorithm takes digits as Arabic numbers and would
         # show 2026-12-15 as 15-12-2026; left-to-right marks keep dates as written.
         return f"\u200e{text}\u200e" if self.rtl and text else text

@@ -207,7 +207,7 @@ def sale_receipt(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, 
     number, seq, hash_prefix = str(rc.get("number", "")), rc.get("seq", ""), str(rc.get("hash", ""))
     doc.add(QR(qr_payload(str(result.get("card", "")), number, seq, hash_prefix)))
     doc.add(Text(lang._("Receipt {number}", number=number), align="center"))
-    doc.add(Text(f"#{seq} · {hash_prefix}", align="center"))
+    doc.add(Text(lang.ltr(f"#{seq} · {hash_prefix}"), align="center"))
     doc.add(Text(lang._("Thank you!"), align="center", bold=True))
     doc.add(Cut())
     return doc
@@ -282,10 +282,10 @@ def z_report(totals: Mapping[str, Any], cfg: Config, *, copy: bool = False, lang
     doc.add(Rule())
     events: Mapping[str, Any] = totals.get("events", {}) or {}
     chain: Mapping[str, Any] = totals.get("chain", {}) or {}
-    doc.add(Row(lang._("Events"), f"{events.get('first_seq') or 0}-{events.get('last_seq') or 0} ({events.get('count', 0)})"))
-    doc.add(Row(lang._("Chain head"), f"#{chain.get('head_seq', '')} {str(chain.get('head_hash', ''))[:12]}"))
+    doc.add(Row(lang._("Events"), lang.ltr(f"{events.get('first_seq') or 0}-{events.get('last_seq') or 0} ({events.get('count', 0)})")))
+    doc.add(Row(lang._("Chain head"), lang.ltr(f"#{chain.get('head_seq', '')} {str(chain.get('head_hash', ''))[:12]}")))
     if chain.get("server_acked_seq"):
-        doc.add(Row(lang._("Server ack"), f"#{chain.get('server_acked_seq')} {str(chain.get('server_acked_hash', ''))[:12]}"))
+        doc.add(Row(lang._("Server ack"), lang.ltr(f"#{chain.get('server_acked_seq')} {str(chain.get('server_acked_hash', ''))[:12]}")))
     doc.add(Text(lang._("in sync") if chain.get("in_sync") else lang._("not synced"), align="center", bold=True))
     doc.add(Cut())
     return doc
@@ -351,7 +351,7 @@ def printer_test(cfg: Config, *, lang: Lang | None = None, paper_mm: int | None 
     _store_header(doc, cfg, lang, copy=False)
     doc.add(Text(lang._("PRINTER TEST"), align="center", bold=True, size=2))
     doc.add(Row(lang._("Printer"), cfg.printer.url))
-    doc.add(Row(lang._("Paper"), f"{paper_mm or cfg.printer.paper_width_mm} mm"))
+    doc.add(Row(lang._("Paper"), lang.ltr(f"{paper_mm or cfg.printer.paper_width_mm} mm")))
     doc.add(Rule(), Text("0123456789" * 5), Rule())
     doc.add(Row(lang._("Total"), lang.money("12.345", cfg.currency.code), bold=True))
     doc.add(Stamps(7, 10, stamp_caption(7, 10, lang)))
