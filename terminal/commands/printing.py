@@ -87,11 +87,21 @@ def open_queue(ctx: Context, printer: ReceiptPrinter | None = None) -> PrintQueu
 
 def after_sale(ctx: Context, result: dict[str, Any]) -> None:
     """Print the committed sale's receipt once, briefly; on any failure it waits in the queue."""
+    print_now(ctx, "sale", str(result["sale"]))
+
+
+def after_refund(ctx: Context, result: dict[str, Any]) -> None:
+    """The same for a committed refund's slip."""
+    print_now(ctx, "refund", str(result["refund"]))
+
+
+def print_now(ctx: Context, kind: str, ref: str) -> None:
+    """One short attempt at a queued job; never raises, so a committed operation never fails on paper."""
     queue: PrintQueue | None = None
     try:
         printer = _open(ctx.config, timeout_s=min(ctx.config.printer.timeout_s, AFTER_SALE_TIMEOUT_S))
         queue = open_queue(ctx, printer)
-        job = queue.find("sale", str(result["sale"]))
+        job = queue.find(kind, ref)
         if job is None or job.status != "queued":
             return
         outcome = queue.print_job(job.id, printer)

@@ -254,3 +254,23 @@ def test_sigkill_while_printing_loses_nothing_and_marks_any_second_paper_copy(ma
             assert len(papers) == 1 and not outcomes  # finished before the kill: never printed twice
     finally:
         server.stop()
+
+
+def test_after_refund_prints_the_slip(make_store, tmp_path: Path) -> None:
+    from terminal.commands.printing import after_refund
+    from terminal.context import Context
+
+    out = tmp_path / "paper.bin"
+    store: Store = make_store(printer=f"file://{out}")
+    store.sale(["LAT"], sale_id="s-1")
+    refund = store.refund("s-1")
+    store.service.close()
+    ctx = Context(config_path=str(store.path), now_text=None, as_json=False)
+    try:
+        after_refund(ctx, refund)
+    finally:
+        ctx.close()
+    d = decode(out.read_bytes())
+    assert "REFUND" in d.text and d.cuts == 1
+    jobs = {j["kind"]: j["status"] for j in _job(store.cfg.ledger.path)}
+    assert jobs == {"sale": "queued", "refund": "printed"}
