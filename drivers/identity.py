@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 # cryptography is imported inside the functions that need it: every CLI command
 # loads this module (for `card issue`), and the import costs ~70 ms.
 
-from .readers.base import CardPresent, CardRejected
+from .readers.base import CardPresent
 
 DOMAIN = b"pos-loyalty card number v1\n"
 SEP = "*"
@@ -204,7 +204,7 @@ class SignaturePolicy:
         if policy != "off" and not self.verifier.keys:
             raise ValueError(f"require_signed = {policy!r} needs at least one reader.public_keys entry")
 
-    def apply(self, event: CardPresent) -> CardPresent | CardRejected:
+    def apply(self, event: CardPresent) -> CardPresent:
         if self.policy == "off" and not self.verifier.keys:
             return event
         checked = Checked("", "none") if not event.raw else self.verifier.check(event.raw)
@@ -216,6 +216,7 @@ class SignaturePolicy:
             return replace(event, signature=signature)
         reason = checked.reason or "card number is not signed"
         if self.policy == "require":
-            return CardRejected(event.reader, event.at, reason, event.card_id, event.raw)
+            warnings.append(f"refused: {reason}")
+            return replace(event, signature=signature, warnings=tuple(warnings), refused=True)
         warnings.append(reason)
         return replace(event, signature=signature, warnings=tuple(warnings))

@@ -15,7 +15,6 @@ from .base import (
     CardError,
     CardPresent,
     CardReader,
-    CardRejected,
     CardRemoved,
     ReaderConnected,
     ReaderDisconnected,
@@ -29,7 +28,6 @@ __all__ = [
     "CardError",
     "CardPresent",
     "CardReader",
-    "CardRejected",
     "CardRemoved",
     "Reader",
     "ReaderConnected",
@@ -60,8 +58,9 @@ EXAMPLES: dict[str, str] = {
 class Reader:
     """A driver with the signature policy applied to what it reads.
 
-    `feed`, `tap` and `remove` reach the keyboard and sim drivers (the UI feeds
-    typed lines; tests and the demo tap cards).
+    Other attributes are the driver's: `feed` (keyboard://), `tap` and `remove`
+    (sim://). A reader without them has no such attribute, so callers can ask
+    with getattr() whether typed ids can go through the reader.
     """
 
     def __init__(self, driver: CardReader, policy: Any = None):
@@ -79,20 +78,13 @@ class Reader:
     def close(self) -> None:
         self.driver.close()
 
-    def feed(self, text: str) -> None:
-        self._needs("feed")(text)
-
-    def tap(self, card_id: str, **kwargs: Any) -> None:
-        self._needs("tap")(card_id, **kwargs)
-
-    def remove(self) -> None:
-        self._needs("remove")()
-
-    def _needs(self, method: str) -> Any:
-        fn = getattr(self.driver, method, None)
-        if fn is None:
-            raise ReaderError(f"reader {self.name} has no {method}() (only keyboard:// and sim:// do)")
-        return fn
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_") or attr in ("driver", "policy", "name"):
+            raise AttributeError(attr)
+        try:
+            return getattr(self.driver, attr)
+        except AttributeError:
+            raise AttributeError(f"reader {self.name} has no {attr!r} (feed: keyboard://; tap, remove: sim://)") from None
 
 
 def open_reader(

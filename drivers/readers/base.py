@@ -35,6 +35,9 @@ class CardPresent:
     # the card: `at - detected` is the time spent in this driver.
     detected: float | None = None
     io_ms: float = 0.0  # of that, time spent waiting on card exchanges
+    # Signature policy `require` and the number is unsigned or its signature invalid:
+    # the card must not be used (the reason is in `warnings`).
+    refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +47,8 @@ class CardRemoved:
 
 
 @dataclass(frozen=True, slots=True)
-class CardRejected:
-    """A card read in full but refused (signature policy `require`, unusable id)."""
-
-    reader: str
-    at: float
-    reason: str
-    card_id: str = ""
-    raw: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class CardError:
-    """A card seen but not read (silent card, pulled away mid-read): no tap."""
+    """A card seen but not read (silent card, unreadable data, an unusable number): no tap."""
 
     reader: str
     at: float
@@ -76,7 +68,7 @@ class ReaderDisconnected:
     reason: str = ""
 
 
-ReaderEvent = CardPresent | CardRemoved | CardRejected | CardError | ReaderConnected | ReaderDisconnected
+ReaderEvent = CardPresent | CardRemoved | CardError | ReaderConnected | ReaderDisconnected
 
 
 class CardReader(Protocol):

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from ledger.cards import CardIdError
 
-from .base import CardPresent, CardRejected, CardRemoved, ReaderConnected, ReaderEvent
+from .base import CardError, CardPresent, CardRemoved, ReaderConnected, ReaderEvent
 from .common import Debouncer, ParsedUrl, card_and_raw
 
 
@@ -46,7 +46,7 @@ class KeyboardReader:
             try:
                 card, raw = card_and_raw(line, self.kind)
             except CardIdError as exc:
-                yield CardRejected(self.name, time.monotonic(), str(exc), raw=line)
+                yield CardError(self.name, time.monotonic(), f"unusable card number {line[:40]!r}: {exc}")
                 continue
             new, removed = self._debounce.seen(card, fed)
             if removed:

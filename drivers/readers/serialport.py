@@ -16,7 +16,7 @@ from typing import Any
 
 from ledger.cards import CardIdError
 
-from .base import CardPresent, CardRejected, CardRemoved, ReaderConnected, ReaderDisconnected, ReaderError, ReaderEvent
+from .base import CardError, CardPresent, CardRemoved, ReaderConnected, ReaderDisconnected, ReaderError, ReaderEvent
 from .common import Debouncer, ParsedUrl, card_and_raw
 from .frames import LineParser, Rdm6300Parser
 
@@ -103,7 +103,7 @@ class SerialReader:
                 try:
                     card, raw = card_and_raw(item, self.kind)
                 except CardIdError as exc:
-                    yield CardRejected(self.name, time.monotonic(), str(exc), raw=item)
+                    yield CardError(self.name, time.monotonic(), f"unusable card number {item[:40]!r}: {exc}")
                     continue
             else:
                 card, raw = item.card_id, ""

@@ -15,7 +15,6 @@ from drivers import identity
 from drivers.readers import (
     CardError,
     CardPresent,
-    CardRejected,
     CardRemoved,
     ReaderConnected,
     ReaderDisconnected,
@@ -124,13 +123,12 @@ def event_json(event: ReaderEvent, started: float, last_tap: float | None) -> di
             ndef=list(event.ndef),
             technology=event.technology,
             signature=event.signature,
+            refused=event.refused,
             warnings=list(event.warnings),
             driver_ms=round((event.at - event.detected) * 1000, 3) if event.detected is not None else None,
             io_ms=round(event.io_ms, 3),
             since_last_ms=round((event.at - last_tap) * 1000, 1) if last_tap is not None else None,
         )
-    elif isinstance(event, CardRejected):
-        out.update(card=event.card_id or None, reason=event.reason, raw=event.raw)
     elif isinstance(event, (CardError, ReaderDisconnected)):
         out["reason"] = event.reason
     return out
@@ -139,7 +137,6 @@ def event_json(event: ReaderEvent, started: float, last_tap: float | None) -> di
 _EVENT_NAMES: dict[type, str] = {
     CardPresent: "card",
     CardRemoved: "removed",
-    CardRejected: "rejected",
     CardError: "error",
     ReaderConnected: "connected",
     ReaderDisconnected: "disconnected",
@@ -154,11 +151,11 @@ def _text(row: dict[str, Any]) -> str:
             extra.append("ndef " + " | ".join(row["ndef"]))
         if row["signature"] != "none":
             extra.append(f"signature {row['signature']}")
+        if row["refused"]:
+            extra.insert(0, "REFUSED")
         extra.extend(f"warning: {w}" for w in row["warnings"])
         timing = f"driver {row['driver_ms']} ms" if row["driver_ms"] is not None else ""
         return f"{head} {row['card']}  [{row['reader']}] {'; '.join(extra)}  {timing}".rstrip()
-    if row["event"] == "rejected":
-        return f"{head} {row.get('card') or row.get('raw')}  [{row['reader']}] {row['reason']}"
     reason = f": {row['reason']}" if row.get("reason") else ""
     return f"{head} [{row['reader']}]{reason}"
 
@@ -186,7 +183,7 @@ def cmd_test(args: argparse.Namespace, ctx: Context) -> Output:
         for event in reader.events(stop):
             row = event_json(event, started, last_tap)
             print(json.dumps(row, ensure_ascii=False) if ctx.as_json else _text(row), flush=True)
-            if isinstance(event, (CardPresent, CardRejected)):
+            if isinstance(event, CardPresent):
                 taps += 1
                 last_tap = event.at
                 if args.count and taps >= args.count:
