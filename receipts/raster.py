@@ -12,6 +12,7 @@ presentation forms and the run is reversed by hand: readable, not as good.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -177,6 +178,15 @@ def shaped(text: str, rtl: bool, script: Script, bold: bool, px: int, layout: st
     """Shape and draw one run once; receipts repeat their labels on every sale, so this is cached."""
     f = font(script, bold, px, layout)
     language = lang if script == "arabic" else None
+    with _FREETYPE:
+        return _shape(f, text, rtl, script, layout, language, mode)
+
+
+# One FreeType face is shared by every thread that prints or previews; FreeType faces are not thread-safe.
+_FREETYPE = threading.Lock()
+
+
+def _shape(f: ImageFont.FreeTypeFont, text: str, rtl: bool, script: Script, layout: str, language: str | None, mode: str) -> Glyphs:
     if layout == "raqm":
         direction = "rtl" if rtl else "ltr"
         advance = f.getlength(text, mode, direction=direction, language=language)
