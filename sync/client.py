@@ -114,8 +114,10 @@ class SyncClient:
         page: int = 500,
         progress: ProgressFn | None = None,
         rng: random.Random | None = None,
+        owns_conn: bool = False,
     ):
         self.conn = conn
+        self.owns_conn = owns_conn
         self.tid = f"{store_id}:{terminal_id}"
         self.http = http or httpx.Client(base_url=server, timeout=timeout_s)
         self._own_http = http is None
@@ -132,6 +134,8 @@ class SyncClient:
     def close(self) -> None:
         if self._own_http:
             self.http.close()
+        if self.owns_conn:
+            self.conn.close()
 
     # ------------------------------------------------------------ state
 
@@ -382,7 +386,9 @@ class BackgroundSync:
     """Sync every `interval_s` while the app runs; backs off while the server is unreachable.
 
     `on_result` gets each sync's result dict, or the error; the cashier UI posts
-    it as a message. The ledger connection given must be this thread's own.
+    it as a message. `make_client` should open a ledger connection of its own
+    (`ledger.store.connect`) and pass `owns_conn=True`, so the worker never
+    shares the cashier's connection and closes it after each round.
     """
 
     def __init__(self, make_client: Callable[[], SyncClient], *, interval_s: float, max_backoff_s: float = 600.0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -231,3 +232,76 @@ def test_schema_is_created_once_and_reopened(db_url: str) -> None:
         assert token.startswith("lt_")
     finally:
         again.close()
+
+
+def test_ledgers_still_verify_after_pulls_and_the_clock_skew_is_measured(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    from ledger.verify import verify
+
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a.sale(CARD, "LAT*2", "BEANS")
+    with in_process(server) as http:
+        a.client(http).sync()
+        res = b.client(http).sync()
+        b.sale(CARD, "ESP")
+        b.client(http).sync()
+        a.client(http).sync()
+    assert res["pull"]["clock_skew_s"] is not None and abs(res["pull"]["clock_skew_s"]) < 5
+    assert "warning" not in res
+    for t in (a, b):
+        report = verify(t.conn)
+        assert report.ok, report.problems
+    state = dict(b.conn.execute("SELECT key, value FROM sync_state").fetchall())
+    assert {"acked_seq", "acked_hash", "cursor", "last_pull_at", "clock_skew_s"} <= set(state)
+
+
+def test_background_sync_runs_on_its_interval_and_reports(server: ServerStore, make_terminal: Callable[..., Terminal], tmp_path: Any) -> None:
+    import threading
+
+    from synctools import LiveServer
+
+    from sync.client import BackgroundSync, Offline, SyncClient
+
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    a.sale(CARD, "LAT")
+    live = LiveServer(server.url).start()
+    results: list[Any] = []
+    got = threading.Event()
+    base = {"url": live.base}
+
+    def on_result(r: Any) -> None:
+        results.append(r)
+        got.set()
+
+    def make() -> SyncClient:
+        from ledger.store import connect
+
+        conn = connect(a.loyalty.ledger.path)  # the worker's own connection to the ledger file
+        return SyncClient(conn, server=base["url"], token=a.token, store_id="kw-salmiya-01", terminal_id="till-1",
+                          attempts=1, backoff_s=0.01, owns_conn=True)
+
+    bg = BackgroundSync(make, interval_s=0.2, on_result=on_result)
+    try:
+        bg.start()
+        assert got.wait(10)
+        assert isinstance(results[0], dict) and results[0]["push"]["acked_seq"] == a.head()
+        a.sale(CARD, "ESP")
+        got.clear()
+        bg.sync_now()
+        deadline = time.monotonic() + 10
+        while server.terminal_head(a.tid)[0] != a.head():
+            assert time.monotonic() < deadline
+            got.wait(0.1)
+        live.stop()
+        base["url"] = "http://127.0.0.1:9"  # nothing listens there: offline
+        got.clear()
+        bg.sync_now()
+        assert got.wait(10)
+        deadline = time.monotonic() + 10
+        while not isinstance(results[-1], Offline):
+            assert time.monotonic() < deadline
+            got.wait(0.1)
+        assert bg.failures >= 1
+    finally:
+        bg.stop()
+        live.stop()
