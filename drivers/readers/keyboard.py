@@ -26,13 +26,21 @@ class KeyboardReader:
         self.kind = kind
         self._lines: queue.Queue[tuple[str, float]] = queue.Queue()
         self._debounce = Debouncer(debounce_ms / 1000)
+        self._lock = threading.Lock()
+        self._partial = ""
 
     def feed(self, text: str) -> None:
-        """One or more typed lines (CR, LF or CRLF separated); blank lines are ignored."""
+        """Typed text, whole lines or a few keys at a time: each CR or LF ends a number.
+
+        Text after the last line end waits for the rest of its line. Blank lines are ignored.
+        """
         now = time.monotonic()
-        for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-            if line.strip():
-                self._lines.put((line.strip(), now))
+        with self._lock:
+            self._partial += text
+            *lines, self._partial = self._partial.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            for line in lines:
+                if line.strip():
+                    self._lines.put((line.strip(), now))
 
     def events(self, stop: threading.Event) -> Iterator[ReaderEvent]:
         yield ReaderConnected(self.name, time.monotonic())

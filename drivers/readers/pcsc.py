@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .apdu import CardProtocolError, is_storage_atr, is_type2_atr, read_type2_ndef, read_type4_ndef, read_uid
@@ -151,7 +151,6 @@ class _Slot:
     present: bool = False
     tapped: bool = False
     io: _IoWorker | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class PcscReader:

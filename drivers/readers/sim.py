@@ -27,7 +27,6 @@ class SimReader:
         self.hold = hold
         self._commands: queue.Queue[tuple[str, str, str]] = queue.Queue()
         self._present: str | None = None
-        self._lock = threading.Lock()
 
     def tap(self, card_id: str) -> None:
         """Put a card on the reader (replacing any card there).

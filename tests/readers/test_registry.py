@@ -89,7 +89,9 @@ def test_keyboard_lines_and_scanner_double_reads(stream: Any) -> None:
     ev = s.next()
     assert isinstance(ev, CardPresent) and ev.card_id == "code:6281000000011" and ev.technology == "keyboard"
     assert isinstance(s.next(), CardRemoved)  # silence past the debounce time
-    reader.feed("code:42\n\nuid:04A1B2C3\n")
+    reader.feed("code:4")  # a wedge typing key by key: nothing until Enter
+    assert s.quiet(0.1) == []
+    reader.feed("2\r\n\nuid:04A1B2C3\n")
     assert s.wait_for(CardPresent).card_id == "code:42"
     assert s.wait_for(CardPresent).card_id == "uid:04A1B2C3"
     reader.feed("x" * 300 + "\n")
