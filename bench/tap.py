@@ -20,6 +20,7 @@ level, the worst `p99_ms` (ours) over the stacks measured.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import queue
@@ -175,6 +176,9 @@ def _pcscd_running() -> bool:
 def bench_pcsc(n: int) -> dict[str, Any]:
     from smartcard import scard
 
+    # The reader tests take this lock too: one user of pcscd + vpcd at a time.
+    lock = (Path(tempfile.gettempdir()) / "pos-loyalty-pcsc.lock").open("a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     own: subprocess.Popen[bytes] | None = None
     if not _pcscd_running():
         own = subprocess.Popen(["pcscd", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -222,6 +226,8 @@ def bench_pcsc(n: int) -> dict[str, Any]:
         if own is not None:
             os.kill(own.pid, signal.SIGKILL)
             own.wait()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
     return summary(*map(list, zip(*rows, strict=True)))
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import queue
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -221,14 +224,36 @@ class Pcscd:
             self.proc = None
 
 
+PCSC_LOCK = Path(tempfile.gettempdir()) / "pos-loyalty-pcsc.lock"
+
+
+@contextlib.contextmanager
+def machine_lock() -> Iterator[None]:
+    """One PC/SC test at a time on this machine, across test runs too: there is one
+    pcscd and one vpcd port, and a test kills pcscd."""
+    with PCSC_LOCK.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
-def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
+def pcscd_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
     daemon = Pcscd(tmp_path_factory.mktemp("pcscd"))
     try:
-        daemon.ensure()
         yield daemon
     finally:
-        daemon.stop_own()
+        with machine_lock():
+            daemon.stop_own()
+
+
+@pytest.fixture
+def pcscd(pcscd_daemon: Pcscd) -> Iterator[Pcscd]:
+    with machine_lock():
+        pcscd_daemon.ensure()  # another run may have stopped the one this run used
+        yield pcscd_daemon
 
 
 def wait_empty(reader: str, timeout: float = 3.0) -> None:
