@@ -131,6 +131,7 @@ class TerminalRow(BaseModel):
     terminal_id: str
     last_seq: int
     last_push_at: str | None
+    last_seen_at: str | None
 
 
 class Reports(BaseModel):

@@ -65,6 +65,7 @@ terminals = Table(
     Column("last_seq", BigInteger, nullable=False, default=0),
     Column("last_hash", String(64), nullable=False, default=GENESIS),
     Column("last_push_at", String(40)),
+    Column("last_seen_at", String(40)),  # last push or pull: an idle till that pulls is not lost
     Column("rules_version", Text),
     Column("created_at", String(40), nullable=False),
 )
@@ -451,7 +452,8 @@ class ServerStore:
         acked_seq, acked_hash = int(new[-1]["seq"]), str(new[-1]["hash"])
         conn.execute(
             update(terminals).where(terminals.c.tid == tid).values(
-                last_seq=acked_seq, last_hash=acked_hash, last_push_at=now_iso(), rules_version=new[-1]["rules_version"]
+                last_seq=acked_seq, last_hash=acked_hash, last_push_at=now_iso(), last_seen_at=now_iso(),
+                rules_version=new[-1]["rules_version"]
             )
         )
         self._number_changes(conn, sorted(touched))
@@ -515,7 +517,26 @@ class ServerStore:
     def changes(self, tid: str, token: str | None, since: int, limit: int) -> dict[str, Any]:
         self.authenticate(tid, token)
         with self._reader() as conn:
-            return self.changes_in(conn, tid, since, limit)
+            page = self.changes_in(conn, tid, since, limit)
+        if not page["more"]:
+            self._seen(tid)
+        return page
+
+    def _seen(self, tid: str) -> None:
+        """Best effort: a pull must not queue behind pushes for a timestamp the next pull sets anyway."""
+        try:
+            with self.engine.connect() as conn:
+                raw = conn.connection.dbapi_connection
+                if self.dialect == "sqlite" and raw is not None:
+                    raw.execute("PRAGMA busy_timeout=200")
+                try:
+                    with conn.begin():
+                        conn.execute(update(terminals).where(terminals.c.tid == tid).values(last_seen_at=now_iso()))
+                finally:
+                    if self.dialect == "sqlite" and raw is not None:
+                        raw.execute("PRAGMA busy_timeout=30000")
+        except DBAPIError:
+            pass
 
     def _reader(self) -> Connection:
         conn = self.engine.connect().execution_options(read_only=True)
@@ -588,7 +609,7 @@ class ServerStore:
             ).all()
             fl = conn.execute(select(flags).order_by(flags.c.id)).all()
             stale = conn.execute(
-                select(terminals).where(terminals.c.last_push_at.is_(None) | (terminals.c.last_push_at < cutoff)).order_by(terminals.c.tid)
+                select(terminals).where(terminals.c.last_seen_at.is_(None) | (terminals.c.last_seen_at < cutoff)).order_by(terminals.c.tid)
             ).all()
         return {
             "overdrafts": [
@@ -598,7 +619,8 @@ class ServerStore:
             ],
             "flags": [{"kind": r.kind, "tid": r.tid, "detail": r.detail, "at": r.at} for r in fl],
             "stale_terminals": [
-                {"tid": r.tid, "store_id": r.store_id, "terminal_id": r.terminal_id, "last_seq": int(r.last_seq), "last_push_at": r.last_push_at}
+                {"tid": r.tid, "store_id": r.store_id, "terminal_id": r.terminal_id, "last_seq": int(r.last_seq),
+                 "last_push_at": r.last_push_at, "last_seen_at": r.last_seen_at}
                 for r in stale
             ],
         }

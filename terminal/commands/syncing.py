@@ -188,5 +188,5 @@ def cmd_server_report(args: argparse.Namespace, ctx: Context) -> Output:
         lines.append(f"  {f['at'][:19]} {f['kind']} {f['tid']}: {f['detail']}")
     lines.append(f"terminals not synced for more than a day: {len(rep['stale_terminals'])}")
     for t in rep["stale_terminals"]:
-        lines.append(f"  {t['tid']} last push {t['last_push_at'] or 'never'} (seq {t['last_seq']})")
+        lines.append(f"  {t['tid']} last seen {t['last_seen_at'] or 'never'}, last push {t['last_push_at'] or 'never'} (seq {t['last_seq']})")
     return Output(rep, "\n".join(lines))

@@ -305,3 +305,11 @@ def test_background_sync_runs_on_its_interval_and_reports(server: ServerStore, m
     finally:
         bg.stop()
         live.stop()
+
+
+def test_a_till_that_only_pulls_is_not_reported_stale(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    idle = make_terminal(server, "kw-salmiya-01", "till-9")
+    assert [t["tid"] for t in server.reports()["stale_terminals"]] == [idle.tid]
+    with in_process(server) as http:
+        idle.client(http).sync()
+    assert server.reports()["stale_terminals"] == []
