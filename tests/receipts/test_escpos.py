@@ -115,3 +115,21 @@ def test_live_ledger_answers_render(make_store, tmp_path: Path) -> None:
         doc = build(kind, store.cfg, Lang("en", tz=store.cfg.store.tz), data)
         assert decode(render_escpos(doc, profile=PROFILE, width_mm=80)).cuts == 1
     assert set(frozen()["sale"]) <= set(live.sale) | {"refunded"}
+
+
+def test_an_image_block_is_sent_as_raster(tmp_path: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    from receipts.model import Cut, Document, Feed, Text
+    from receipts.model import Image as ImageBlock
+    from receipts.png import render_png
+
+    logo = Image.new("1", (128, 40), 1)
+    ImageDraw.Draw(logo).rectangle((0, 0, 63, 39), fill=0)  # left half black
+    doc = Document("test").add(ImageBlock(logo), Feed(2), Text("after the logo"), Cut(partial=True))
+    d = decode(render_escpos(doc, profile=PROFILE, width_mm=80))
+    [raster] = d.rasters
+    assert (raster.width, raster.height) == (128, 40) and abs(raster.ink() - 0.5) < 0.01
+    assert "after the logo" in d.text and d.cuts == 1
+    page = render_png(doc, paper(PROFILE, 80))
+    assert page.width == paper(PROFILE, 80).dots + 32
