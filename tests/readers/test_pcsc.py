@@ -168,3 +168,27 @@ def test_reader_test_cli_prints_a_pcsc_tap_as_json(pcscd: Any, cards: Any) -> No
     tap = json.loads(out.splitlines()[-1])
     assert tap["event"] == "card" and tap["card"] == "ndef:6060" and tap["uid"] == UID.hex().upper()
     assert tap["reader"] == READER and tap["driver_ms"] < 1000 and tap["atr"]
+
+
+def test_started_before_pcscd_the_reader_comes_up_when_it_does(pcscd: Any, stream: Any, cards: Any) -> None:
+    pcscd.kill()
+    s = stream(open_reader(f"pcsc://{READER}?retry_ms=50"))
+    down = s.wait_for(ReaderDisconnected)
+    assert "service not available" in down.reason.lower()
+    pcscd.start()
+    assert s.wait_for(ReaderConnected, 3).reader == READER
+    cards(ndef=text_record_message("7070")).insert()
+    assert s.wait_for(CardPresent, SEEN).card_id == "ndef:7070"
+
+
+def test_reader_list_names_the_pcsc_readers_with_their_urls(pcscd: Any) -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "terminal.cli", "--config", "/nonexistent/config.toml", "reader", "list",
+                          "--json"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout)["readers"]
+    assert {"kind": "pcsc", "name": READER, "url": f"pcsc://{READER}"} in found
+    assert not [p for p in json.loads(out.stdout)["problems"] if p.startswith("pcsc")]
