@@ -18,7 +18,7 @@ from ledger.config import Config
 from ledger.service import Loyalty
 from ledger.store import GENESIS
 
-from .client import SyncClient
+from .client import Offline, PullSummary, PushSummary, SyncClient
 
 POINT_CREDITS = ("earn", "bonus")
 
@@ -38,11 +38,17 @@ def close_day(conn: sqlite3.Connection, day: date, now: datetime) -> str:
 
 
 def end_of_day(loyalty: Loyalty, client: SyncClient, now: datetime, day: date | None = None) -> dict[str, Any]:
+    """Close, expire, push, pull, Z. Offline, the day is still closed and the Z report still made,
+    marked not synced (`offline` says why): the manager can close the till and sync later."""
     day = day or loyalty.day(now)
     closed_at = close_day(loyalty.conn, day, now)
     expired = loyalty.expire_all(now)
-    pushed = client.push()
-    pulled = client.pull()
+    pushed, pulled, offline = PushSummary(), PullSummary(), None
+    try:
+        pushed = client.push()
+        pulled = client.pull()
+    except Offline as exc:
+        offline = exc.message
     z = z_report(loyalty.conn, loyalty.cfg, day)
     result: dict[str, Any] = {
         "day": day.isoformat(),
@@ -52,6 +58,8 @@ def end_of_day(loyalty: Loyalty, client: SyncClient, now: datetime, day: date | 
         "pull": pulled.as_json(),
         "z": z,
     }
+    if offline is not None:
+        result["offline"] = offline
     return result
 
 

@@ -127,11 +127,15 @@ def cmd_sync(args: argparse.Namespace, ctx: Context) -> Output:
         lines.append(f"OVERDRAFT member {od['member_id']} {od['program_id']}/{od['account']}: {od['balance']} (flagged for the manager)")
     if result.get("warning"):
         lines.append("warning: " + result["warning"])
+    exit_code = 0
     if args.end_of_day:
         lines.insert(0, f"business day {result['day']} closed at {result['closed_at']}; {result['expired_points']} points expired")
+        if result.get("offline"):
+            lines[1:3] = [f"NOT SYNCED: {result['offline']}"]
+            exit_code = 1
         lines.append("")
         lines.append(z_text(result["z"]))
-    return Output(result, "\n".join(lines))
+    return Output(result, "\n".join(lines), exit_code=exit_code)
 
 
 def cmd_report_z(args: argparse.Namespace, ctx: Context) -> Output:

@@ -107,6 +107,11 @@ def test_sync_without_a_server_says_offline(tmp_path: Path) -> None:
     (till / "var" / "terminal.token").write_text("lt_x")
     proc = run("sync", "--json", cwd=till, check=False)
     assert proc.returncode != 0 and json.loads(proc.stdout)["error"] == "offline"
+    run("sale", "--card", "code:X", "--item", "LAT", "--now", "2026-11-22T10:00", cwd=till)
+    # end of day offline still closes the day and prints the Z report, marked not synced
+    proc = run("sync", "--end-of-day", "--now", "2026-11-22T20:00", cwd=till, check=False)
+    assert proc.returncode == 1
+    assert "NOT SYNCED" in proc.stdout and "Z REPORT 2026-11-22" in proc.stdout and "sales" in proc.stdout
     (till / "var" / "terminal.token").unlink()
     proc = run("sync", cwd=till, check=False)
     assert proc.returncode != 0 and "token" in proc.stderr
@@ -117,8 +122,7 @@ class Interrupt(BaseException):
 
 
 @pytest.mark.parametrize("stop_at", range(1, 16, 2))
-def test_end_of_day_interrupted_anywhere_then_rerun(stop_at: int, tmp_path: Path, make_terminal: Callable[..., Terminal]) -> None:
-    server = ServerStore(f"sqlite:///{tmp_path / 'server.db'}")
+def test_end_of_day_interrupted_anywhere_then_rerun(stop_at: int, server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
     a = make_terminal(server, "kw-salmiya-01", "till-1")
     other = make_terminal(server, "kw-hawally-02", "till-1")
     for n in range(6):
@@ -131,17 +135,15 @@ def test_end_of_day_interrupted_anywhere_then_rerun(stop_at: int, tmp_path: Path
         if len(calls) == stop_at:
             raise Interrupt
 
-    try:
-        with in_process(server) as http:
-            other.client(http).sync()
-            with pytest.raises(Interrupt):
-                end_of_day(a.loyalty, a.client(http, batch=3, page=2, progress=progress), NOW)
-            with pytest.raises(LoyaltyError):
-                a.sale("code:A0", "LAT")
-            result: dict[str, Any] = end_of_day(a.loyalty, a.client(http, batch=3, page=2), NOW)
-        assert result["z"]["chain"]["in_sync"]
-        assert server_events(server, a.tid) == local_events(a)
-        assert a.shown() == {k: v for k, v in server.balances_of().items() if v}
-        assert result["z"] == z_report(a.conn, a.cfg, NOW.date())
-    finally:
-        server.close()
+    with in_process(server) as http:
+        other.client(http).sync()
+        with pytest.raises(Interrupt):
+            end_of_day(a.loyalty, a.client(http, batch=3, page=2, progress=progress), NOW)
+        with pytest.raises(LoyaltyError):
+            a.sale("code:A0", "LAT")
+        result: dict[str, Any] = end_of_day(a.loyalty, a.client(http, batch=3, page=2), NOW)
+    assert result["z"]["chain"]["in_sync"]
+    assert server_events(server, a.tid) == local_events(a)
+    assert a.shown() == {k: v for k, v in server.balances_of().items() if v}
+    assert result["z"] == z_report(a.conn, a.cfg, NOW.date())
+    assert "offline" not in result
