@@ -43,6 +43,7 @@ class NfcReader:
         self.retry = retry_ms / 1000
         self.presence = presence_ms / 1000
         self.nfc = _nfc()
+        self._tapped = False
         warm()
 
     def events(self, stop: threading.Event) -> Iterator[ReaderEvent]:
@@ -63,6 +64,9 @@ class NfcReader:
                 yield from self._poll(clf, stop)
             except (OSError, nfc.clf.CommunicationError) as exc:
                 said_down = True
+                if self._tapped:  # the device went away with a card on it
+                    self._tapped = False
+                    yield CardRemoved(self.name, time.monotonic())
                 yield ReaderDisconnected(self.name, time.monotonic(), f"{self.path}: {exc}")
                 stop.wait(self.retry)
             finally:
@@ -97,11 +101,13 @@ class NfcReader:
             event = self._read(tag, detected)
             if event is None:
                 continue
+            self._tapped = not isinstance(event, CardError)
             yield event
             # One tap per stay on the reader, even for a card that could not be read.
             while not stop.is_set() and self._present(tag):
                 stop.wait(self.presence)
-            if not isinstance(event, CardError):
+            if self._tapped:
+                self._tapped = False
                 yield CardRemoved(self.name, time.monotonic())
 
     def _present(self, tag: Any) -> bool:
