@@ -76,7 +76,8 @@ class SimReader:
             self._present = card
             now = time.monotonic()
             uid = bytes.fromhex(card[4:]) if card.startswith("uid:") else None
-            yield CardPresent(card, self.name, self.technology, now, uid=uid, raw=raw, detected=now)
+            ndef = (raw,) if card.startswith("ndef:") else ()
+            yield CardPresent(card, self.name, self.technology, now, uid=uid, ndef=ndef, raw=raw, detected=now)
 
     def close(self) -> None:
         pass
