@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from escpos_decode import decode
-from helpers import GOLDEN, KINDS, build, config, frozen
+from receipt_support import GOLDEN, KINDS, build, config, frozen
 
 from receipts.escpos import paper, render_escpos
 from receipts.i18n import Lang
@@ -106,7 +106,7 @@ def test_other_templates_read_right(tmp_path: Path) -> None:
 
 def test_live_ledger_answers_render(make_store, tmp_path: Path) -> None:
     """The frozen answers must not drift from what the ledger says today."""
-    from conftest import make_documents
+    from receipt_support import make_documents
 
     store = make_store()
     live = make_documents(store)

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 import serial
-from conftest import Listener, PtyPair
 from escpos_decode import decode
-from helpers import build, config
+from receipt_support import Listener, PtyPair, build, config
 
 from drivers.printers import PrinterError, RawPayload, open_printer, parse_status
 from drivers.printers import preview as preview_driver
@@ -106,7 +105,7 @@ def test_write_times_out_when_the_printer_stops_reading() -> None:
 
 
 def test_printer_switched_off_is_an_error_not_a_hang(tmp_path: Path) -> None:
-    from conftest import free_port
+    from receipt_support import free_port
 
     printer = open_printer(f"escpos+tcp://127.0.0.1:{free_port()}", profile=PROFILE, paper_mm=80, timeout_s=1)
     with pytest.raises(PrinterError, match="cannot connect"):

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CARD, Listener, Store, free_port, run_cli
 from escpos_decode import decode
+from receipt_support import CARD, Listener, Store, free_port, run_cli
 
 from drivers.printers import open_printer
 from receipts.queue import LEASE_S, PrintQueue

@@ -7,8 +7,8 @@ from pathlib import Path
 import arabic_reshaper
 import pytest
 from bidi import get_display
-from helpers import build, config
 from PIL import Image, ImageChops, ImageDraw, ImageFont, features
+from receipt_support import build, config
 
 from receipts import raster
 from receipts.i18n import Lang
