@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 from ledger.verify import verify
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from dataset import build, card_of
+# loaded by path: putting bench/ on sys.path would let bench/sync.py shadow the sync package
+_spec = importlib.util.spec_from_file_location("bench_dataset", Path(__file__).resolve().parents[2] / "bench" / "dataset.py")
+assert _spec and _spec.loader
+dataset = importlib.util.module_from_spec(_spec)
+sys.modules["bench_dataset"] = dataset
+_spec.loader.exec_module(dataset)
+build, card_of = dataset.build, dataset.card_of
 
 
 def test_bulk_built_ledger_verifies(make_store):
