@@ -26,23 +26,6 @@ sys.path.insert(0, str(HERE))
 ROOT = HERE.parents[1]
 
 
-def _real_sync_package() -> None:
-    """Import the project's `sync` package by path when a bench/ entry on sys.path
-    (tests/ledger/test_bench_dataset.py puts one there) would give bench/sync.py instead."""
-    mod = sys.modules.get("sync")
-    if mod is not None and hasattr(mod, "__path__"):
-        return
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("sync", ROOT / "sync" / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT / "sync")])
-    assert spec is not None and spec.loader is not None
-    package = importlib.util.module_from_spec(spec)
-    sys.modules["sync"] = package
-    spec.loader.exec_module(package)
-
-
-_real_sync_package()
 
 from ledger import clock  # noqa: E402
 from ledger.config import Config, load  # noqa: E402
