@@ -37,9 +37,10 @@ def close_day(conn: sqlite3.Connection, day: date, now: datetime) -> str:
     return closed
 
 
-def end_of_day(loyalty: Loyalty, client: SyncClient, now: datetime, day: date | None = None) -> dict[str, Any]:
-    """Close, expire, push, pull, Z. Offline, the day is still closed and the Z report still made,
-    marked not synced (`offline` says why): the manager can close the till and sync later."""
+def end_of_day(loyalty: Loyalty, client: SyncClient, now: datetime, day: date | None = None, *,
+               tolerate_offline: bool = False) -> dict[str, Any]:
+    """Close, expire, push, pull, Z. Unreachable server: `Offline` is raised after the day is closed,
+    or with `tolerate_offline` the Z report is still made, marked not synced (`offline` says why)."""
     day = day or loyalty.day(now)
     closed_at = close_day(loyalty.conn, day, now)
     expired = loyalty.expire_all(now)
@@ -48,6 +49,8 @@ def end_of_day(loyalty: Loyalty, client: SyncClient, now: datetime, day: date | 
         pushed = client.push()
         pulled = client.pull()
     except Offline as exc:
+        if not tolerate_offline:
+            raise
         offline = exc.message
     z = z_report(loyalty.conn, loyalty.cfg, day)
     result: dict[str, Any] = {

@@ -113,7 +113,7 @@ def cmd_sync(args: argparse.Namespace, ctx: Context) -> Output:
     bar = _Bar(not ctx.as_json and sys.stderr.isatty())
     client = _client(ctx, args, bar)
     try:
-        result = end_of_day(ctx.service, client, ctx.now, _day(ctx, args.day)) if args.end_of_day else client.sync()
+        result = end_of_day(ctx.service, client, ctx.now, _day(ctx, args.day), tolerate_offline=True) if args.end_of_day else client.sync()
     finally:
         bar.done()
         client.close()

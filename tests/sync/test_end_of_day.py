@@ -147,3 +147,17 @@ def test_end_of_day_interrupted_anywhere_then_rerun(stop_at: int, server: Server
     assert a.shown() == {k: v for k, v in server.balances_of().items() if v}
     assert result["z"] == z_report(a.conn, a.cfg, NOW.date())
     assert "offline" not in result
+
+
+def test_end_of_day_offline_raises_after_closing_unless_tolerated(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    from sync.client import Offline
+
+    a = make_terminal(server)
+    a.sale(CARD, "LAT")
+    with httpx.Client(base_url=f"http://127.0.0.1:{free_port()}") as http:
+        with pytest.raises(Offline):
+            end_of_day(a.loyalty, a.client(http, attempts=2), NOW)
+        assert a.conn.execute("SELECT COUNT(*) FROM business_days").fetchone()[0] == 1
+        result = end_of_day(a.loyalty, a.client(http, attempts=2), NOW, tolerate_offline=True)
+    assert "unreachable" in result["offline"]
+    assert not result["z"]["chain"]["in_sync"] and result["z"]["sales"]["count"] == 1
