@@ -56,6 +56,7 @@ class StoreConfig:
     locale: str
     timezone: str
     address: tuple[str, ...] = ()
+    digits: Literal["latn", "native"] = "latn"
 
     @property
     def tz(self) -> ZoneInfo:
@@ -589,10 +590,11 @@ def _build(root: _Table, file: Path) -> Config:
         locale=s.choice("locale", LOCALES, "en"),
         timezone=tz,
         address=s.strings("address"),
+        digits=s.choice("digits", ("latn", "native"), "latn"),  # type: ignore[arg-type]
     )
     s.done()
     if not store.name:
-        store = StoreConfig(store.id, store.terminal, store.id, store.currency, store.locale, store.timezone, store.address)
+        store = StoreConfig(store.id, store.terminal, store.id, store.currency, store.locale, store.timezone, store.address, store.digits)
 
     lg = root.table("ledger")
     ledger = LedgerConfig(path=_path(base, lg.text("path", "var/ledger.db")), auto_enrol=lg.boolean("auto_enrol", True))

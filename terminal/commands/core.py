@@ -58,7 +58,7 @@ def cmd_init(args: argparse.Namespace, ctx: Context) -> Output:
 def cmd_sale(args: argparse.Namespace, ctx: Context) -> Output:
     req = CheckoutRequest.from_cli(args.card, args.item, args.redeem, args.sale_id)
     result = ctx.service.checkout(req, ctx.now)
-    _after_sale(ctx, result)
+    _after(ctx, "after_sale", result)
     if ctx.as_json:
         return Output(result)
     from receipts.text import render_sale_text
@@ -68,6 +68,7 @@ def cmd_sale(args: argparse.Namespace, ctx: Context) -> Output:
 
 def cmd_refund(args: argparse.Namespace, ctx: Context) -> Output:
     result = ctx.service.refund(args.sale_id, ctx.now)
+    _after(ctx, "after_refund", result)
     lines = [f"refunded sale {result['sale']} ({result['refund']})"]
     for pid, moved in result["reversed"].items():
         lines.append(f"  {pid}: " + ", ".join(f"{acct} {amount:+d}" for acct, amount in moved.items()))
@@ -127,9 +128,9 @@ def cmd_check_config(args: argparse.Namespace, ctx: Context) -> Output:
     )
 
 
-def _after_sale(ctx: Context, result: dict[str, Any]) -> None:
-    """Hand the committed sale's print job to the printer feature, when it is built."""
+def _after(ctx: Context, name: str, result: dict[str, Any]) -> None:
+    """Hand a committed sale's or refund's print job to the printer feature (it never raises)."""
     printing = optional("printing")
-    hook = getattr(printing, "after_sale", None) if printing else None
+    hook = getattr(printing, name, None) if printing else None
     if hook is not None:
         hook(ctx, result)
