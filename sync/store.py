@@ -422,8 +422,7 @@ class ServerStore:
             raise Tamper(f"event id {clash.event_id} is already stored with other content")
 
         cols = (*HASHED, "hash")
-        _many(conn, f"INSERT INTO events (tid, {', '.join(cols)}) VALUES ({_marks(conn, len(cols) + 1)})",
-              [(tid, *[ev[k] for k in cols]) for ev in new])
+        _bulk(conn, events, ("tid", *cols), [(tid, *[ev[k] for k in cols]) for ev in new])
 
         deltas: dict[tuple[str, str, str], int] = {}
         for ev in new:
@@ -463,9 +462,8 @@ class ServerStore:
         # plain SQL both backends accept, straight to the driver's executemany: the hot path of a push
         keys = [c.name for c in table.primary_key.columns]
         cols = [*keys, "amount"]
-        sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({_marks(conn, len(cols))})"
-               f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET amount = {table.name}.amount + excluded.amount")
-        _many(conn, sql, [tuple(v[c] for c in cols) for v in values])
+        _bulk(conn, table, cols, [tuple(v[c] for c in cols) for v in values],
+              f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET amount = {table.name}.amount + excluded.amount")
 
     def _cards_and_members(self, conn: Connection, tid: str, new: list[dict[str, Any]], touched: set[str]) -> None:
         ins = _insert(conn)
@@ -508,9 +506,8 @@ class ServerStore:
             update(change_counter).where(change_counter.c.id == 1).values(n=change_counter.c.n + len(touched)).returning(change_counter.c.n)
         ).scalar_one())
         start = end - len(touched) + 1
-        _many(conn, f"INSERT INTO member_changes (member_id, change_no) VALUES ({_marks(conn, 2)})"
-              " ON CONFLICT (member_id) DO UPDATE SET change_no = excluded.change_no",
-              [(m, start + i) for i, m in enumerate(touched)])
+        _bulk(conn, member_changes, ("member_id", "change_no"), [(m, start + i) for i, m in enumerate(touched)],
+              " ON CONFLICT (member_id) DO UPDATE SET change_no = excluded.change_no")
 
     # ------------------------------------------------------------ pull
 
@@ -647,13 +644,25 @@ class ServerStore:
             return int(r.last_seq), str(r.last_hash)
 
 
-def _marks(conn: Connection, n: int) -> str:
-    return ", ".join(["?" if conn.dialect.name == "sqlite" else "%s"] * n)
+def _bulk(conn: Connection, table: Table, cols: Sequence[str], rows: list[tuple[Any, ...]], tail: str = "") -> None:
+    """Insert many rows, the hot path of a push, straight to the driver.
 
-
-def _many(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    if rows:
-        conn.exec_driver_sql(sql, rows)
+    The statement is the same plain SQL on both backends; only the way the
+    rows travel differs. SQLite's executemany is a C loop. psycopg's runs
+    Python per row, so PostgreSQL gets one array per column and `unnest`:
+    one statement, prepared once, whatever the batch size.
+    """
+    if not rows:
+        return
+    names = ", ".join(cols)
+    if conn.dialect.name == "postgresql":
+        types = ["bigint" if isinstance(table.c[c].type, BigInteger | Integer) else "text" for c in cols]
+        arrays = ", ".join(f"%s::{t}[]" for t in types)
+        columns = tuple(list(col) for col in zip(*rows, strict=True))
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}){tail}", columns)
+        return
+    marks = ", ".join("?" * len(cols))
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks}){tail}", rows)
 
 
 def _retryable(exc: DBAPIError) -> bool:
