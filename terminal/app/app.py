@@ -41,7 +41,8 @@ class LoyaltyApp(App[None]):
             self.checkout.reader_text = "reader: none (F2 types ids)"
             if self.services.reader_error:
                 self.checkout.say(f"Card reader not available: {self.services.reader_error}", "error")
-        self.refresh_status()
+        # the first poll waits for the first frame: it may import the sync client and reach the network
+        self.set_timer(0.5, self.refresh_status)
         self.set_interval(self.services.status_interval_s, self.refresh_status)
 
     def on_unmount(self) -> None:

@@ -58,7 +58,7 @@ class CheckoutScreen(Screen[None]):
     #message.error { background: $error; color: $text; text-style: bold; }
     #message.ok { background: $success-darken-2; color: $text; }
     #message.warn { background: $warning-darken-2; color: $text; }
-    #member { height: auto; }
+    #member { height: 1fr; }
     #member.refused { background: $error 20%; }
     #receipt { height: auto; }
     #print-status { height: auto; text-style: bold; }
@@ -99,6 +99,8 @@ class CheckoutScreen(Screen[None]):
         self.reader_text = "reader …"
         self.tap_started: float | None = None
         self.panel_shown_at: float | None = None
+        self._said: tuple[str, str] = ("", "")
+        self._totals_key: object = None
 
     # ------------------------------------------------------------ layout
 
@@ -110,7 +112,8 @@ class CheckoutScreen(Screen[None]):
                 yield DataTable(id="cart", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="totals")
             with ContentSwitcher(initial="member-panel", id="right"):
-                with VerticalScroll(id="member-panel"):
+                # fixed size, repainted in place: a tap never costs a relayout of the screen
+                with Vertical(id="member-panel"):
                     yield Static(render.empty_panel(self.services.demo), id="member")
                 with VerticalScroll(id="receipt-panel"):
                     yield Static("", id="print-status")
@@ -131,9 +134,14 @@ class CheckoutScreen(Screen[None]):
     # ------------------------------------------------------------ messages line and status bar
 
     def say(self, text: str, kind: str = "") -> None:
+        # unchanged widgets are left alone: every repainted widget adds to the time a tap takes to show
         msg = self.query_one("#message", Static)
-        msg.set_classes(kind)
-        msg.update(text)
+        if (text, kind) == self._said:
+            return
+        self._said = (text, kind)
+        if set(msg.classes) != ({kind} if kind else set()):
+            msg.set_classes(kind)
+        msg.update(text, layout=False)
 
     def show_status(self, snap: StatusSnapshot | None) -> None:
         s = self.services
@@ -148,7 +156,7 @@ class CheckoutScreen(Screen[None]):
             mode = "online" if sync.online and not sync.forced_offline else ("OFFLINE (forced)" if sync.forced_offline else "offline")
             parts.append(f"{mode}: {sync.pending} pending, last sync {sync.last_sync or 'never'}")
         parts.append(f"{self.cfg.store.name} · {self.cfg.store.terminal}")
-        self.query_one("#status", Static).update(" │ ".join(parts))
+        self.query_one("#status", Static).update(" │ ".join(parts), layout=False)
 
     # ------------------------------------------------------------ cart
 
@@ -165,7 +173,12 @@ class CheckoutScreen(Screen[None]):
             table.move_cursor(row=min(max(row, 0), len(self.cart.lines) - 1))
 
     def show_totals(self, error: str | None = None) -> None:
-        self.query_one("#totals", Static).update(render.totals_text(self.quote if self.cart.lines else None, self.cfg, error))
+        quote = self.quote if self.cart.lines else None
+        key = (error, None if quote is None else (quote["subtotal"], quote["discount"], quote["total"], str(quote.get("earned"))))
+        if key == self._totals_key:
+            return
+        self._totals_key = key
+        self.query_one("#totals", Static).update(render.totals_text(quote, self.cfg, error), layout=False)
 
     def cart_changed(self) -> None:
         self.quote = None if not self.cart.lines else self.quote
@@ -238,15 +251,11 @@ class CheckoutScreen(Screen[None]):
         table = self.query_one("#cart", DataTable)
         table.move_cursor(row=min(len(self.cart.lines) - 1, table.cursor_row + 1))
 
-    def _right_scroller(self) -> VerticalScroll:
-        which = self.query_one("#right", ContentSwitcher).current or "member-panel"
-        return self.query_one(f"#{which}", VerticalScroll)
-
     def action_receipt_up(self) -> None:
-        self._right_scroller().scroll_page_up()
+        self.query_one("#receipt-panel", VerticalScroll).scroll_page_up()
 
     def action_receipt_down(self) -> None:
-        self._right_scroller().scroll_page_down()
+        self.query_one("#receipt-panel", VerticalScroll).scroll_page_down()
 
     def action_remove_line(self) -> None:
         try:
@@ -288,14 +297,16 @@ class CheckoutScreen(Screen[None]):
         self._quote_seq += 1
         self._tap_seq += 1
         self._undo_redeem = None
-        self.query_one("#member", Static).set_classes("")
-        self.query_one("#member", Static).update(render.empty_panel(self.services.demo))
+        self.query_one("#member", Static).remove_class("refused")
+        self.query_one("#member", Static).update(render.empty_panel(self.services.demo), layout=False)
         self.show_right("member-panel")
         self.refresh_cart()
         self.show_totals()
 
     def show_right(self, which: str) -> None:
-        self.query_one("#right", ContentSwitcher).current = which
+        switcher = self.query_one("#right", ContentSwitcher)
+        if switcher.current != which:
+            switcher.current = which
 
     # ------------------------------------------------------------ cards
 
@@ -369,8 +380,9 @@ class CheckoutScreen(Screen[None]):
             self.cart.view = None
             self.cart.unknown = False
             self.cart.redeem = {}
-            panel.set_classes("refused")
-            panel.update(render.refusal_panel(msg.card_id, msg.refused))
+            if not panel.has_class("refused"):
+                panel.add_class("refused")
+            panel.update(render.refusal_panel(msg.card_id, msg.refused), layout=False)
             self.say(msg.refused, "error")
             self.app.bell()
         else:
@@ -380,7 +392,8 @@ class CheckoutScreen(Screen[None]):
             self.cart.card = msg.card_id
             self.cart.view = msg.view
             self.cart.unknown = msg.unknown
-            panel.set_classes("")
+            if panel.has_class("refused"):
+                panel.remove_class("refused")
             self.show_member()
             if msg.warning:
                 self.say(msg.warning, "warn")
@@ -395,11 +408,11 @@ class CheckoutScreen(Screen[None]):
     def show_member(self) -> None:
         panel = self.query_one("#member", Static)
         if self.cart.card is None:
-            panel.update(render.empty_panel(self.services.demo))
+            panel.update(render.empty_panel(self.services.demo), layout=False)
         elif self.cart.unknown or self.cart.view is None:
-            panel.update(render.unknown_panel(self.cart.card, self.cart.profile, self.cfg.bonuses.profile_completed))
+            panel.update(render.unknown_panel(self.cart.card, self.cart.profile, self.cfg.bonuses.profile_completed), layout=False)
         else:
-            panel.update(render.member_panel(self.cfg, self.cart.view, self.cart.redeem, self.cart.profile))
+            panel.update(render.member_panel(self.cfg, self.cart.view, self.cart.redeem, self.cart.profile), layout=False)
 
     def action_profile(self) -> None:
         if self.cart.card is None:

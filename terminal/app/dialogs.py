@@ -234,7 +234,7 @@ KEYS: list[tuple[str, str]] = [
     ("F4", "apply a ready reward (again: take it off)"),
     ("F5", "redeem points: type points (200) or an amount (1.000); blank = all that fits"),
     ("Up / Down", "select a cart line"),
-    ("PgUp / PgDn", "scroll the member panel or the receipt"),
+    ("PgUp / PgDn", "scroll the receipt"),
     ("F6", "remove the selected line"),
     ("F7", "change the selected line's quantity"),
     ("F8", "member screen: the card's history"),

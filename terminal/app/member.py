@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import ClassVar
 
 from textual import on, work
@@ -42,7 +43,7 @@ class MemberScreen(Screen[None]):
     MemberScreen { layout: vertical; }
     #member-title { height: 1; background: $boost; padding: 0 1; text-style: bold; }
     #member-body { height: 1fr; }
-    #member-summary { width: 44; padding: 0 1; border-right: solid $primary; }
+    #member-summary { width: 40; padding: 0 1; border-right: solid $primary; }
     #history { width: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,f8", "back", "Back"), Binding("f1", "help", "Help")]
@@ -99,10 +100,19 @@ class MemberScreen(Screen[None]):
                 what += f" ({payload['reason']})"
             amount = f"{ev['amount']:+d} {ev['account']}" if ev["account"] and ev["amount"] else ""
             if ev["kind"] == "sale":
-                amount = f"{payload.get('total', '')}"
                 amount = _money(self.services, payload.get("total"))
-            table.add_row(ev["ts"][:16].replace("T", " "), what, ev["program_id"] or "", amount, (ev["sale_id"] or "")[:8])
+            elif ev["account"] == "spend":
+                amount = "+" + _money(self.services, ev["amount"]) if ev["amount"] > 0 else "-" + _money(self.services, -ev["amount"])
+            table.add_row(self._local(ev["ts"]), what, ev["program_id"] or "", amount, (ev["sale_id"] or "")[:8])
         self.events_shown = len(msg.events)
+
+    def _local(self, ts: str) -> str:
+        """Store time: the ledger keeps UTC, the manager reads the shop's clock."""
+        try:
+            when = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        except ValueError:
+            return ts[:16]
+        return when.astimezone(self.services.cfg.store.tz).strftime("%y-%m-%d %H:%M")
 
     def action_back(self) -> None:
         self.app.pop_screen()

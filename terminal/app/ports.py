@@ -256,6 +256,9 @@ class ChainSync:
         pending, last = self.gate.pending_events()
         online = False
         note = self.note
+        cfg = self.gate.cfg
+        if not note and (not cfg.sync.server or cfg.sync.token_file is None or not cfg.sync.token_file.exists()):
+            note = "sync not set up ([sync] server and token_file)"
         if not self.forced_offline and not note:
             try:
                 if self._health is None:
