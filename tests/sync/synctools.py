@@ -157,17 +157,6 @@ class Terminal:
         self.loyalty.close()
 
 
-def offline_redeem(t: Terminal, card: str, program: str, points: int, when: datetime = NOW) -> None:
-    """A redemption the till authorized from its escrow (its synced view of the chain's balance).
-
-    Written through the ledger's own append path, as the escrow-aware checkout will write it.
-    """
-    member = t.member(card)
-    with t.loyalty.ledger.transaction(when, t.loyalty.day(when)) as tx:
-        tx.append("redeem", event_id=f"offline-{t.tid}-{card}-{points}-{t.head()}", member_id=member, card_id=card,
-                  program_id=program, account="points", amount=-points, payload={"escrow": True})
-
-
 @contextmanager
 def in_process(store: ServerStore) -> Iterator[httpx.Client]:
     from fastapi.testclient import TestClient

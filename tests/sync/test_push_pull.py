@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from synctools import NOW, Terminal, in_process, local_events, offline_redeem, server_events
+from synctools import NOW, Terminal, in_process, local_events, server_events
 
 from ledger.errors import LoyaltyError
 from ledger.store import HASHED, event_hash
@@ -159,19 +159,28 @@ def test_two_stores_redeem_offline_overdraft_is_flagged_and_shown_alike(server: 
         key = (member, "points", "points")
         synced = b.shown()[key]
         assert synced == a.shown()[key] == 950
-        # both offline: each redeems up to what it last saw of the chain
-        offline_redeem(a, CARD, "points", 600)
-        offline_redeem(b, CARD, "points", 600)
+        # both offline: each redeems, through a real checkout, up to what it last saw of the chain (its escrow)
+        sold_a = a.sale(CARD, "BEANS", redeem=("points=600",))
+        sold_b = b.sale(CARD, "BEANS", redeem=("points=600",))
+        assert sold_a["redeemed"] == sold_b["redeemed"] == {"points": 600}
+        expected = synced - 2 * 600 + sold_a["earned"]["points"] + sold_b["earned"]["points"]
+        assert expected < 0
         ra = a.client(http).sync()
         rb = b.client(http).sync()
         assert ra["push"]["overdrafts"] == []
-        assert rb["push"]["overdrafts"] == [{"member_id": member, "program_id": "points", "account": "points", "balance": -250}]
+        overdrafts = rb["push"]["overdrafts"]
+        assert [(o["member_id"], o["program_id"], o["account"]) for o in overdrafts] == [(member, "points", "points")]
+        assert overdrafts[0]["balance"] < 0
         a.client(http).sync()
     # every till shows the same negative balance, and it never goes below what two escrows allow
-    assert a.shown()[key] == b.shown()[key] == server.balances_of()[key] == -250
-    assert -(synced * 1) <= -250
+    assert a.shown()[key] == b.shown()[key] == server.balances_of()[key] == expected
+    assert expected >= -synced
     rep = server.reports()["overdrafts"]
-    assert [(o["member_id"], o["balance"], o["current"], o["tid"]) for o in rep] == [(member, -250, -250, b.tid)]
+    assert [(o["member_id"], o["current"], o["tid"]) for o in rep] == [(member, expected, b.tid)]
+    # the till refuses to redeem from a negative balance
+    with pytest.raises(LoyaltyError) as exc:
+        a.sale(CARD, "BEANS", redeem=("points=100",))
+    assert exc.value.code == "insufficient_balance"
 
 
 def test_a_card_blocked_at_one_store_is_refused_at_another_after_pull(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
