@@ -252,13 +252,17 @@ class ChainSync:
                           store_id=cfg.store.id, terminal_id=cfg.store.terminal, timeout_s=cfg.sync.timeout_s,
                           attempts=2, progress=bar)
 
+    def not_set_up(self) -> str:
+        cfg = self.gate.cfg
+        if not cfg.sync.server or cfg.sync.token_file is None or not cfg.sync.token_file.exists():
+            return "sync is not set up for this till ([sync] server, token_file from `loyalty server add-terminal`)"
+        return ""
+
     def state(self) -> SyncState:
         pending, last = self.gate.pending_events()
         online = False
         note = self.note
-        cfg = self.gate.cfg
-        if not note and (not cfg.sync.server or cfg.sync.token_file is None or not cfg.sync.token_file.exists()):
-            note = "sync not set up ([sync] server and token_file)"
+        note = note or self.not_set_up()
         if not self.forced_offline and not note:
             try:
                 if self._health is None:
@@ -283,6 +287,8 @@ class ChainSync:
             now = gate.clock()
             if self.forced_offline:
                 detail = "forced offline: nothing pushed; run end of day again when back online"
+            elif self.not_set_up():
+                detail = f"{self.not_set_up()}: local report only"
             else:
                 try:
                     client = self._client(progress)

@@ -97,5 +97,6 @@ def test_end_of_day(snap_compare: Callable[..., bool], make_app: Callable[..., L
         await until(pilot, lambda: pilot.app.screen.__class__.__name__ == "ManagerMenu")
         await pilot.press("e")
         await until(pilot, lambda: "Z REPORT" in text_of(pilot.app, "#eod-text"), what="z report")
+        await until(pilot, lambda: "printed" in text_of(pilot.app, "#eod-print"), what="z report printed")
 
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
