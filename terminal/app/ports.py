@@ -75,13 +75,16 @@ def open_reader(cfg: Config, url: str | None = None) -> CardReader:
 
 def tap(reader: CardReader | None, card_id: str) -> bool:
     """Tap a card on a reader that can simulate taps; False when it cannot."""
-    tap_fn = getattr(reader, "tap", None)
-    if callable(tap_fn):
-        tap_fn(card_id)
-        return True
-    feed = getattr(reader, "feed", None)  # keyboard://: a wedge types the id and Enter
-    if callable(feed):
-        feed(card_id + "\n")
+    for method, arg in (("tap", card_id), ("feed", card_id + "\n")):  # feed: keyboard://, a wedge types the id and Enter
+        fn = getattr(reader, method, None)
+        if not callable(fn):
+            continue
+        try:
+            if method == "tap" and callable(getattr(reader, "remove", None)):
+                reader.remove()  # type: ignore[union-attr]  # a key press is a new tap, even of the card already there
+            fn(arg)
+        except Exception:  # a hardware reader cannot take a typed id: the app handles it as a tap itself
+            continue
         return True
     return False
 

@@ -315,3 +315,13 @@ async def test_help_lists_every_key(make_app: Callable[..., LoyaltyApp]) -> None
             key = getattr(binding, "key", "").replace("escape", "esc")
             if getattr(binding, "show", True):
                 assert f"{key.upper()}  " in shown.upper(), key
+
+
+async def test_the_same_card_tapped_again_is_read_again(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tap(pilot, "4")
+        await pilot.press("escape")
+        assert "No card" in text_of(app, "#member")
+        await tap(pilot, "4")
+        assert "Reza Tehrani" in text_of(app, "#member")
