@@ -141,7 +141,7 @@ class CheckoutScreen(Screen[None]):
         self._said = (text, kind)
         if set(msg.classes) != ({kind} if kind else set()):
             msg.set_classes(kind)
-        msg.update(text, layout=False)
+        msg.update(Text(text), layout=False)  # messages quote config keys like [sync]: never markup
 
     def show_status(self, snap: StatusSnapshot | None) -> None:
         s = self.services
@@ -156,7 +156,7 @@ class CheckoutScreen(Screen[None]):
             mode = "online" if sync.online and not sync.forced_offline else ("OFFLINE (forced)" if sync.forced_offline else "offline")
             parts.append(f"{mode}: {sync.pending} pending, last sync {sync.last_sync or 'never'}")
         parts.append(f"{self.cfg.store.name} · {self.cfg.store.terminal}")
-        self.query_one("#status", Static).update(" │ ".join(parts), layout=False)
+        self.query_one("#status", Static).update(Text(" │ ".join(parts)), layout=False)
 
     # ------------------------------------------------------------ cart
 
@@ -569,7 +569,7 @@ class CheckoutScreen(Screen[None]):
 
     def show_receipt(self, text: str, status: str) -> None:
         self.query_one("#receipt", Static).update(Text(text, no_wrap=True, overflow="crop"))
-        self.query_one("#print-status", Static).update(status)
+        self.query_one("#print-status", Static).update(Text(status))
         self.show_right("receipt-panel")
 
     @work(thread=True, group="print", exit_on_error=False)

@@ -57,12 +57,12 @@ class FormScreen(ModalScreen[dict[str, str] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.form_title, classes="title")
+            yield Label(Text(self.form_title), classes="title")
             for f in self.fields:
-                yield Label(f.label)
+                yield Label(Text(f.label))
                 yield Input(value=f.value, placeholder=f.placeholder, password=f.password, id=f"field-{f.name}")
             yield Label("", classes="error", id="form-error")
-            yield Label(self.hint or "Enter: next / done   Esc: cancel", classes="hint")
+            yield Label(Text(self.hint or "Enter: next / done   Esc: cancel"), classes="hint")
 
     def values(self) -> dict[str, str]:
         return {f.name: self.query_one(f"#field-{f.name}", Input).value for f in self.fields}
@@ -78,7 +78,7 @@ class FormScreen(ModalScreen[dict[str, str] | None]):
         values = self.values()
         problem = self.validate(values) if self.validate else None
         if problem:
-            self.query_one("#form-error", Label).update(problem)
+            self.query_one("#form-error", Label).update(Text(problem))
             return
         self.dismiss(values)
 
@@ -112,7 +112,7 @@ class PinScreen(ModalScreen[bool]):
         ok = self.check(event.value)
         error = self.query_one("#pin-error", Label)
         if ok is None:
-            error.update("No manager PIN is set: add [manager] pin_sha256 to config.toml (SHA-256 of the PIN).")
+            error.update(Text("No manager PIN is set: add [manager] pin_sha256 to config.toml (SHA-256 of the PIN)."))
             return
         if ok:
             self.dismiss(True)
@@ -122,7 +122,7 @@ class PinScreen(ModalScreen[bool]):
         if self.wrong >= self.TRIES:
             self.dismiss(False)
             return
-        error.update(f"Wrong PIN ({self.TRIES - self.wrong} tries left). Try again, or Esc.")
+        error.update(Text(f"Wrong PIN ({self.TRIES - self.wrong} tries left). Try again, or Esc."))
 
     def action_cancel(self) -> None:
         self.dismiss(False)

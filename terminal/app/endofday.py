@@ -62,7 +62,7 @@ class EndOfDayScreen(Screen[None]):
     @on(EndOfDayProgress)
     def _progress(self, msg: EndOfDayProgress) -> None:
         self.query_one("#eod-bar", ProgressBar).update(progress=msg.fraction)
-        self.query_one("#eod-step", Static).update(msg.label)
+        self.query_one("#eod-step", Static).update(Text(msg.label))
 
     @on(EndOfDayDone)
     def _done(self, msg: EndOfDayDone) -> None:

@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -55,7 +56,7 @@ class MemberScreen(Screen[None]):
         self.events_shown = 0
 
     def compose(self) -> ComposeResult:
-        yield Static(f"Member: {self.card_id}", id="member-title")
+        yield Static(Text(f"Member: {self.card_id}"), id="member-title")
         with Horizontal(id="member-body"):
             with VerticalScroll(id="member-summary"):
                 yield Static("loading…", id="member-view")

@@ -325,3 +325,11 @@ async def test_the_same_card_tapped_again_is_read_again(make_app: Callable[..., 
         assert "No card" in text_of(app, "#member")
         await tap(pilot, "4")
         assert "Reza Tehrani" in text_of(app, "#member")
+
+
+async def test_without_a_manager_pin_the_dialog_says_how_to_set_one(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app(check_pin=lambda pin: None)  # a config without [manager]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f12", *"1234", "enter")
+        await until(pilot, lambda: "pin_sha256" in text_of(app, "#pin-error"), what="no-PIN message")
+        assert "add [manager] pin_sha256 to config.toml" in text_of(app, "#pin-error")
