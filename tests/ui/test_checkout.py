@@ -333,3 +333,37 @@ async def test_without_a_manager_pin_the_dialog_says_how_to_set_one(make_app: Ca
         await pilot.press("f12", *"1234", "enter")
         await until(pilot, lambda: "pin_sha256" in text_of(app, "#pin-error"), what="no-PIN message")
         assert "add [manager] pin_sha256 to config.toml" in text_of(app, "#pin-error")
+
+
+async def _manager(pilot, key: str) -> None:
+    app = pilot.app
+    await pilot.press("f12", *"1234", "enter")
+    await until(pilot, lambda: app.screen.__class__.__name__ == "ManagerMenu", what="manager menu")
+    await pilot.press(key)
+
+
+async def test_manager_replaces_a_card_and_reprints_a_receipt(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _sell_one(pilot)  # Ahmad's card, uid:04B2C3D4E5F607
+        await _manager(pilot, "n")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen", what="replace form")
+        await pilot.press("enter", *"code:NEW-0002", "enter")
+        await until(pilot, lambda: "Member moved to card code:NEW-0002" in text_of(app, "#message"), what="replaced")
+        assert app.services.gate.card("uid:04B2C3D4E5F607")["status"] == "replaced"
+        assert app.services.gate.card("code:NEW-0002")["member"]["name"] == "Ahmad Al-Mutairi"
+        await _manager(pilot, "p")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen", what="reprint form")
+        await pilot.press("enter")
+        await until(pilot, lambda: "Reprinted" in text_of(app, "#message"), what="reprint")
+        assert "COPY" in text_of(app, "#receipt")
+
+
+async def test_manager_forces_offline_and_back(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _manager(pilot, "o")
+        await until(pilot, lambda: "OFFLINE (forced)" in text_of(app, "#status"), what="forced offline")
+        await _manager(pilot, "o")
+        await until(pilot, lambda: "Back online" in text_of(app, "#message"), what="back online")
+        await until(pilot, lambda: "OFFLINE (forced)" not in text_of(app, "#status"), what="status back")
