@@ -391,27 +391,23 @@ class Loyalty:
             return card_view(tx.conn, self.cfg, card, day)
 
     def block(self, raw_card: str, now: datetime, reason: str = "") -> dict[str, Any]:
-        card_id = _normalize(raw_card)
-        day = self.day(now)
-        with self.ledger.transaction(now, day) as tx:
-            row = self._existing_card(tx.conn, card_id)
-            if row["status"] == "replaced":
-                raise _card_refused(row)
-            if row["status"] != "blocked":
-                tx.conn.execute("UPDATE cards SET status='blocked', reason=? WHERE id=?", (reason or None, card_id))
-                tx.append("block", event_id=str(uuid.uuid4()), member_id=row["member_id"], card_id=card_id, payload={"reason": reason})
-            return card_view(tx.conn, self.cfg, self._existing_card(tx.conn, card_id), day)
+        """Refuse the card from now on (lost, stolen, abuse); its member keeps everything."""
+        return self._set_blocked(raw_card, now, True, reason)
 
     def unblock(self, raw_card: str, now: datetime) -> dict[str, Any]:
+        return self._set_blocked(raw_card, now, False, "")
+
+    def _set_blocked(self, raw_card: str, now: datetime, blocked: bool, reason: str) -> dict[str, Any]:
         card_id = _normalize(raw_card)
         day = self.day(now)
         with self.ledger.transaction(now, day) as tx:
             row = self._existing_card(tx.conn, card_id)
             if row["status"] == "replaced":
                 raise _card_refused(row)
-            if row["status"] == "blocked":
-                tx.conn.execute("UPDATE cards SET status='active', reason=NULL WHERE id=?", (card_id,))
-                tx.append("unblock", event_id=str(uuid.uuid4()), member_id=row["member_id"], card_id=card_id)
+            if (row["status"] == "blocked") != blocked:
+                tx.conn.execute("UPDATE cards SET status=?, reason=? WHERE id=?", ("blocked" if blocked else "active", reason or None, card_id))
+                tx.append("block" if blocked else "unblock", event_id=str(uuid.uuid4()), member_id=row["member_id"], card_id=card_id,
+                          payload={"reason": reason} if blocked else None)
             return card_view(tx.conn, self.cfg, self._existing_card(tx.conn, card_id), day)
 
     def replace(self, raw_old: str, raw_new: str, now: datetime) -> dict[str, Any]:

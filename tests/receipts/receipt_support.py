@@ -6,7 +6,6 @@ and a name imported from "conftest" could come from another one."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import socket
@@ -14,11 +13,12 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+from ledger_store import CliResult, run_cli  # noqa: F401  (re-exported for the receipts tests)
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -92,29 +92,6 @@ def make_documents(store: Store) -> Documents:
     voucher = {"program": "coffee", "card": CARD, "code": "COFFEE-12-AB12CD", "valid_until": "2026-12-31"}
     enrolment = store.service.card(CARD, clock.parse_now("2026-11-20T10:00", store.cfg.store.tz)) | {"welcome_points": 50}
     return Documents(sale, refund, z, voucher, enrolment)
-
-
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-def run_cli(*args: str) -> CliResult:
-    from terminal.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return CliResult(code, out.getvalue(), err.getvalue())
 
 
 # ----------------------------------------------------------------- a TCP printer
