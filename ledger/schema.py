@@ -210,3 +210,16 @@ def m002_remote(db: Database) -> None:
         ) WITHOUT ROWID;
         """,
     )
+
+
+@migrations()
+def m003_receipt_numbers(db: Database) -> None:
+    # the number printed on the receipt is what a manager types to find a sale
+    _run(
+        db,
+        """
+        ALTER TABLE sales ADD COLUMN receipt_no TEXT;
+        UPDATE sales SET receipt_no = json_extract(result, '$.receipt.number');
+        CREATE INDEX sales_receipt ON sales(receipt_no);
+        """,
+    )

@@ -107,10 +107,20 @@ class Loyalty:
                 raise LoyaltyError("unknown_card", f"card {card_id} is not enrolled")
             return card_view(conn, self.cfg, row, self.day(now))
 
-    def sale(self, sale_id: str) -> dict[str, Any]:
-        row = self.conn.execute("SELECT result, refund_id FROM sales WHERE id=?", (sale_id,)).fetchone()
+    def find_sale(self, ref: str) -> str:
+        """A sale's id from its id or from the receipt number printed on it (till-1-000042)."""
+        ref = ref.strip()
+        row = self.conn.execute(
+            "SELECT id FROM sales WHERE id=? UNION ALL SELECT id FROM sales WHERE receipt_no=? LIMIT 1", (ref, ref)
+        ).fetchone()
         if row is None:
-            raise LoyaltyError("unknown_sale", f"no sale {sale_id!r} in this ledger")
+            raise LoyaltyError("unknown_sale", f"no sale with id or receipt number {ref!r} in this ledger")
+        return str(row[0])
+
+    def sale(self, ref: str) -> dict[str, Any]:
+        """A committed sale's result, by sale id or receipt number."""
+        sale_id = self.find_sale(ref)
+        row = self.conn.execute("SELECT result, refund_id FROM sales WHERE id=?", (sale_id,)).fetchone()
         result: dict[str, Any] = json.loads(row["result"])
         if row["refund_id"]:
             result["refunded"] = row["refund_id"]
@@ -233,10 +243,10 @@ class Loyalty:
                 },
             }
             tx.conn.execute(
-                "INSERT INTO sales (id, terminal_id, store_id, ts, business_day, card_id, member_id, currency, subtotal, discount, total, request_hash, result)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO sales (id, terminal_id, store_id, ts, business_day, card_id, member_id, currency, subtotal, discount, total,"
+                " request_hash, result, receipt_no) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (sale_id, self.cfg.store.terminal, self.cfg.store.id, tx.ts, tx.day, card_id, member_id, self.cfg.currency.code,
-                 plan.subtotal, plan.discount, plan.total, fingerprint, canonical(result)),
+                 plan.subtotal, plan.discount, plan.total, fingerprint, canonical(result), result["receipt"]["number"]),
             )
             tx.conn.executemany(
                 "INSERT INTO sale_lines (sale_id, line_no, sku, name, category, qty, unit_price, gross, reward, discount, redeemed, net)"
@@ -275,8 +285,9 @@ class Loyalty:
 
     # ------------------------------------------------------------ refund
 
-    def refund(self, sale_id: str, now: datetime) -> dict[str, Any]:
-        """Reverse exactly what a sale did to the member's balances, once."""
+    def refund(self, ref: str, now: datetime) -> dict[str, Any]:
+        """Reverse exactly what a sale (by id or receipt number) did to the member's balances, once."""
+        sale_id = self.find_sale(ref)
         day = self.day(now)
         refund_id = derived_id(sale_id, "refund")
         ids = _Ids(refund_id)
@@ -372,7 +383,7 @@ class Loyalty:
     ) -> dict[str, Any]:
         """Enrol a new card, or complete the profile of an enrolled one."""
         card_id = _normalize(raw_card)
-        profile = _check_profile(name, phone, birthday)
+        profile = check_profile(name, phone, birthday)
         day = self.day(now)
         ids = _Ids(str(uuid.uuid4()))
         with self.ledger.transaction(now, day) as tx:
@@ -697,7 +708,8 @@ def _queue_print(tx: Tx, kind: str, ref: str) -> None:
     tx.conn.execute("INSERT INTO print_jobs (kind, ref, created_at) VALUES (?,?,?)", (kind, ref, tx.ts))
 
 
-def _check_profile(name: str | None, phone: str | None, birthday: str | None) -> dict[str, str]:
+def check_profile(name: str | None, phone: str | None, birthday: str | None) -> dict[str, str]:
+    """The profile fields given, cleaned; LoyaltyError("bad_profile") names the first bad one."""
     profile: dict[str, str] = {}
     if name is not None:
         name = " ".join(name.split())

@@ -163,6 +163,8 @@ def card_view(
                 "percent": number(program.discount_percent),
             }
     out: dict[str, Any] = {"card": card["id"], "status": card["status"]}
+    if card["status"] == "blocked" and card["reason"]:
+        out["reason"] = card["reason"]
     if card["replaced_by"]:
         out["replaced_by"] = card["replaced_by"]
     out["member"] = member_json

@@ -21,7 +21,7 @@ from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
 
 import receipts
 from ledger.errors import LoyaltyError
-from ledger.service import CheckoutRequest, _check_profile
+from ledger.service import CheckoutRequest, check_profile
 
 from . import render
 from .cart import Cart, looks_like_card
@@ -427,7 +427,7 @@ class CheckoutScreen(Screen[None]):
 
         def check(values: dict[str, str]) -> str | None:
             try:
-                _check_profile(*(values[k].strip() or None for k in ("name", "phone", "birthday")))
+                check_profile(*(values[k].strip() or None for k in ("name", "phone", "birthday")))
             except LoyaltyError as exc:
                 return exc.message
             return None

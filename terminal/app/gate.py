@@ -99,15 +99,7 @@ class Gate:
         if not ref:
             raise LoyaltyError("unknown_sale", "give the sale's receipt number (e.g. till-1-000042) or its id")
         with self.lock:
-            conn = self.loyalty.conn
-            if conn.execute("SELECT 1 FROM sales WHERE id=?", (ref,)).fetchone():
-                return ref
-            row = conn.execute(
-                "SELECT id FROM sales WHERE json_extract(result, '$.receipt.number') = ? ORDER BY ts DESC LIMIT 1", (ref,)
-            ).fetchone()
-        if row is None:
-            raise LoyaltyError("unknown_sale", f"no sale with receipt number or id {ref!r} on this till: check the receipt")
-        return str(row[0])
+            return self.loyalty.find_sale(ref)
 
     # ------------------------------------------------------------ status
 

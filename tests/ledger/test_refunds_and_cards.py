@@ -152,3 +152,22 @@ def test_profile_validation(store):
             store.service.enrol(CARD, store.now("2026-11-22T10:00"), **kwargs)
         assert err.value.code == "bad_profile"
     assert store.count("members") == 0
+
+
+def test_a_sale_is_found_by_its_receipt_number(store):
+    sale = store.sale(CARD, ["LAT"])
+    number = sale["receipt"]["number"]
+    assert store.service.find_sale(number) == sale["sale"]
+    assert store.service.sale(number)["sale"] == sale["sale"]
+    refund = store.service.refund(number, store.now("2026-11-22T12:00"))
+    assert refund["sale"] == sale["sale"]
+    with pytest.raises(LoyaltyError) as err:
+        store.service.find_sale("till-9-999999")
+    assert err.value.code == "unknown_sale"
+
+
+def test_a_blocked_card_shows_why(store):
+    store.sale(CARD, ["LAT"])
+    view = store.service.block(CARD, store.now("2026-11-22T11:00"), "reported stolen")
+    assert (view["status"], view["reason"]) == ("blocked", "reported stolen")
+    assert "reason" not in store.service.unblock(CARD, store.now("2026-11-22T11:05"))
