@@ -19,11 +19,13 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from .clock import iso
 from .errors import LoyaltyError
-from .schema import migrations
+
+# The migrations of ledger/schema.py, by name (a test keeps the two in step): when
+# all are applied, opening a ledger needs no sqlite-utils import, which keeps the
+# till's start fast.
+MIGRATIONS = ("m001_core", "m002_remote", "m003_receipt_numbers")
 
 GENESIS = "0" * 64
 EVENT_NAMESPACE = uuid.UUID("5b3c1f52-7f4e-4d0a-9a51-1c2b7d3e9f60")
@@ -104,10 +106,22 @@ class Ledger:
         self.store_id = store_id
         self.rules_version = rules_version
         self.conn = connect(path)
-        db = Database(self.conn)
-        if migrations.pending(db):
-            migrations.apply(db)
+        if not self._migrated():
+            from sqlite_utils import Database
+
+            from .schema import migrations
+
+            db = Database(self.conn)
+            if migrations.pending(db):
+                migrations.apply(db)
         self._check_identity()
+
+    def _migrated(self) -> bool:
+        try:
+            applied = {r[0] for r in self.conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'pos-loyalty-ledger'")}
+        except sqlite3.OperationalError:  # a new file: no migrations table yet
+            return False
+        return applied >= set(MIGRATIONS)
 
     def _check_identity(self) -> None:
         # A ledger file belongs to one terminal: its chain must not be continued by another.

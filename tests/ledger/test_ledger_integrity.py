@@ -160,3 +160,23 @@ def test_a_ledger_belongs_to_one_terminal(make_store, store):
     with pytest.raises(LoyaltyError) as err:
         make_store(replace={'terminal = "till-9"': 'terminal = "till-2"'})
     assert err.value.code == "wrong_terminal"
+
+
+def test_the_fast_open_knows_every_migration():
+    from ledger.schema import migrations
+    from ledger.store import MIGRATIONS
+
+    assert tuple(m.name for m in migrations._migrations) == MIGRATIONS
+
+
+def test_reopening_a_ledger_keeps_it(store):
+    from ledger.service import Loyalty
+
+    store.sale(CARD, ["LAT"])
+    store.service.close()
+    again = Loyalty.open(store.cfg)
+    try:
+        assert again.card(CARD, store.now("2026-11-22T12:00"))["programs"]["points"]["balance"] == 12
+        assert verify(again.conn).ok
+    finally:
+        again.close()
