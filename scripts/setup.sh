@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-venv gcc swig libpcsclite-dev pcscd vsmartcard-vpcd socat tmux
+APT_PACKAGES=(python3-venv gcc swig libpcsclite-dev pcscd vsmartcard-vpcd socat tmux libusb-1.0-0
               fonts-noto-core libfribidi0 libraqm0 postgresql)
 
 missing=()

@@ -4,7 +4,7 @@
 | --- | --- |
 | `escpos+tcp://HOST[:PORT]` | network printer (raw TCP, port 9100) |
 | `escpos+serial:///dev/ttyS0?baudrate=19200` | serial printer |
-| `escpos+usb://VID:PID` | USB printer (needs pyusb) |
+| `escpos+usb://VID:PID` | USB printer (pyusb + libusb) |
 | `file:///dev/usb/lp0` or `file:///path/out.bin` | ESC/POS bytes appended to a device or file |
 | `preview://` or `preview:///dir` | no paper: keeps the last receipt as text and PNG (and writes them to dir) |
 

@@ -240,3 +240,11 @@ def test_every_template_as_png_and_text(tmp_path: Path, locale: str) -> None:
         assert job.png().startswith(b"\x89PNG")
         text = job.text()
         assert text.strip() and ("\u200f" in text) == (locale != "en")
+
+
+def test_usb_printer_that_is_not_plugged_in_is_a_clear_error() -> None:
+    # pyusb and libusb are installed: the driver reaches the USB bus and finds no such printer
+    printer = open_printer("escpos+usb://04b8:0e15")
+    with pytest.raises(PrinterError, match="not found"):
+        printer.status()
+    printer.close()
