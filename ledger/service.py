@@ -24,7 +24,7 @@ from .config import Config, MembershipProgram, PointsProgram, StampsProgram
 from .errors import LoyaltyError
 from .pricing import Plan, parse_item, price_cart
 from .store import Ledger, Tx, canonical, derived_id
-from .views import MEMBER, card_view, member_state, tier_spend
+from .views import MEMBER, advance, card_view, member_state, tier_spend
 
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,19}$")
 _BIRTHDAY = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
@@ -160,12 +160,17 @@ class Loyalty:
         day = self.day(now)
         ids = _Ids(sale_id)
         with self.ledger.transaction(now, day) as tx:
-            done = tx.conn.execute("SELECT request_hash, result FROM sales WHERE id=?", (sale_id,)).fetchone()
-            if done is not None:
+            done = tx.conn.execute(
+                "SELECT s.request_hash, s.result, (SELECT 1 FROM business_days WHERE day=?) AS closed"
+                " FROM (SELECT 1) LEFT JOIN sales s ON s.id=?",
+                (day.isoformat(), sale_id),
+            ).fetchone()
+            if done["result"] is not None:
                 if done["request_hash"] != fingerprint:
                     raise LoyaltyError("conflict", f"sale {sale_id} was already committed with other items")
                 return dict(json.loads(done["result"])) | {"replayed": True}
-            self._check_open_day(tx, day)
+            if done["closed"]:
+                raise _day_closed(day)
             row = self._card_for_sale(tx.conn, card_id, allow_unknown=self.cfg.ledger.auto_enrol)
             enrolled = False
             if row is None:
@@ -178,6 +183,7 @@ class Loyalty:
             member = tx.conn.execute("SELECT * FROM members WHERE id=?", (member_id,)).fetchone()
             self._expire(tx, ids, member_id)
             state = member_state(tx.conn, self.cfg, member_id, day, swept=True, now=now)
+            seen = len(tx.appended)  # the expiry above is already in `state`
             plan = price_cart(self.cfg, req.items, state, req.redeem, day)
             if plan.rewards_used or plan.points_redeemed:
                 self._check_redeem_cap(tx, member_id, day)
@@ -219,7 +225,11 @@ class Loyalty:
             if member["first_sale_id"] is None:
                 tx.conn.execute("UPDATE members SET first_sale_id=? WHERE id=?", (sale_id, member_id))
 
-            after = member_state(tx.conn, self.cfg, member_id, day, swept=True, window_spend=spend_after)
+            if plan.memberships_bought:
+                after = member_state(tx.conn, self.cfg, member_id, day, swept=True, window_spend=spend_after, now=now)
+            else:
+                moves = [(ev.program_id or "", ev.account, ev.amount) for ev in tx.appended[seen:] if ev.member_id == member_id and ev.account]
+                after = advance(state, moves, spend_after)
             view = card_view(tx.conn, self.cfg, row, day, state=after, member=member)
             last = tx.appended[-1]
             result: dict[str, Any] = {
@@ -516,7 +526,7 @@ class Loyalty:
 
     def _check_open_day(self, tx: Tx, day: date) -> None:
         if tx.conn.execute("SELECT 1 FROM business_days WHERE day=?", (day.isoformat(),)).fetchone():
-            raise LoyaltyError("day_closed", f"business day {day} is closed (end of day ran); no more sales or refunds on it")
+            raise _day_closed(day)
 
     def _check_redeem_cap(self, tx: Tx, member_id: str, day: date) -> None:
         cap = self.cfg.offline.max_redeem_per_card_per_day
@@ -687,6 +697,10 @@ def _normalize(raw: str) -> str:
         return cards.normalize(raw)
     except cards.CardIdError as exc:
         raise LoyaltyError("bad_card", str(exc)) from None
+
+
+def _day_closed(day: date) -> LoyaltyError:
+    return LoyaltyError("day_closed", f"business day {day} is closed (end of day ran); no more sales or refunds on it")
 
 
 def _card_refused(row: sqlite3.Row) -> LoyaltyError:

@@ -6,6 +6,7 @@ once even on a ledger of millions of events.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -86,6 +87,35 @@ def member_state(
         window_spend=window_spend,
         memberships=active,
         membership_until=until,
+    )
+
+
+def advance(state: MemberState, moves: list[tuple[str, str, int]], window_spend: int) -> MemberState:
+    """The state after this transaction's moves (program, account, amount) of the same member.
+
+    Saves re-reading the balances a sale has just written; remote balances and
+    memberships are unchanged by the moves.
+    """
+    stamps, rewards, points = dict(state.stamps), dict(state.rewards), dict(state.points)
+    spend_rewards = dict(state.spendable_rewards) if state.spendable_rewards is not None else None
+    spend_points = dict(state.spendable_points) if state.spendable_points is not None else None
+    spend = state.spend
+    for program_id, account, amount in moves:
+        if account == "stamps" and program_id in stamps:
+            stamps[program_id] += amount
+        elif account == "rewards" and program_id in rewards:
+            rewards[program_id] += amount
+            if spend_rewards is not None:
+                spend_rewards[program_id] += amount
+        elif account == "points" and program_id in points:
+            points[program_id] += amount
+            if spend_points is not None:
+                spend_points[program_id] += amount
+        elif account == "spend" and program_id == MEMBER:
+            spend += amount
+    return replace(
+        state, stamps=stamps, rewards=rewards, points=points, spendable_rewards=spend_rewards,
+        spendable_points=spend_points, spend=spend, window_spend=window_spend,
     )
 
 

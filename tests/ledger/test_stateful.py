@@ -120,9 +120,13 @@ class Trading(RuleBasedStateMachine):
           redeem=st.sampled_from([[], ["coffee"], ["points"], ["points=100"], ["points=200"], ["coffee", "points"]]))
     def sale(self, card: int, items: list[tuple[str, int]], redeem: list[str]) -> None:
         req = CheckoutRequest.from_cli(self.cards[card], [f"{s}*{q}" for s, q in items], redeem)
-        result = self.attempt(self.service.checkout, req, self.tick())
+        result = self.attempt(self.service.checkout, req, self.now + timedelta(minutes=7))
         if result is not None:
             self.sales.append(result["sale"])
+            # what the sale answered (computed from its own moves) is what the ledger now says
+            fresh = self.service.card(self.cards[card], self.now + timedelta(minutes=7))
+            assert (result["programs"], result["member"]) == (fresh["programs"], fresh["member"])
+        self.tick()
 
     @rule(card=st.sampled_from(range(4)), items=st.lists(st.sampled_from(SKUS), min_size=1, max_size=5))
     def plain_sale(self, card: int, items: list[str]) -> None:
