@@ -29,12 +29,51 @@ COMMAND_MODULES = (
     "terminal.commands.ui",
 )
 
+# which module registers each command, so a command loads only its own module (and what that imports):
+# `loyalty run` then starts without the printing, reader and sync modules; tests/ui/test_cli.py keeps this in step
+COMMANDS = {
+    "init": "terminal.commands.core",
+    "sale": "terminal.commands.core",
+    "refund": "terminal.commands.core",
+    "receipt": "terminal.commands.core",
+    "ledger": "terminal.commands.core",
+    "check-config": "terminal.commands.core",
+    "card": "terminal.commands.cards",
+    "reader": "terminal.commands.readers",
+    "printer": "terminal.commands.printing",
+    "print-queue": "terminal.commands.printing",
+    "sync": "terminal.commands.syncing",
+    "report": "terminal.commands.syncing",
+    "server": "terminal.commands.syncing",
+    "demo": "terminal.commands.ui",
+    "run": "terminal.commands.ui",
+}
+_VALUED = ("--config", "--now")
+
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
 
 
-def build_parser() -> argparse.ArgumentParser:
+def modules_for(argv: Sequence[str] | None) -> tuple[str, ...]:
+    """The command modules a command line needs: its command's alone, or all of them (help, usage errors)."""
+    if argv is None:
+        return COMMAND_MODULES
+    args = iter(argv)
+    for arg in args:
+        if arg in _VALUED:
+            next(args, None)
+        elif arg.startswith("-"):
+            if arg in ("-h", "--help"):
+                return COMMAND_MODULES
+        else:
+            module = COMMANDS.get(arg)
+            return (module,) if module else COMMAND_MODULES
+    return COMMAND_MODULES
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`'s command (every command when argv is None)."""
     parser = argparse.ArgumentParser(
         prog="loyalty",
         description="Offline-first loyalty terminal for the point of sale.",
@@ -43,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_globals(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
+    for name in modules_for(argv):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -77,7 +116,9 @@ def _globals_everywhere(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     args.json = bool(args.json)
     config_path = args.config or os.environ.get("LOYALTY_CONFIG") or "config.toml"

@@ -11,12 +11,12 @@ from typing import Any
 from textual import on, work
 from textual.app import App
 
-import receipts
 from drivers.readers.base import CardPresent, CardRemoved, ReaderConnected, ReaderDisconnected
 
 from .checkout import CheckoutScreen, plain_error
 from .dialogs import Field, FormScreen, ManagerMenu, PinScreen
-from .messages import CardTapped, ManagerResult, ReaderStatus, StatusSnapshot
+from .messages import CardTapped, ManagerResult, ReaderStatus, StatusSnapshot, SyncRoundDone
+from .ports import SyncRound
 from .services import Services
 
 PIN_LOCKOUT_S = 30.0
@@ -33,6 +33,7 @@ class LoyaltyApp(App[None]):
         self._stop = threading.Event()
         self._pin_locked_until = 0.0
         self.manager_log: list[str] = []
+        self.last_sync_round: SyncRound | None = None
 
     def on_mount(self) -> None:
         self.push_screen(self.checkout)
@@ -46,10 +47,36 @@ class LoyaltyApp(App[None]):
                 self.checkout.say(f"Card reader not available: {self.services.reader_error}", "error")
         # the first poll waits for the first frame: it may import the sync client and reach the network
         self.set_timer(0.5, self.refresh_status)
+        self.set_timer(0.5, self.start_sync)
         self.set_interval(self.services.status_interval_s, self.refresh_status)
 
     def on_unmount(self) -> None:
         self._stop.set()
+        self.services.sync.stop_background()
+
+    # ------------------------------------------------------------ background sync
+
+    @work(thread=True, exclusive=True, group="sync-start", exit_on_error=False)
+    def start_sync(self) -> None:
+        # loaded here rather than at startup, where it delayed the first frame; the first receipt should not wait for it
+        import receipts  # noqa: F401
+
+        if self._stop.is_set():
+            return
+        def posted(done: SyncRound) -> None:
+            self.post_message(SyncRoundDone(done))
+
+        try:
+            self.services.sync.start_background(posted)
+        except Exception as exc:  # the till sells without sync; end of day says what to do
+            self.post_message(SyncRoundDone(SyncRound(ok=False, error=plain_error(exc))))
+
+    @on(SyncRoundDone)
+    def _sync_round(self, msg: SyncRoundDone) -> None:
+        self.last_sync_round = msg.round
+        if msg.round.warning:
+            self.checkout.say(msg.round.warning, "warn")
+        self.refresh_status()
 
     # ------------------------------------------------------------ reader
 
@@ -207,7 +234,9 @@ class LoyaltyApp(App[None]):
                 self.post_message(ManagerResult(True, f"Refunded {values['sale']}: {moved or 'nothing to reverse'}.", result, slip))
             elif action == "reprint":
                 sale = gate.sale(values["sale"])
-                text = receipts.render_sale(sale, self.services.cfg, "text", copy=True).decode("utf-8")
+                from receipts import render_sale
+
+                text = render_sale(sale, self.services.cfg, "text", copy=True).decode("utf-8")
                 self._print_quietly("sale", sale["sale"], copy=True)
                 self.post_message(ManagerResult(True, f"Reprinted {sale['receipt']['number']} (marked COPY).", None, text))
             elif action == "block":

@@ -19,7 +19,6 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
 
-import receipts
 from ledger.errors import LoyaltyError
 from ledger.service import CheckoutRequest, check_profile
 
@@ -541,7 +540,9 @@ class CheckoutScreen(Screen[None]):
                 note = "profile saved"
             except Exception as exc:
                 note = f"profile not saved: {plain_error(exc)}"
-        text = receipts.render_sale(result, self.cfg, "text").decode("utf-8")
+        from receipts import render_sale  # loaded after the first frame (app.warm_up), not at startup
+
+        text = render_sale(result, self.cfg, "text").decode("utf-8")
         self.post_message(SaleDone(result, text, welcomed=unknown, note=note))
 
     @on(SaleDone)

@@ -7,7 +7,7 @@ from typing import Any
 
 from textual.message import Message
 
-from .ports import SyncState, ZReport
+from .ports import SyncRound, SyncState, ZReport
 
 
 @dataclass
@@ -67,6 +67,13 @@ class PrintStatus(Message):
 class StatusSnapshot(Message):
     sync: SyncState
     queued_prints: int
+
+
+@dataclass
+class SyncRoundDone(Message):
+    """A background sync round ended (pushed and pulled, failed, or paused by the manager)."""
+
+    round: SyncRound
 
 
 @dataclass

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from drivers.readers.base import CardPresent, CardReader, ReaderConnected, ReaderEvent
 from ledger.config import Config
@@ -229,15 +229,52 @@ class SyncPort(Protocol):
 
     def end_of_day(self, progress: Progress) -> ZReport: ...
 
+    def start_background(self, on_round: Callable[[SyncRound], None]) -> bool: ...
+
+    def stop_background(self, timeout_s: float = 0.5) -> None: ...
+
 
 class ChainSync:
-    """The sync client (sync/) on the till's ledger connection, always through the gate's lock."""
+    """The sync client (sync/): end of day on the till's connection through the gate's lock; the
+    background rounds on a connection of their own, so a slow or dead server never holds the cart."""
 
     def __init__(self, gate: Gate, note: str = ""):
         self.gate = gate
         self.forced_offline = False
         self.note = note  # why there is no server, when there is none
         self._health: Any = None  # a client kept for the status bar's health checks
+        # one sync at a time: end of day waits for a background round, a round waits for end of day
+        self._one_at_a_time = threading.Lock()
+        self._background: Any = None  # sync.client.BackgroundSync, once started
+
+    def start_background(self, on_round: Callable[[SyncRound], None]) -> bool:
+        """Push and pull every `[sync] interval_seconds` on a thread of the sync package's own; False when sync is not set up."""
+        if self._background is not None:
+            return True
+        if self.note or self.not_set_up():
+            return False
+        from sync.client import BackgroundSync, SyncClient  # httpx and the client load here, after the first frame
+
+        cfg = self.gate.cfg
+
+        def report(result: dict[str, Any] | Exception) -> None:
+            on_round(SyncRound.of(result))
+
+        # BackgroundSync calls only sync() and close() on what make_client returns
+        make_client = cast("Callable[[], SyncClient]", self._round_client)
+        self._background = BackgroundSync(make_client, interval_s=float(max(1, cfg.sync.interval_seconds)),
+                                          on_result=report)
+        self._background.start()
+        return True
+
+    def stop_background(self, timeout_s: float = 0.5) -> None:
+        # short: a round stuck on a dead server must not hold the app's exit; the thread is a daemon
+        if self._background is not None:
+            self._background.stop(timeout_s)
+            self._background = None
+
+    def _round_client(self) -> _BackgroundRound:
+        return _BackgroundRound(self)
 
     def _client(self, progress: Progress | None = None) -> Any:
         from sync.client import SyncClient, read_token
@@ -277,13 +314,25 @@ class ChainSync:
 
     def set_offline(self, offline: bool) -> None:
         self.forced_offline = offline
+        if not offline and self._background is not None:
+            self._background.sync_now()  # what was sold while forced offline goes out now, not an interval later
 
     def end_of_day(self, progress: Progress) -> ZReport:
-        from sync.endofday import close_day, z_report, z_text
-
         gate = self.gate
         day = gate.loyalty.day(gate.clock())
         progress(0.05, f"closing business day {day}")
+        if not self._one_at_a_time.acquire(blocking=False):
+            progress(0.05, "waiting for the background sync to finish")
+            self._one_at_a_time.acquire()
+        try:
+            return self._end_of_day(progress, day)
+        finally:
+            self._one_at_a_time.release()
+
+    def _end_of_day(self, progress: Progress, day: Any) -> ZReport:
+        from sync.endofday import close_day, z_report, z_text
+
+        gate = self.gate
         detail = ""
         synced = False
         with gate.lock:
@@ -316,6 +365,56 @@ class ChainSync:
             text = z_text(z_report(gate.loyalty.conn, gate.cfg, day))
         progress(1.0, "done" if synced else f"done: {detail}")
         return ZReport(day=day.isoformat(), text=text, synced=synced, detail=detail)
+
+
+class _BackgroundRound:
+    """One background round, shaped as BackgroundSync's client: opens its ledger connection only when it runs."""
+
+    def __init__(self, chain: ChainSync):
+        self.chain = chain
+
+    def sync(self) -> dict[str, Any]:
+        chain = self.chain
+        if chain.forced_offline:
+            return {"paused": True}
+        with chain._one_at_a_time:
+            if chain.forced_offline:
+                return {"paused": True}
+            from ledger.store import connect
+            from sync.client import SyncClient, read_token
+
+            cfg = chain.gate.cfg
+            assert cfg.sync.server is not None
+            token = read_token(cfg.sync.token_file)
+            client = SyncClient(connect(cfg.ledger.path), server=cfg.sync.server, token=token, store_id=cfg.store.id,
+                                terminal_id=cfg.store.terminal, timeout_s=cfg.sync.timeout_s, owns_conn=True)
+            try:
+                result: dict[str, Any] = client.sync()
+            finally:
+                client.close()
+            return result
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRound:
+    """What one background round did, for the status bar and the message line."""
+
+    ok: bool
+    paused: bool = False
+    pushed: int = 0
+    error: str = ""
+    warning: str = ""
+
+    @classmethod
+    def of(cls, result: dict[str, Any] | Exception) -> SyncRound:
+        if isinstance(result, Exception):
+            return cls(ok=False, error=getattr(result, "message", None) or str(result) or type(result).__name__)
+        if result.get("paused"):
+            return cls(ok=False, paused=True)
+        return cls(ok=True, pushed=int(result.get("push", {}).get("sent", 0)), warning=str(result.get("warning", "")))
 
 
 def open_sync(gate: Gate) -> SyncPort:
