@@ -6,13 +6,25 @@ them in its worker threads, so one slow push never stalls another.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
-from .protocol import MAX_PAGE, TERMINAL_ID_PATTERN, ChangesPage, ErrorBody, Health, PushRequest, PushResponse, Reports
+from .protocol import (
+    MAX_PAGE,
+    PUSH_REQUEST,
+    TERMINAL_ID_PATTERN,
+    ChangesPage,
+    ErrorBody,
+    Health,
+    PushResponse,
+    Reports,
+    parse_push,
+)
 from .store import ServerStore, SyncError, now_iso
 
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -23,6 +35,21 @@ ERRORS: dict[int | str, dict[str, object]] = {
 
 Tid = Annotated[str, Path(pattern=TERMINAL_ID_PATTERN, description="STORE:TERMINAL, as registered by add-terminal")]
 Auth = Annotated[str | None, Header(alias="Authorization", description="Bearer TOKEN")]
+
+
+def _push_components() -> dict[str, Any]:
+    """The push body's schemas, from the same adapter that validates it."""
+    schema = PUSH_REQUEST.json_schema(ref_template="#/components/schemas/{model}")
+    defs: dict[str, Any] = schema.pop("$defs", {})
+    return {**defs, str(schema["title"]): schema}
+
+
+PUSH_BODY = {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PushRequest"}}}}
+
+
+def _is_json(content_type: str | None) -> bool:
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
 
 
 def _token(header: str | None) -> str | None:
@@ -59,12 +86,38 @@ def create_app(store: ServerStore) -> FastAPI:
         response_model=PushResponse,
         responses={**ERRORS, 409: {"model": ErrorBody, "description": "a seq gap: resend from last_seq + 1"},
                    422: {"model": ErrorBody, "description": "tampered, broken or invalid batch: nothing stored, flagged"}},
+        openapi_extra={"requestBody": PUSH_BODY},
     )
-    def push(tid: Tid, body: PushRequest, authorization: Auth = None) -> PushResponse:
-        result = store.push(tid, _token(authorization), body.from_seq, body.events)
+    async def push(tid: Tid, request: Request, authorization: Auth = None) -> PushResponse:
+        # the body is read here and handed whole to pydantic-core: FastAPI's own body parameter
+        # would decode the JSON in Python, then build and dump a model per event
+        body = await request.body()
+        content_type = request.headers.get("content-type")
+        return await run_in_threadpool(_push, tid, authorization, content_type, body)
+
+    def _push(tid: str, authorization: str | None, content_type: str | None, body: bytes) -> PushResponse:
+        if not _is_json(content_type):
+            raise RequestValidationError([{"loc": ("body",), "msg": "a JSON body is required", "type": "content_type"}])
+        try:
+            request = parse_push(body)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
+            ) from None
+        result = store.push(tid, _token(authorization), request["from_seq"], request["events"])
         return PushResponse.model_validate(
             {"acked_seq": result.acked_seq, "acked_hash": result.acked_hash, "overdrafts": result.overdrafts}
         )
+
+    components = _push_components()
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = default_openapi()
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/v1/terminals/{tid}/changes", response_model=ChangesPage, responses=ERRORS)
     def changes(

@@ -16,9 +16,11 @@ import hashlib
 import json
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -43,7 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from ledger.store import GENESIS, HASHED, event_hash
+from ledger.store import GENESIS, HASHED, canonical
 
 from .protocol import WireEvent
 
@@ -231,6 +233,30 @@ def _insert(conn: Connection) -> Callable[..., Any]:
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
+# The ledger's event hash (ledger.store.event_hash) without its per-call costs: the body's keys
+# are fixed, so their sorted order is a template, and a push of 500 events pays only for the
+# values. The template is checked against json's own output at import.
+_BODY_KEYS = tuple(sorted(k for k in HASHED if k != "prev_hash"))
+_BODY_TEMPLATE = "{" + ",".join(f'"{k}":%s' for k in _BODY_KEYS) + "}"
+_PAYLOAD_AT = _BODY_KEYS.index("payload")
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+if _BODY_TEMPLATE % (("null",) * len(_BODY_KEYS)) != canonical(dict.fromkeys(_BODY_KEYS)):
+    raise RuntimeError("the event body template is not the ledger's canonical JSON")
+
+
+def wire_hash(ev: Mapping[str, Any]) -> str:
+    """Exactly `ledger.store.event_hash(ev)`: SHA-256 of prev_hash and the canonical JSON of the body."""
+    values = [
+        encode_basestring(v) if v.__class__ is str else "null" if v is None else int.__repr__(v) if v.__class__ is int else _CANONICAL.encode(v)
+        for v in map(ev.__getitem__, _BODY_KEYS)
+    ]
+    payload = ev["payload"]
+    if isinstance(payload, str):
+        # "{}" is most events' payload, and always decodes to the empty object
+        values[_PAYLOAD_AT] = "{}" if payload == "{}" else _CANONICAL.encode(json.loads(payload))
+    return hashlib.sha256((ev["prev_hash"] + _BODY_TEMPLATE % tuple(values)).encode()).hexdigest()
+
+
 @dataclass
 class PushResult:
     acked_seq: int
@@ -351,28 +377,44 @@ class ServerStore:
     # ------------------------------------------------------------ push
 
     def push(self, tid: str, token: str | None, from_seq: int, batch: Sequence[WireEvent]) -> PushResult:
+        """Store a validated batch (`protocol.parse_push`: every optional field present)."""
         try:
             return self._push(tid, token, from_seq, batch)
         except Tamper as exc:
             self.flag("tamper", tid, exc.message)
             raise
         except IntegrityError as exc:
-            # an event id already stored for another terminal, raced in by a concurrent push
-            self.flag("tamper", tid, f"event id collision: {str(exc.orig)[:200]}")
-            raise Tamper("an event id of this batch is already stored with other content") from None
+            # The unique event id is the idempotency check itself: the insert meets an id stored
+            # by anyone (a PostgreSQL insert waits for a concurrent one to commit or roll back).
+            taken = self._stored_elsewhere(tid, batch)
+            if not taken:
+                # nothing of this batch is stored: a race on something else (two first sightings of
+                # one card); the retry will see the winner's row
+                raise Busy("a concurrent push changed the same rows; retry") from None
+            detail = f"event id {taken} is already stored with other content"
+            self.flag("tamper", tid, detail)
+            raise Tamper(detail) from exc
         except DBAPIError as exc:
             if exc.connection_invalidated or _retryable(exc):
                 raise Busy("the database is busy; retry") from None
             raise
 
     def _push(self, tid: str, token: str | None, from_seq: int, batch: Sequence[WireEvent]) -> PushResult:
-        rows = [e.model_dump() for e in batch]
         term = self.authenticate(tid, token)
-        self._check_batch(term, from_seq, rows)
+        self._check_batch(term, from_seq, batch)
         with self.engine.begin() as conn:
-            return self.push_in(conn, tid, from_seq, rows)
+            return self.push_in(conn, tid, from_seq, batch)
 
-    def _check_batch(self, term: Any, from_seq: int, rows: list[dict[str, Any]]) -> None:
+    def _stored_elsewhere(self, tid: str, batch: Sequence[Mapping[str, Any]]) -> str | None:
+        """An event id of the batch that the database holds as another event than this one."""
+        wanted = {ev["event_id"]: ev["seq"] for ev in batch}
+        with self._reader() as conn:
+            for r in conn.execute(select(events.c.event_id, events.c.tid, events.c.seq).where(events.c.event_id.in_(list(wanted)))):
+                if (r.tid, int(r.seq)) != (tid, wanted[r.event_id]):
+                    return str(r.event_id)
+        return None
+
+    def _check_batch(self, term: Any, from_seq: int, rows: Sequence[Mapping[str, Any]]) -> None:
         """Everything that needs no database: ids, sequence, hashes, links inside the batch."""
         prev: str | None = None
         for i, ev in enumerate(rows):
@@ -381,8 +423,8 @@ class ServerStore:
             if ev["terminal_id"] != term.terminal_id or ev["store_id"] != term.store_id:
                 raise Tamper(f"event seq {ev['seq']} claims terminal {ev['store_id']}:{ev['terminal_id']}")
             try:
-                digest = event_hash(ev)
-            except (ValueError, TypeError):
+                digest = wire_hash(ev)
+            except (ValueError, TypeError, RecursionError):
                 raise Tamper(f"event seq {ev['seq']}: payload is not JSON") from None
             if digest != ev["hash"]:
                 raise Tamper(f"event seq {ev['seq']}: hash does not match its content")
@@ -393,7 +435,7 @@ class ServerStore:
         if len(set(ids)) != len(ids):
             raise Tamper("the batch repeats an event id")
 
-    def push_in(self, conn: Connection, tid: str, from_seq: int, rows: list[dict[str, Any]]) -> PushResult:
+    def push_in(self, conn: Connection, tid: str, from_seq: int, rows: Sequence[Mapping[str, Any]]) -> PushResult:
         """The push transaction's body, on a connection whose transaction the caller owns."""
         term = conn.execute(select(terminals).where(terminals.c.tid == tid).with_for_update()).one()
         last_seq, last_hash = int(term.last_seq), str(term.last_hash)
@@ -417,12 +459,8 @@ class ServerStore:
             return PushResult(last_seq, last_hash)
         if new[0]["prev_hash"] != last_hash:
             raise Tamper(f"event seq {new[0]['seq']}: prev_hash does not continue the stored chain at seq {last_seq}")
-        clash = conn.execute(select(events.c.event_id).where(events.c.event_id.in_([ev["event_id"] for ev in new]))).first()
-        if clash is not None:
-            raise Tamper(f"event id {clash.event_id} is already stored with other content")
-
-        cols = (*HASHED, "hash")
-        _bulk(conn, events, ("tid", *cols), [(tid, *[ev[k] for k in cols]) for ev in new])
+        # an event id stored before, by anyone, fails this insert on the primary key (see push)
+        _insert_events(conn, tid, new)
 
         deltas: dict[tuple[str, str, str], int] = {}
         for ev in new:
@@ -465,7 +503,7 @@ class ServerStore:
         _bulk(conn, table, cols, [tuple(v[c] for c in cols) for v in values],
               f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET amount = {table.name}.amount + excluded.amount")
 
-    def _cards_and_members(self, conn: Connection, tid: str, new: list[dict[str, Any]], touched: set[str]) -> None:
+    def _cards_and_members(self, conn: Connection, tid: str, new: Sequence[Mapping[str, Any]], touched: set[str]) -> None:
         ins = _insert(conn)
         for ev in new:
             kind, member_id, card_id = ev["kind"], ev["member_id"], ev["card_id"]
@@ -644,20 +682,51 @@ class ServerStore:
             return int(r.last_seq), str(r.last_hash)
 
 
+_EVENT_COLUMNS = ("tid", *HASHED, "hash")
+_event_values = itemgetter(*_EVENT_COLUMNS[1:])
+_EVENT_TYPES = ["int8" if isinstance(events.c[c].type, BigInteger) else "text" for c in _EVENT_COLUMNS]
+_COPY_EVENTS = f"COPY events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+_INSERT_EVENTS = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})"
+
+
+def _insert_events(conn: Connection, tid: str, new: Sequence[Mapping[str, Any]]) -> None:
+    """The batch's events, in the push's transaction.
+
+    PostgreSQL takes them by binary COPY: psycopg encodes each row in C, where
+    an INSERT, even of one array per column, dumps every value in Python.
+    A duplicate event id fails the COPY like an INSERT, on the primary key.
+    """
+    if conn.dialect.name != "postgresql":
+        conn.exec_driver_sql(_INSERT_EVENTS, [(tid, *_event_values(ev)) for ev in new])
+        return
+    import psycopg
+
+    raw: Any = conn.connection.dbapi_connection
+    try:
+        with raw.cursor() as cur, cur.copy(_COPY_EVENTS) as copy:
+            copy.set_types(_EVENT_TYPES)
+            for ev in new:
+                copy.write_row((tid, *_event_values(ev)))
+    except psycopg.Error as exc:
+        # the driver was called directly: give push the error SQLAlchemy would have raised
+        raise DBAPIError.instance(_COPY_EVENTS, None, exc, psycopg.Error) from exc
+
+
 def _bulk(conn: Connection, table: Table, cols: Sequence[str], rows: list[tuple[Any, ...]], tail: str = "") -> None:
     """Insert many rows, the hot path of a push, straight to the driver.
 
     The statement is the same plain SQL on both backends; only the way the
     rows travel differs. SQLite's executemany is a C loop. psycopg's runs
     Python per row, so PostgreSQL gets one array per column and `unnest`:
-    one statement, prepared once, whatever the batch size.
+    one statement, prepared once, whatever the batch size. The arrays travel
+    in binary (`%b`): in text, psycopg quotes each element through a regex.
     """
     if not rows:
         return
     names = ", ".join(cols)
     if conn.dialect.name == "postgresql":
         types = ["bigint" if isinstance(table.c[c].type, BigInteger | Integer) else "text" for c in cols]
-        arrays = ", ".join(f"%s::{t}[]" for t in types)
+        arrays = ", ".join(f"%b::{t}[]" for t in types)
         columns = tuple(list(col) for col in zip(*rows, strict=True))
         conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}){tail}", columns)
         return

@@ -16,7 +16,7 @@ from typing import Any
 from synctools import Terminal
 
 from ledger.store import HASHED
-from sync.protocol import WireEvent
+from sync.protocol import parse_events
 from sync.store import ServerStore
 
 COLS = (*HASHED, "hash")
@@ -51,7 +51,7 @@ def test_a_push_committing_late_is_not_skipped(server: ServerStore, make_termina
     done = threading.Event()
 
     def push_b() -> None:
-        server.push(b.tid, b.token, 1, [WireEvent.model_validate(r) for r in wire(b)])
+        server.push(b.tid, b.token, 1, parse_events(wire(b)))
         done.set()
 
     thread = threading.Thread(target=push_b)
@@ -86,7 +86,7 @@ def test_concurrent_pushes_and_a_reader_never_lose_a_change(server: ServerStore,
             seq = 0
             while seq < t.head():
                 rows = wire(t, seq, 3)
-                server.push(t.tid, t.token, seq + 1, [WireEvent.model_validate(r) for r in rows])
+                server.push(t.tid, t.token, seq + 1, parse_events(rows))
                 seq = rows[-1]["seq"]
         except BaseException as exc:
             errors.append(exc)
