@@ -6,7 +6,7 @@ import gc
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App
@@ -14,10 +14,14 @@ from textual.app import App
 from drivers.readers.base import CardPresent, CardRemoved, ReaderConnected, ReaderDisconnected
 
 from .checkout import CheckoutScreen, plain_error
-from .dialogs import Field, FormScreen, ManagerMenu, PinScreen
 from .messages import CardTapped, ManagerResult, ReaderStatus, StatusSnapshot, SyncRoundDone
 from .ports import SyncRound
 from .services import Services
+
+if TYPE_CHECKING:
+    from textual.theme import Theme
+
+    from .dialogs import PinScreen
 
 PIN_LOCKOUT_S = 30.0
 
@@ -34,6 +38,18 @@ class LoyaltyApp(App[None]):
         self._pin_locked_until = 0.0
         self.manager_log: list[str] = []
         self.last_sync_round: SyncRound | None = None
+
+    _theme_cache: tuple[str, Theme] | None = None
+
+    @property
+    def current_theme(self) -> Theme:
+        # Textual rebuilds its table of themes on every lookup and looks the theme up for each widget it
+        # styles or paints (hundreds of times for the first frame); this app registers no themes of its own
+        name = self.theme
+        cached = self._theme_cache
+        if cached is None or cached[0] != name:
+            cached = self._theme_cache = (name, super().current_theme)
+        return cached[1]
 
     def on_mount(self) -> None:
         self.push_screen(self.checkout)
@@ -58,11 +74,15 @@ class LoyaltyApp(App[None]):
 
     @work(thread=True, exclusive=True, group="sync-start", exit_on_error=False)
     def start_sync(self) -> None:
-        # loaded here rather than at startup, where it delayed the first frame; the first receipt should not wait for it
+        # these load here rather than at startup, where they delayed the first frame; loaded now, the first
+        # receipt and the first dialog do not wait for them either
         import receipts  # noqa: F401
+
+        from . import dialogs  # noqa: F401
 
         if self._stop.is_set():
             return
+
         def posted(done: SyncRound) -> None:
             self.post_message(SyncRoundDone(done))
 
@@ -139,6 +159,8 @@ class LoyaltyApp(App[None]):
     # ------------------------------------------------------------ manager
 
     def open_manager(self) -> None:
+        from .dialogs import ManagerMenu, PinScreen  # dialogs load after the first frame, not before it
+
         left = self._pin_locked_until - time.monotonic()
         if left > 0:
             self.checkout.say(f"Manager actions are locked for {left:.0f} s after wrong PINs.", "error")
@@ -163,6 +185,8 @@ class LoyaltyApp(App[None]):
     def manager_action(self, action: str | None) -> None:
         if action is None:
             return
+        from .dialogs import Field, FormScreen
+
         co = self.checkout
         sale_ref = co.last_receipt or ""
         card = co.cart.card or co.last_card or ""

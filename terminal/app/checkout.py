@@ -24,7 +24,6 @@ from ledger.service import CheckoutRequest, check_profile
 
 from . import render
 from .cart import Cart, looks_like_card
-from .dialogs import Field, FormScreen
 from .messages import (
     MemberLoaded,
     PrintStatus,
@@ -269,6 +268,8 @@ class CheckoutScreen(Screen[None]):
         if not self.cart.lines:
             self.say("The cart is empty: type an item first.", "error")
             return
+        from .dialogs import Field, FormScreen  # dialogs load after the first frame, not before it
+
         index = self.query_one("#cart", DataTable).cursor_row
         line = self.cart.lines[index]
 
@@ -423,6 +424,7 @@ class CheckoutScreen(Screen[None]):
             self.say("This member's profile is complete.", "")
             return
         current = self.cart.profile
+        from .dialogs import Field, FormScreen
 
         def check(values: dict[str, str]) -> str | None:
             try:
@@ -476,6 +478,7 @@ class CheckoutScreen(Screen[None]):
             return
         program = programs[0]
         state = view["programs"][program.id]
+        from .dialogs import Field, FormScreen
         gate = self.services.gate
 
         def check(values: dict[str, str]) -> str | None:
