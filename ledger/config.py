@@ -1,4 +1,4 @@
-"""config.toml: load, validate, and turn into typed settings.
+"""config.toml: load, validate, and turn into typed settings (ledger/settings.py).
 
 Every key is documented in docs/config.md. A bad file is answered by one
 `ConfigError` naming the file, the dotted key, the line where known and, for
@@ -7,536 +7,73 @@ an unknown key, the closest known one.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import itertools
 import json
 import re
 import tomllib
-from dataclasses import dataclass, field
-from datetime import date
-from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import money, tomlpos
 from .money import Currency, MoneyError
+from .settings import (
+    LOCALES,
+    RESERVED_PROGRAM_IDS,
+    WEEKDAYS,
+    Bonuses,
+    CatalogItem,
+    Config,
+    DiscountProgram,
+    DiscountStep,
+    Eligibility,
+    LedgerConfig,
+    ManagerConfig,
+    MembershipProgram,
+    OfflineConfig,
+    PointsProgram,
+    PrinterConfig,
+    Program,
+    Promotion,
+    ReaderConfig,
+    StampsProgram,
+    StoreConfig,
+    SyncConfig,
+    Tier,
+    TiersConfig,
+)
+from .tomltable import ConfigError, Ctx, Table, closest
+
+__all__ = [
+    "LOCALES",
+    "WEEKDAYS",
+    "Bonuses",
+    "CatalogItem",
+    "Config",
+    "ConfigError",
+    "DiscountProgram",
+    "DiscountStep",
+    "Eligibility",
+    "LedgerConfig",
+    "ManagerConfig",
+    "MembershipProgram",
+    "OfflineConfig",
+    "PointsProgram",
+    "PrinterConfig",
+    "Program",
+    "Promotion",
+    "ReaderConfig",
+    "StampsProgram",
+    "StoreConfig",
+    "SyncConfig",
+    "Tier",
+    "TiersConfig",
+    "load",
+    "loads",
+]
 
-LOCALES = ("en", "ar", "fa")
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-RESERVED_PROGRAM_IDS = frozenset({"member"})
 
-T = TypeVar("T")
-
-
-class ConfigError(Exception):
-    """One clear message about a config file: file, key, line, hint."""
-
-    def __init__(self, file: str, key: str, message: str, line: int | None = None, hint: str | None = None):
-        self.file, self.key, self.line, self.hint = file, key, line, hint
-        self.detail = message
-        where = f"{file}:{line}" if line else file
-        text = f"{where}: {key}: {message}" if key else f"{where}: {message}"
-        if hint:
-            text += f" (did you mean {hint!r}?)"
-        super().__init__(text)
-
-
-# --------------------------------------------------------------------- models
-
-
-@dataclass(frozen=True, slots=True)
-class StoreConfig:
-    id: str
-    terminal: str
-    name: str
-    currency: Currency
-    locale: str
-    timezone: str
-    address: tuple[str, ...] = ()
-    digits: Literal["latn", "native"] = "latn"
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerConfig:
-    path: Path
-    auto_enrol: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class ReaderConfig:
-    url: str = "sim://"
-    require_signed: Literal["off", "warn", "require"] = "off"
-    public_keys: tuple[str, ...] = ()
-    debounce_ms: int = 800
-
-
-@dataclass(frozen=True, slots=True)
-class PrinterConfig:
-    url: str = "preview://"
-    profile: str = "default"
-    paper_width_mm: int = 80
-    timeout_s: float = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class SyncConfig:
-    server: str | None = None
-    token_file: Path | None = None
-    interval_seconds: int = 60
-    timeout_s: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class OfflineConfig:
-    max_snapshot_age_hours: int = 24
-    max_redeem_per_card_per_day: int = 0  # 0: no cap
-
-
-@dataclass(frozen=True, slots=True)
-class ManagerConfig:
-    pin_sha256: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogItem:
-    sku: str
-    name: str
-    price: int
-    category: str
-    barcode: str | None = None
-    names: dict[str, str] = field(default_factory=dict)
-
-    def label(self, locale: str) -> str:
-        return self.names.get(locale, self.name)
-
-
-@dataclass(frozen=True, slots=True)
-class Eligibility:
-    """Which items count: by category or SKU; empty means every item."""
-
-    categories: frozenset[str] = frozenset()
-    skus: frozenset[str] = frozenset()
-
-    def matches(self, item: CatalogItem) -> bool:
-        if not self.categories and not self.skus:
-            return True
-        return item.category in self.categories or item.sku in self.skus
-
-
-@dataclass(frozen=True, slots=True)
-class StampsProgram:
-    id: str
-    name: str
-    stamps_per_reward: int
-    per: Literal["item", "visit"]
-    eligible: Eligibility
-    reward_eligible: Eligibility
-    reward_max_value: int | None
-    names: dict[str, str] = field(default_factory=dict)
-    kind: Literal["stamps"] = "stamps"
-
-
-@dataclass(frozen=True, slots=True)
-class PointsProgram:
-    id: str
-    name: str
-    eligible: Eligibility
-    per_amount: int | None  # minor units that earn `points`
-    points: int
-    per_item: int | None  # points per eligible unit, instead of per amount
-    category_multipliers: dict[str, Fraction]
-    step_points: int
-    step_value: int
-    min_redeem_points: int
-    expire_after_days: int | None
-    expiring_notice_days: int
-    names: dict[str, str] = field(default_factory=dict)
-    kind: Literal["points"] = "points"
-
-    def value_of(self, points: int) -> int:
-        """What `points` are worth when redeemed in whole steps."""
-        if points <= 0:
-            return 0
-        return (points // self.step_points) * self.step_value
-
-
-@dataclass(frozen=True, slots=True)
-class DiscountStep:
-    from_spend: int
-    percent: Fraction
-
-
-@dataclass(frozen=True, slots=True)
-class DiscountProgram:
-    id: str
-    name: str
-    eligible: Eligibility
-    steps: tuple[DiscountStep, ...]  # ascending by from_spend; first starts at 0
-    names: dict[str, str] = field(default_factory=dict)
-    kind: Literal["discount"] = "discount"
-
-    def percent_for(self, spend: int) -> Fraction:
-        percent = Fraction(0)
-        for step in self.steps:
-            if spend >= step.from_spend:
-                percent = step.percent
-        return percent
-
-    def next_step(self, spend: int) -> DiscountStep | None:
-        for step in self.steps:
-            if spend < step.from_spend:
-                return step
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class MembershipProgram:
-    id: str
-    name: str
-    sku: str
-    period_days: int
-    discount_percent: Fraction
-    points_multiplier: Fraction
-    eligible: Eligibility
-    names: dict[str, str] = field(default_factory=dict)
-    kind: Literal["membership"] = "membership"
-
-
-Program = StampsProgram | PointsProgram | DiscountProgram | MembershipProgram
-
-
-@dataclass(frozen=True, slots=True)
-class Tier:
-    id: str
-    name: str
-    min_spend: int
-    points_multiplier: Fraction
-    discount_percent: Fraction
-    names: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class TiersConfig:
-    window_days: int = 365
-    levels: tuple[Tier, ...] = ()  # ascending by min_spend
-
-    def tier_for(self, spend: int) -> Tier | None:
-        current = None
-        for level in self.levels:
-            if spend >= level.min_spend:
-                current = level
-        return current
-
-    def next_tier(self, spend: int) -> Tier | None:
-        for level in self.levels:
-            if spend < level.min_spend:
-                return level
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class Promotion:
-    id: str
-    name: str
-    multiplier: Fraction
-    start: date | None
-    end: date | None
-    weekdays: frozenset[int]  # 0 = Monday; empty = every day
-    programs: frozenset[str]  # empty = every points program
-
-    def active_on(self, day: date) -> bool:
-        if self.start and day < self.start:
-            return False
-        if self.end and day > self.end:
-            return False
-        return not self.weekdays or day.weekday() in self.weekdays
-
-
-@dataclass(frozen=True, slots=True)
-class Bonuses:
-    program: str | None = None
-    welcome: int = 0
-    profile_completed: int = 0
-    birthday: int = 0
-    birthday_window_days: int = 7
-    referral_referrer: int = 0
-    referral_referee: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    path: Path
-    store: StoreConfig
-    ledger: LedgerConfig
-    reader: ReaderConfig
-    printer: PrinterConfig
-    sync: SyncConfig
-    offline: OfflineConfig
-    manager: ManagerConfig
-    catalog: dict[str, CatalogItem]
-    programs: dict[str, Program]
-    tiers: TiersConfig
-    promotions: tuple[Promotion, ...]
-    bonuses: Bonuses
-    rules_version: str
-
-    @property
-    def currency(self) -> Currency:
-        return self.store.currency
-
-    def item(self, code: str) -> CatalogItem | None:
-        """An item by SKU (case-insensitive) or by barcode."""
-        found = self.catalog.get(code) or self.catalog.get(code.upper())
-        if found:
-            return found
-        for item in self.catalog.values():
-            if item.barcode == code:
-                return item
-        return None
-
-    def programs_of(self, kind: type[T]) -> list[T]:
-        return [p for p in self.programs.values() if isinstance(p, kind)]
-
-    def membership_for_sku(self, sku: str) -> MembershipProgram | None:
-        for program in self.programs_of(MembershipProgram):
-            if program.sku == sku:
-                return program
-        return None
-
-
-# ----------------------------------------------------------------- validation
-
-
-class _Ctx:
-    def __init__(self, file: str, lines: dict[str, int]):
-        self.file = file
-        self.lines = lines
-
-    def error(self, key: str, message: str, hint: str | None = None) -> ConfigError:
-        return ConfigError(self.file, key, message, tomlpos.line_of(self.lines, key), hint)
-
-
-class _Table:
-    """A TOML table being read: typed getters, and unknown keys refused at `done`."""
-
-    def __init__(self, ctx: _Ctx, path: str, data: Any):
-        if not isinstance(data, dict):
-            raise ctx.error(path, f"must be a table, not {_tname(data)}")
-        self.ctx, self.path, self.data = ctx, path, data
-        self.seen: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def has(self, name: str) -> bool:
-        return name in self.data
-
-    def raw(self, name: str) -> Any:
-        self.seen.add(name)
-        return self.data.get(name)
-
-    def error(self, name: str, message: str) -> ConfigError:
-        return self.ctx.error(self.key(name), message)
-
-    def missing(self, name: str) -> ConfigError:
-        """A required key is absent: a misspelt key nearby is the likelier story."""
-        typo = _closest(name, [k for k in self.data if isinstance(k, str)])
-        if typo is not None and typo != name:
-            return ConfigError(self.ctx.file, self.key(typo), "unknown key" + (f" in [{self.path}]" if self.path else ""),
-                               tomlpos.line_of(self.ctx.lines, self.key(typo)), name)
-        return self.error(name, "is required")
-
-    def _get(self, name: str, kind: type | tuple[type, ...], what: str, default: Any, required: bool) -> Any:
-        self.seen.add(name)
-        if name not in self.data:
-            if required:
-                raise self.missing(name)
-            return default
-        value = self.data[name]
-        if isinstance(value, bool) and kind is not bool:
-            raise self.error(name, f"must be {what}, not a boolean")
-        if not isinstance(value, kind):
-            raise self.error(name, f"must be {what}, not {_tname(value)}")
-        return value
-
-    def text(self, name: str, default: str | None = None, *, required: bool = False) -> str:
-        value = self._get(name, str, "a string", default, required)
-        if required and not str(value).strip():
-            raise self.error(name, "must not be empty")
-        return value  # type: ignore[no-any-return]
-
-    def opt_text(self, name: str) -> str | None:
-        return self._get(name, str, "a string", None, False)  # type: ignore[no-any-return]
-
-    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.text(name, default)
-        if value not in choices:
-            hint = _closest(value, choices)
-            raise ConfigError(
-                self.ctx.file,
-                self.key(name),
-                f"must be one of {', '.join(choices)}, not {value!r}",
-                tomlpos.line_of(self.ctx.lines, self.key(name)),
-                hint,
-            )
-        return value
-
-    def integer(self, name: str, default: int | None = None, *, required: bool = False, minimum: int | None = None) -> int:
-        value = self._get(name, int, "a whole number", default, required)
-        if value is not None and minimum is not None and value < minimum:
-            raise self.error(name, f"must be at least {minimum}, not {value}")
-        return value  # type: ignore[no-any-return]
-
-    def opt_integer(self, name: str, *, minimum: int | None = None) -> int | None:
-        if name not in self.data:
-            self.seen.add(name)
-            return None
-        return self.integer(name, minimum=minimum)
-
-    def number(self, name: str, default: float) -> float:
-        value = self._get(name, (int, float), "a number", default, False)
-        return float(value)
-
-    def boolean(self, name: str, default: bool) -> bool:
-        return self._get(name, bool, "true or false", default, False)  # type: ignore[no-any-return]
-
-    def strings(self, name: str) -> tuple[str, ...]:
-        value = self._get(name, list, "a list of strings", [], False)
-        for i, entry in enumerate(value):
-            if not isinstance(entry, str):
-                raise self.ctx.error(f"{self.key(name)}[{i}]", f"must be a string, not {_tname(entry)}")
-        return tuple(value)
-
-    def amount(self, name: str, cur: Currency, default: int | None = None, *, required: bool = False) -> int:
-        self.seen.add(name)
-        if name not in self.data:
-            if required:
-                raise self.missing(name)
-            return default  # type: ignore[return-value]
-        value = self.data[name]
-        if not isinstance(value, str):
-            raise self.error(name, f'must be a decimal string such as "1.500", not {_tname(value)} (amounts are quoted so no digit is lost)')
-        try:
-            return money.parse(value, cur)
-        except MoneyError as exc:
-            raise self.error(name, str(exc)) from None
-
-    def ratio(self, name: str, default: Fraction, *, minimum: Fraction = Fraction(0), maximum: Fraction | None = None) -> Fraction:
-        """A percent or multiplier: a number or a decimal string, kept exact."""
-        self.seen.add(name)
-        if name not in self.data:
-            return default
-        value = self.data[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise self.error(name, f"must be a number, not {_tname(value)}")
-        try:
-            exact = Fraction(Decimal(str(value)))
-        except (InvalidOperation, ValueError):
-            raise self.error(name, f"must be a number, not {value!r}") from None
-        if exact < minimum or (maximum is not None and exact > maximum):
-            bound = f"between {_num(minimum)} and {_num(maximum)}" if maximum is not None else f"at least {_num(minimum)}"
-            raise self.error(name, f"must be {bound}, not {value}")
-        return exact
-
-    def day(self, name: str) -> date | None:
-        self.seen.add(name)
-        if name not in self.data:
-            return None
-        value = self.data[name]
-        if isinstance(value, date):
-            return value
-        if isinstance(value, str):
-            try:
-                return date.fromisoformat(value)
-            except ValueError:
-                pass
-        raise self.error(name, f"must be a date such as 2026-12-31, not {value!r}")
-
-    def table(self, name: str, *, required: bool = False) -> _Table:
-        self.seen.add(name)
-        if name not in self.data:
-            if required:
-                raise self.missing(name)
-            return _Table(self.ctx, self.key(name), {})
-        return _Table(self.ctx, self.key(name), self.data[name])
-
-    def tables(self, name: str) -> list[_Table]:
-        self.seen.add(name)
-        value = self.data.get(name, [])
-        if not isinstance(value, list):
-            raise self.error(name, f"must be an array of tables ([[{self.key(name)}]]), not {_tname(value)}")
-        return [_Table(self.ctx, f"{self.key(name)}[{i}]", entry) for i, entry in enumerate(value)]
-
-    def names(self, name: str = "names") -> dict[str, str]:
-        sub = self.table(name)
-        out: dict[str, str] = {}
-        for loc in list(sub.data):
-            if loc not in LOCALES:
-                raise sub.ctx.error(sub.key(loc), f"is not a receipt language ({', '.join(LOCALES)})", _closest(loc, LOCALES))
-            out[loc] = sub.text(loc, required=True)
-        sub.done()
-        return out
-
-    def eligibility(self, name: str, catalog: dict[str, CatalogItem]) -> Eligibility:
-        sub = self.table(name)
-        categories = frozenset(sub.strings("categories"))
-        skus = frozenset(sub.strings("skus"))
-        known_categories = {item.category for item in catalog.values()}
-        for cat in sorted(categories):
-            if cat not in known_categories:
-                raise sub.ctx.error(sub.key("categories"), f"no catalog item has category {cat!r}", _closest(cat, sorted(known_categories)))
-        for sku in sorted(skus):
-            if sku not in catalog:
-                raise sub.ctx.error(sub.key("skus"), f"no catalog item has SKU {sku!r}", _closest(sku, sorted(catalog)))
-        sub.done()
-        return Eligibility(categories, skus)
-
-    def done(self) -> None:
-        for name in self.data:
-            if name not in self.seen:
-                known = sorted(self.seen)
-                raise ConfigError(
-                    self.ctx.file,
-                    self.key(name),
-                    "unknown key" + (f" in [{self.path}]" if self.path else ""),
-                    tomlpos.line_of(self.ctx.lines, self.key(name)),
-                    _closest(name, known),
-                )
-
-
-def _closest(word: str, choices: Any) -> str | None:
-    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return found[0] if found else None
-
-
-def _tname(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return f"the number {value}"
-    return type(value).__name__
-
-
-def _num(value: Fraction | None) -> str:
-    if value is None:
-        return ""
-    return str(Decimal(value.numerator) / Decimal(value.denominator)).rstrip("0").rstrip(".") if value.denominator != 1 else str(value.numerator)
-
-
-# ------------------------------------------------------------------- loading
 
 
 def load(path: str | Path) -> Config:
@@ -564,11 +101,11 @@ def loads(text: str, file: Path) -> Config:
         line = int(found.group(1)) if found else None
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc)) + (f" (column {found.group(2)})" if found else "")
         raise ConfigError(str(file), "", f"is not valid TOML: {message}", line) from None
-    ctx = _Ctx(str(file), tomlpos.key_lines(text))
-    return _build(_Table(ctx, "", data), file)
+    ctx = Ctx(str(file), tomlpos.key_lines(text))
+    return _build(Table(ctx, "", data), file)
 
 
-def _build(root: _Table, file: Path) -> Config:
+def _build(root: Table, file: Path) -> Config:
     base = file.resolve().parent
 
     s = root.table("store", required=True)
@@ -705,7 +242,7 @@ def _build(root: _Table, file: Path) -> Config:
     )
 
 
-def _width(pr: _Table) -> int:
+def _width(pr: Table) -> int:
     value = pr.integer("paper_width_mm", 80)
     if value not in (58, 80):
         raise pr.error("paper_width_mm", f"must be 58 or 80, not {value}")
@@ -717,7 +254,7 @@ def _path(base: Path, text: str) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _program(t: _Table, cur: Currency, catalog: dict[str, CatalogItem]) -> Program:
+def _program(t: Table, cur: Currency, catalog: dict[str, CatalogItem]) -> Program:
     pid = t.text("id", required=True)
     kind = t.choice("kind", ("stamps", "points", "discount", "membership"), "stamps") if t.has("kind") else None
     if kind is None:
@@ -758,7 +295,7 @@ def _program(t: _Table, cur: Currency, catalog: dict[str, CatalogItem]) -> Progr
         known_categories = {item.category for item in catalog.values()}
         for cat in list(mult.data):
             if cat not in known_categories:
-                raise mult.ctx.error(mult.key(cat), f"no catalog item has category {cat!r}", _closest(cat, sorted(known_categories)))
+                raise mult.ctx.error(mult.key(cat), f"no catalog item has category {cat!r}", closest(cat, sorted(known_categories)))
             multipliers[cat] = mult.ratio(cat, Fraction(1))
         mult.done()
         earn.done()
@@ -823,7 +360,7 @@ def _program(t: _Table, cur: Currency, catalog: dict[str, CatalogItem]) -> Progr
     return program
 
 
-def _check_eligibility(t: _Table, elig: Eligibility, catalog: dict[str, CatalogItem]) -> None:
+def _check_eligibility(t: Table, elig: Eligibility, catalog: dict[str, CatalogItem]) -> None:
     known = {item.category for item in catalog.values()}
     for cat in sorted(elig.categories):
         if cat not in known:
@@ -833,7 +370,7 @@ def _check_eligibility(t: _Table, elig: Eligibility, catalog: dict[str, CatalogI
             raise t.error("skus", f"no catalog item has SKU {sku!r}")
 
 
-def _tiers(t: _Table, cur: Currency) -> TiersConfig:
+def _tiers(t: Table, cur: Currency) -> TiersConfig:
     window = t.integer("window_days", 365, minimum=1)
     levels: list[Tier] = []
     for lv in t.tables("level"):
@@ -857,19 +394,19 @@ def _tiers(t: _Table, cur: Currency) -> TiersConfig:
     return TiersConfig(window, tuple(levels))
 
 
-def _promotion(t: _Table, programs: dict[str, Program]) -> Promotion:
+def _promotion(t: Table, programs: dict[str, Program]) -> Promotion:
     pid = t.text("id", required=True)
     days: set[int] = set()
     for i, wd in enumerate(t.strings("weekdays")):
         key = wd.lower()[:3]
         if key not in WEEKDAYS:
-            raise t.ctx.error(f"{t.key('weekdays')}[{i}]", f"{wd!r} is not a weekday (mon..sun)", _closest(wd.lower(), WEEKDAYS))
+            raise t.ctx.error(f"{t.key('weekdays')}[{i}]", f"{wd!r} is not a weekday (mon..sun)", closest(wd.lower(), WEEKDAYS))
         days.add(WEEKDAYS.index(key))
     targets = t.strings("programs")
     for target in targets:
         if not isinstance(programs.get(target), PointsProgram):
             points_ids = [p for p, v in programs.items() if isinstance(v, PointsProgram)]
-            raise ConfigError(t.ctx.file, t.key("programs"), f"{target!r} is not a points program", tomlpos.line_of(t.ctx.lines, t.key("programs")), _closest(target, points_ids))
+            raise ConfigError(t.ctx.file, t.key("programs"), f"{target!r} is not a points program", tomlpos.line_of(t.ctx.lines, t.key("programs")), closest(target, points_ids))
     promo = Promotion(
         id=pid,
         name=t.text("name", pid),
@@ -885,17 +422,17 @@ def _promotion(t: _Table, programs: dict[str, Program]) -> Promotion:
     return promo
 
 
-def _required(t: _Table, name: str) -> Fraction:
+def _required(t: Table, name: str) -> Fraction:
     raise t.error(name, "is required")
 
 
-def _bonuses(t: _Table, programs: dict[str, Program]) -> Bonuses:
+def _bonuses(t: Table, programs: dict[str, Program]) -> Bonuses:
     target = t.opt_text("program")
     points_ids = [p for p, v in programs.items() if isinstance(v, PointsProgram)]
     if target is None and points_ids:
         target = points_ids[0]
     elif target is not None and target not in points_ids:
-        raise ConfigError(t.ctx.file, t.key("program"), f"{target!r} is not a points program", tomlpos.line_of(t.ctx.lines, t.key("program")), _closest(target, points_ids))
+        raise ConfigError(t.ctx.file, t.key("program"), f"{target!r} is not a points program", tomlpos.line_of(t.ctx.lines, t.key("program")), closest(target, points_ids))
     bonuses = Bonuses(
         program=target,
         welcome=t.integer("welcome", 0, minimum=0),

@@ -1,0 +1,286 @@
+"""The typed settings of a store: what config.toml says, after validation (ledger/config.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal, TypeVar
+from zoneinfo import ZoneInfo
+
+from .money import Currency
+
+LOCALES = ("en", "ar", "fa")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+RESERVED_PROGRAM_IDS = frozenset({"member"})
+
+T = TypeVar("T")
+
+
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    id: str
+    terminal: str
+    name: str
+    currency: Currency
+    locale: str
+    timezone: str
+    address: tuple[str, ...] = ()
+    digits: Literal["latn", "native"] = "latn"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    path: Path
+    auto_enrol: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderConfig:
+    url: str = "sim://"
+    require_signed: Literal["off", "warn", "require"] = "off"
+    public_keys: tuple[str, ...] = ()
+    debounce_ms: int = 800
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterConfig:
+    url: str = "preview://"
+    profile: str = "default"
+    paper_width_mm: int = 80
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SyncConfig:
+    server: str | None = None
+    token_file: Path | None = None
+    interval_seconds: int = 60
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineConfig:
+    max_snapshot_age_hours: int = 24
+    max_redeem_per_card_per_day: int = 0  # 0: no cap
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerConfig:
+    pin_sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogItem:
+    sku: str
+    name: str
+    price: int
+    category: str
+    barcode: str | None = None
+    names: dict[str, str] = field(default_factory=dict)
+
+    def label(self, locale: str) -> str:
+        return self.names.get(locale, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Eligibility:
+    """Which items count: by category or SKU; empty means every item."""
+
+    categories: frozenset[str] = frozenset()
+    skus: frozenset[str] = frozenset()
+
+    def matches(self, item: CatalogItem) -> bool:
+        if not self.categories and not self.skus:
+            return True
+        return item.category in self.categories or item.sku in self.skus
+
+
+@dataclass(frozen=True, slots=True)
+class StampsProgram:
+    id: str
+    name: str
+    stamps_per_reward: int
+    per: Literal["item", "visit"]
+    eligible: Eligibility
+    reward_eligible: Eligibility
+    reward_max_value: int | None
+    names: dict[str, str] = field(default_factory=dict)
+    kind: Literal["stamps"] = "stamps"
+
+
+@dataclass(frozen=True, slots=True)
+class PointsProgram:
+    id: str
+    name: str
+    eligible: Eligibility
+    per_amount: int | None  # minor units that earn `points`
+    points: int
+    per_item: int | None  # points per eligible unit, instead of per amount
+    category_multipliers: dict[str, Fraction]
+    step_points: int
+    step_value: int
+    min_redeem_points: int
+    expire_after_days: int | None
+    expiring_notice_days: int
+    names: dict[str, str] = field(default_factory=dict)
+    kind: Literal["points"] = "points"
+
+    def value_of(self, points: int) -> int:
+        """What `points` are worth when redeemed in whole steps."""
+        if points <= 0:
+            return 0
+        return (points // self.step_points) * self.step_value
+
+
+@dataclass(frozen=True, slots=True)
+class DiscountStep:
+    from_spend: int
+    percent: Fraction
+
+
+@dataclass(frozen=True, slots=True)
+class DiscountProgram:
+    id: str
+    name: str
+    eligible: Eligibility
+    steps: tuple[DiscountStep, ...]  # ascending by from_spend; first starts at 0
+    names: dict[str, str] = field(default_factory=dict)
+    kind: Literal["discount"] = "discount"
+
+    def percent_for(self, spend: int) -> Fraction:
+        percent = Fraction(0)
+        for step in self.steps:
+            if spend >= step.from_spend:
+                percent = step.percent
+        return percent
+
+    def next_step(self, spend: int) -> DiscountStep | None:
+        for step in self.steps:
+            if spend < step.from_spend:
+                return step
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipProgram:
+    id: str
+    name: str
+    sku: str
+    period_days: int
+    discount_percent: Fraction
+    points_multiplier: Fraction
+    eligible: Eligibility
+    names: dict[str, str] = field(default_factory=dict)
+    kind: Literal["membership"] = "membership"
+
+
+Program = StampsProgram | PointsProgram | DiscountProgram | MembershipProgram
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    id: str
+    name: str
+    min_spend: int
+    points_multiplier: Fraction
+    discount_percent: Fraction
+    names: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TiersConfig:
+    window_days: int = 365
+    levels: tuple[Tier, ...] = ()  # ascending by min_spend
+
+    def tier_for(self, spend: int) -> Tier | None:
+        current = None
+        for level in self.levels:
+            if spend >= level.min_spend:
+                current = level
+        return current
+
+    def next_tier(self, spend: int) -> Tier | None:
+        for level in self.levels:
+            if spend < level.min_spend:
+                return level
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    id: str
+    name: str
+    multiplier: Fraction
+    start: date | None
+    end: date | None
+    weekdays: frozenset[int]  # 0 = Monday; empty = every day
+    programs: frozenset[str]  # empty = every points program
+
+    def active_on(self, day: date) -> bool:
+        if self.start and day < self.start:
+            return False
+        if self.end and day > self.end:
+            return False
+        return not self.weekdays or day.weekday() in self.weekdays
+
+
+@dataclass(frozen=True, slots=True)
+class Bonuses:
+    program: str | None = None
+    welcome: int = 0
+    profile_completed: int = 0
+    birthday: int = 0
+    birthday_window_days: int = 7
+    referral_referrer: int = 0
+    referral_referee: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    store: StoreConfig
+    ledger: LedgerConfig
+    reader: ReaderConfig
+    printer: PrinterConfig
+    sync: SyncConfig
+    offline: OfflineConfig
+    manager: ManagerConfig
+    catalog: dict[str, CatalogItem]
+    programs: dict[str, Program]
+    tiers: TiersConfig
+    promotions: tuple[Promotion, ...]
+    bonuses: Bonuses
+    rules_version: str
+
+    @property
+    def currency(self) -> Currency:
+        return self.store.currency
+
+    def item(self, code: str) -> CatalogItem | None:
+        """An item by SKU (case-insensitive) or by barcode."""
+        found = self.catalog.get(code) or self.catalog.get(code.upper())
+        if found:
+            return found
+        for item in self.catalog.values():
+            if item.barcode == code:
+                return item
+        return None
+
+    def programs_of(self, kind: type[T]) -> list[T]:
+        return [p for p in self.programs.values() if isinstance(p, kind)]
+
+    def membership_for_sku(self, sku: str) -> MembershipProgram | None:
+        for program in self.programs_of(MembershipProgram):
+            if program.sku == sku:
+                return program
+        return None
+
+
