@@ -9,16 +9,16 @@ Each feature registers its sub-commands from a module in `terminal/commands/`
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ledger.config import ConfigError
-from ledger.errors import LoyaltyError
-
-from .context import Context, Output
+if TYPE_CHECKING:
+    from .context import Context, Output
 
 COMMAND_MODULES = (
     "terminal.commands.core",
@@ -49,27 +49,33 @@ COMMANDS = {
     "run": "terminal.commands.ui",
 }
 _VALUED = ("--config", "--now")
+# the cashier app builds its long-lived objects at startup; collecting while it imports and builds them only
+# delays its first frame, so the collector waits until the app has drawn (LoyaltyApp re-enables it)
+_UI_COMMANDS = ("demo", "run")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
 
 
-def modules_for(argv: Sequence[str] | None) -> tuple[str, ...]:
-    """The command modules a command line needs: its command's alone, or all of them (help, usage errors)."""
-    if argv is None:
-        return COMMAND_MODULES
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command a command line names, None when it asks for help before naming one (or names none)."""
     args = iter(argv)
     for arg in args:
         if arg in _VALUED:
             next(args, None)
         elif arg.startswith("-"):
             if arg in ("-h", "--help"):
-                return COMMAND_MODULES
+                return None
         else:
-            module = COMMANDS.get(arg)
-            return (module,) if module else COMMAND_MODULES
-    return COMMAND_MODULES
+            return arg
+    return None
+
+
+def modules_for(argv: Sequence[str] | None) -> tuple[str, ...]:
+    """The command modules a command line needs: its command's alone, or all of them (help, usage errors)."""
+    module = COMMANDS.get(command_of(argv) or "") if argv is not None else None
+    return (module,) if module else COMMAND_MODULES
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -118,6 +124,13 @@ def _globals_everywhere(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    if command_of(argv) in _UI_COMMANDS:
+        gc.disable()
+    from ledger.config import ConfigError
+    from ledger.errors import LoyaltyError
+
+    from .context import Context, Output
+
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     args.json = bool(args.json)

@@ -53,8 +53,7 @@ class LoyaltyApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(self.checkout)
-        # what startup built lives all day: keep it out of the collector's full passes, which otherwise land on taps
-        self.call_after_refresh(gc.freeze)
+        self.call_after_refresh(self._after_first_frame)
         if self.services.reader is not None:
             self.read_cards()
         else:
@@ -65,6 +64,12 @@ class LoyaltyApp(App[None]):
         self.set_timer(0.5, self.refresh_status)
         self.set_timer(0.5, self.start_sync)
         self.set_interval(self.services.status_interval_s, self.refresh_status)
+
+    def _after_first_frame(self) -> None:
+        # what startup built lives all day: keep it out of the collector's full passes, which otherwise land on
+        # taps; `loyalty run` and `loyalty demo` start with the collector off (terminal/cli.py), on from here
+        gc.freeze()
+        gc.enable()
 
     def on_unmount(self) -> None:
         self._stop.set()
