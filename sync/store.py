@@ -355,13 +355,23 @@ class ServerStore:
                 )
         return tid, token
 
-    def authenticate(self, tid: str, token: str | None) -> Any:
-        """The terminal row of a token that may act as `tid`; a refusal is flagged for the manager."""
+    def authenticate(self, tid: str, token: str | None, conn: Connection | None = None) -> Any:
+        """The terminal row of a token that may act as `tid`; a refusal is flagged for the manager.
+
+        With `conn`, the lookup runs on it (as a reader, rolled back after), so a push checks
+        out one pooled connection, not two.
+        """
         row = None
         if token:
-            with self.engine.connect().execution_options(read_only=True) as conn:
+            if conn is None:
+                with self.engine.connect() as own:
+                    return self.authenticate(tid, token, own)
+            conn.execution_options(read_only=True)
+            try:
                 row = conn.execute(select(terminals).where(terminals.c.token_hash == token_hash(token))).first()
                 conn.rollback()
+            finally:
+                conn.execution_options(read_only=False)
         if row is None:
             self.flag("bad_token", tid, "unknown token" if token else "no bearer token")
             raise Unauthorized("unknown token" if token else "a bearer token is required")
@@ -400,10 +410,12 @@ class ServerStore:
             raise
 
     def _push(self, tid: str, token: str | None, from_seq: int, batch: Sequence[WireEvent]) -> PushResult:
-        term = self.authenticate(tid, token)
-        self._check_batch(term, from_seq, batch)
-        with self.engine.begin() as conn:
-            return self.push_in(conn, tid, from_seq, batch)
+        with self.engine.connect() as conn:
+            term = self.authenticate(tid, token, conn)
+            # no transaction is open while the hashes are checked: nothing is locked yet
+            self._check_batch(term, from_seq, batch)
+            with conn.begin():
+                return self.push_in(conn, tid, from_seq, batch)
 
     def _stored_elsewhere(self, tid: str, batch: Sequence[Mapping[str, Any]]) -> str | None:
         """An event id of the batch that the database holds as another event than this one."""
@@ -472,8 +484,8 @@ class ServerStore:
         found: list[dict[str, Any]] = []
         if deltas:
             keys = sorted(deltas)  # one lock order for every push: no deadlock between two pushes
-            self._add(conn, balances, [{"member_id": m, "program_id": p, "account": a, "amount": deltas[(m, p, a)]} for m, p, a in keys])
-            self._add(conn, terminal_balances, [{"tid": tid, "member_id": m, "program_id": p, "account": a, "amount": deltas[(m, p, a)]} for m, p, a in keys])
+            self._add(conn, balances, [(*k, deltas[k]) for k in keys])
+            self._add(conn, terminal_balances, [(tid, *k, deltas[k]) for k in keys])
             # only a debit can overdraw: read back just the balances this batch took from
             debited = sorted({m for (m, p, a), d in deltas.items() if d < 0 and a in MOVABLE})
             if debited:
@@ -496,11 +508,10 @@ class ServerStore:
         self._number_changes(conn, sorted(touched))
         return PushResult(acked_seq, acked_hash, found, len(new))
 
-    def _add(self, conn: Connection, table: Table, values: list[dict[str, Any]]) -> None:
-        # plain SQL both backends accept, straight to the driver's executemany: the hot path of a push
+    def _add(self, conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
+        """Add deltas to a balance table; rows are its primary key's values, then the amount."""
         keys = [c.name for c in table.primary_key.columns]
-        cols = [*keys, "amount"]
-        _bulk(conn, table, cols, [tuple(v[c] for c in cols) for v in values],
+        _bulk(conn, table, [*keys, "amount"], rows,
               f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET amount = {table.name}.amount + excluded.amount")
 
     def _cards_and_members(self, conn: Connection, tid: str, new: Sequence[Mapping[str, Any]], touched: set[str]) -> None:
