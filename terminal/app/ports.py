@@ -308,6 +308,9 @@ class ChainSync:
                 if self._health is None:
                     self._health = self._client()
                 online = bool(self._health.online(timeout_s=1.0))  # network: the status worker's thread, not the lock
+                background = self._background
+                if online and background is not None and background.failures:
+                    background.sync_now()  # the server is back: no need to sit out the rest of a long backoff
             except Exception as exc:
                 note = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         return SyncState(online=online, pending=pending, last_sync=last, forced_offline=self.forced_offline, note=note)

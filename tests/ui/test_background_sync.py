@@ -60,7 +60,7 @@ def server_head(srv: LiveServer, tid: str) -> int:
     return max(seqs, default=0)
 
 
-async def test_a_sale_reaches_the_server_by_itself_and_offline_the_till_keeps_selling(
+async def test_sales_reach_the_server_by_themselves_and_offline_the_till_keeps_selling(
     make_app: Callable[..., LoyaltyApp], demo_dir: Path, live: LiveServer
 ) -> None:
     tid = connect_till(demo_dir, live)
@@ -86,6 +86,10 @@ async def test_a_sale_reaches_the_server_by_itself_and_offline_the_till_keeps_se
         await until(pilot, lambda: re.search(r"\boffline: [1-9]\d* pending", text_of(app, "#status")) is not None,
                     timeout=30, what="offline with pending events")
         assert local_head(app) > head
+
+        live.start()  # the same port and database: the server is back
+        await until(pilot, lambda: server_head(live, tid) == local_head(app), timeout=30, what="what was sold offline on the server")
+        await until(pilot, lambda: "online: 0 pending" in text_of(app, "#status"), what="status online again")
 
 
 async def test_force_offline_pauses_background_sync(make_app: Callable[..., LoyaltyApp], demo_dir: Path, live: LiveServer) -> None:
