@@ -397,11 +397,11 @@ class ServerStore:
             # The unique event id is the idempotency check itself: the insert meets an id stored
             # by anyone (a PostgreSQL insert waits for a concurrent one to commit or roll back).
             taken = self._stored_elsewhere(tid, batch)
-            if not taken:
-                # nothing of this batch is stored: a race on something else (two first sightings of
+            if not taken and _unique_violation(exc):
+                # nothing of this batch is stored: a race on another key (two first sightings of
                 # one card); the retry will see the winner's row
                 raise Busy("a concurrent push changed the same rows; retry") from None
-            detail = f"event id {taken} is already stored with other content"
+            detail = f"event id {taken} is already stored with other content" if taken else f"refused by the database: {str(exc.orig)[:200]}"
             self.flag("tamper", tid, detail)
             raise Tamper(detail) from exc
         except DBAPIError as exc:
@@ -743,6 +743,10 @@ def _bulk(conn: Connection, table: Table, cols: Sequence[str], rows: list[tuple[
         return
     marks = ", ".join("?" * len(cols))
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks}){tail}", rows)
+
+
+def _unique_violation(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(exc.orig)
 
 
 def _retryable(exc: DBAPIError) -> bool:
