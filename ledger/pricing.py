@@ -21,6 +21,7 @@ computed"):
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
@@ -99,7 +100,7 @@ class Plan:
 
 def parse_item(spec: str) -> tuple[str, int]:
     """`SKU` or `SKU*QTY` (as on the command line)."""
-    code, sep, qty_text = spec.rpartition("*") if "*" in spec else (spec, "", "1")
+    code, _, qty_text = spec.rpartition("*") if "*" in spec else (spec, "", "1")
     code = code.strip()
     if not code:
         raise LoyaltyError("bad_item", f"item {spec!r} has no SKU (expected SKU or SKU*QTY)")
@@ -109,7 +110,6 @@ def parse_item(spec: str) -> tuple[str, int]:
         raise LoyaltyError("bad_item", f"quantity in {spec!r} must be a whole number") from None
     if qty < 1 or qty > 999:
         raise LoyaltyError("bad_item", f"quantity in {spec!r} must be between 1 and 999")
-    del sep
     return code, qty
 
 
@@ -274,7 +274,5 @@ def price_cart(
 
 
 def _closest(word: str, choices: list[str]) -> str | None:
-    import difflib
-
     found = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return found[0] if found else None

@@ -22,7 +22,7 @@ from . import cards, lots, money
 from .clock import business_day
 from .config import Config, MembershipProgram, PointsProgram, StampsProgram
 from .errors import LoyaltyError
-from .pricing import Plan, parse_item, price_cart
+from .pricing import MemberState, Plan, parse_item, price_cart
 from .store import Ledger, Tx, canonical, derived_id
 from .views import MEMBER, advance, card_view, member_state, tier_spend
 
@@ -146,8 +146,6 @@ class Loyalty:
         day = self.day(now)
         with self.ledger.reading() as conn:
             row = self._card_for_sale(conn, card_id, allow_unknown=True)
-            from .pricing import MemberState
-
             state = member_state(conn, self.cfg, row["member_id"], day, now=now) if row else MemberState()
             plan = price_cart(self.cfg, req.items, state, req.redeem, day)
         return self._totals_json(plan) | {"earned": _earned(plan), "redeemed": _redeemed(plan)}

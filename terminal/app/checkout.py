@@ -154,7 +154,10 @@ class CheckoutScreen(Screen[None]):
             mode = "online" if sync.online and not sync.forced_offline else ("OFFLINE (forced)" if sync.forced_offline else "offline")
             parts.append(f"{mode}: {sync.pending} pending, last sync {sync.last_sync or 'never'}")
         parts.append(f"{self.cfg.store.name} · {self.cfg.store.terminal}")
-        self.query_one("#status", Static).update(Text(" │ ".join(parts)), layout=False)
+        found = self.query("#status")
+        if not found:  # a status worker can report while the app is closing
+            return
+        found.first(Static).update(Text(" │ ".join(parts)), layout=False)
 
     # ------------------------------------------------------------ cart
 
