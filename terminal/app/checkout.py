@@ -133,9 +133,12 @@ class CheckoutScreen(Screen[None]):
 
     def say(self, text: str, kind: str = "") -> None:
         # unchanged widgets are left alone: every repainted widget adds to the time a tap takes to show
-        msg = self.query_one("#message", Static)
         if (text, kind) == self._said:
             return
+        found = self.query("#message")
+        if not found:  # a worker can report while the app is closing
+            return
+        msg = found.first(Static)
         self._said = (text, kind)
         if set(msg.classes) != ({kind} if kind else set()):
             msg.set_classes(kind)
