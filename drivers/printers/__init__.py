@@ -14,9 +14,9 @@ Driver modules are imported only for the scheme in use.
 from __future__ import annotations
 
 import importlib
-import urllib.parse
 from dataclasses import dataclass, field
 
+from .. import device_url
 from .base import Payload, PrinterError, PrinterStatus, RawPayload, ReceiptPrinter, parse_status
 
 __all__ = [
@@ -80,14 +80,10 @@ class PrinterUrl:
 
 
 def parse_url(url: str) -> PrinterUrl:
-    text = url.strip()
-    scheme, sep, rest = text.partition(":")
-    if not sep or not scheme:
+    parts = device_url.split(url)
+    if parts is None:
         raise PrinterError(f"printer URL {url!r} has no scheme; known: {_known()}")
-    rest = rest.removeprefix("//")
-    target, _, query = rest.partition("?")
-    options = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
-    return PrinterUrl(text, scheme.lower(), urllib.parse.unquote(target), options)
+    return PrinterUrl(url.strip(), *parts)
 
 
 def _known() -> str:

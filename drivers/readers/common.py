@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ledger.cards import KINDS, CardIdError, normalize
 
-from .. import identity
+from .. import device_url, identity
 from .base import CardPresent, ReaderError
 
 
@@ -44,17 +44,10 @@ class ParsedUrl:
 
 
 def parse_url(url: str) -> ParsedUrl:
-    """Split a reader URL without urllib's host rules: reader names hold spaces and colons."""
-    text = url.strip()
-    scheme, sep, rest = text.partition(":")
-    if not sep or not scheme:
+    parts = device_url.split(url)
+    if parts is None:
         raise ReaderError(f"reader URL {url!r} has no scheme (such as pcsc:// or sim://)")
-    rest = rest.removeprefix("//")
-    target, _, query = rest.partition("?")
-    options: dict[str, str] = {}
-    for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
-        options[name] = value
-    return ParsedUrl(scheme.lower(), urllib.parse.unquote(target), options)
+    return ParsedUrl(*parts)
 
 
 def card_from_text(kind: str, text: str) -> str:
