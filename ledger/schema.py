@@ -223,3 +223,18 @@ def m003_receipt_numbers(db: Database) -> None:
         CREATE INDEX sales_receipt ON sales(receipt_no);
         """,
     )
+
+
+@migrations()
+def m004_fewer_sale_indexes(db: Database) -> None:
+    # Every index is one more page written by each sale's commit. A sale's events are
+    # found through its member (refund) or its receipt's event seq (find_sale), and
+    # nothing looks sales up by member: these three indexes cost more than they gave.
+    _run(
+        db,
+        """
+        DROP INDEX events_sale;
+        DROP INDEX sales_member;
+        DROP INDEX sales_receipt;
+        """,
+    )

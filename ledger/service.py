@@ -13,7 +13,6 @@ import hashlib
 import json
 import re
 import sqlite3
-import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -22,8 +21,10 @@ from . import cards, lots, money
 from .clock import business_day
 from .config import Config, MembershipProgram, PointsProgram, StampsProgram
 from .errors import LoyaltyError
+from .ids import derived_id
+from .ids import new_id as new_op_id
 from .pricing import MemberState, Plan, parse_item, price_cart
-from .store import Ledger, Tx, canonical, derived_id
+from .store import Ledger, Tx, canonical
 from .views import MEMBER, advance, card_view, member_state, tier_spend
 
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,19}$")
@@ -110,8 +111,13 @@ class Loyalty:
     def find_sale(self, ref: str) -> str:
         """A sale's id from its id or from the receipt number printed on it (till-1-000042)."""
         ref = ref.strip()
+        # a receipt number is the terminal and the seq of the sale's last event
+        _, _, digits = ref.rpartition("-")
+        seq = int(digits) if digits.isdigit() and len(digits) < 19 else -1
         row = self.conn.execute(
-            "SELECT id FROM sales WHERE id=? UNION ALL SELECT id FROM sales WHERE receipt_no=? LIMIT 1", (ref, ref)
+            "SELECT id FROM sales WHERE id=?"
+            " UNION ALL SELECT s.id FROM events e JOIN sales s ON s.id = e.sale_id WHERE e.seq=? AND s.receipt_no=? LIMIT 1",
+            (ref, seq, ref),
         ).fetchone()
         if row is None:
             raise LoyaltyError("unknown_sale", f"no sale with id or receipt number {ref!r} in this ledger")
@@ -153,7 +159,7 @@ class Loyalty:
     def checkout(self, req: CheckoutRequest, now: datetime) -> dict[str, Any]:
         """Commit a sale: lines, rewards, discounts, earnings, print job. Idempotent by sale id."""
         card_id = _normalize(req.card)
-        sale_id = req.sale_id or str(uuid.uuid4())
+        sale_id = req.sale_id or new_op_id()
         fingerprint = req.fingerprint(card_id)
         day = self.day(now)
         ids = _Ids(sale_id)
@@ -311,7 +317,7 @@ class Loyalty:
             self._expire(tx, ids, member_id)
             tier_before = self.cfg.tiers.tier_for(member_state(tx.conn, self.cfg, member_id, day).window_spend)
             events = tx.conn.execute(
-                "SELECT * FROM events WHERE sale_id=? AND member_id=? ORDER BY seq DESC", (sale_id, member_id)
+                "SELECT * FROM events WHERE member_id=? AND sale_id=? ORDER BY seq DESC", (member_id, sale_id)
             ).fetchall()
             common: dict[str, Any] = {"member_id": member_id, "card_id": card_id, "sale_id": sale_id}
             reversed_: dict[str, dict[str, int]] = {}
@@ -393,7 +399,7 @@ class Loyalty:
         card_id = _normalize(raw_card)
         profile = check_profile(name, phone, birthday)
         day = self.day(now)
-        ids = _Ids(str(uuid.uuid4()))
+        ids = _Ids(new_op_id())
         with self.ledger.transaction(now, day) as tx:
             row = tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
             if row is None:
@@ -425,7 +431,7 @@ class Loyalty:
                 raise _card_refused(row)
             if (row["status"] == "blocked") != blocked:
                 tx.conn.execute("UPDATE cards SET status=?, reason=? WHERE id=?", ("blocked" if blocked else "active", reason or None, card_id))
-                tx.append("block" if blocked else "unblock", event_id=str(uuid.uuid4()), member_id=row["member_id"], card_id=card_id,
+                tx.append("block" if blocked else "unblock", event_id=new_op_id(), member_id=row["member_id"], card_id=card_id,
                           payload={"reason": reason} if blocked else None)
             return card_view(tx.conn, self.cfg, self._existing_card(tx.conn, card_id), day)
 
@@ -445,7 +451,7 @@ class Loyalty:
                 "INSERT INTO cards (id, member_id, status, created_at) VALUES (?,?,?,?)", (new_id, old["member_id"], "active", tx.ts)
             )
             tx.conn.execute("UPDATE cards SET status='replaced', replaced_by=? WHERE id=?", (new_id, old_id))
-            tx.append("replace", event_id=str(uuid.uuid4()), member_id=old["member_id"], card_id=old_id, payload={"new_card": new_id})
+            tx.append("replace", event_id=new_op_id(), member_id=old["member_id"], card_id=old_id, payload={"new_card": new_id})
             return card_view(tx.conn, self.cfg, self._existing_card(tx.conn, new_id), day)
 
     def adjust(self, raw_card: str, program_id: str, amount: int, reason: str, now: datetime) -> dict[str, Any]:
@@ -459,7 +465,7 @@ class Loyalty:
         if not isinstance(program, (PointsProgram, StampsProgram)):
             raise LoyaltyError("unknown_program", f"{program_id!r} is not a points or stamps program")
         day = self.day(now)
-        ids = _Ids(str(uuid.uuid4()))
+        ids = _Ids(new_op_id())
         with self.ledger.transaction(now, day) as tx:
             row = self._existing_card(tx.conn, card_id)
             member_id = str(row["member_id"])
@@ -488,7 +494,7 @@ class Loyalty:
     def expire_all(self, now: datetime) -> int:
         """Write the expiry of every due points lot (end of day); returns the points expired."""
         day = self.day(now)
-        ids = _Ids(str(uuid.uuid4()))
+        ids = _Ids(new_op_id())
         with self.ledger.transaction(now, day) as tx:
             members = [r[0] for r in tx.conn.execute(
                 "SELECT DISTINCT member_id FROM lots WHERE remaining > 0 AND expires_on <= ?", (tx.day,))]

@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,9 @@ from .errors import LoyaltyError
 # The migrations of ledger/schema.py, by name (a test keeps the two in step): when
 # all are applied, opening a ledger needs no sqlite-utils import, which keeps the
 # till's start fast.
-MIGRATIONS = ("m001_core", "m002_remote", "m003_receipt_numbers")
+MIGRATIONS = ("m001_core", "m002_remote", "m003_receipt_numbers", "m004_fewer_sale_indexes")
 
 GENESIS = "0" * 64
-EVENT_NAMESPACE = uuid.UUID("5b3c1f52-7f4e-4d0a-9a51-1c2b7d3e9f60")
 
 # The fields covered by an event's hash, in the order rows are read.
 HASHED = (
@@ -56,17 +55,37 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def event_hash(fields: dict[str, Any]) -> str:
-    """SHA-256 over the previous hash and the canonical JSON of the event (payload as an object)."""
-    body = {k: fields[k] for k in HASHED if k != "prev_hash"}
-    if isinstance(body["payload"], str):
-        body["payload"] = json.loads(body["payload"])
-    return hashlib.sha256((fields["prev_hash"] + canonical(body)).encode()).hexdigest()
+# An event's hash is SHA-256 over prev_hash and the canonical JSON (`canonical`) of
+# the other hashed fields, payload as an object. The body's keys are fixed, so their
+# sorted order is a template and a hash pays only for encoding the values: every
+# sale hashes several events, and a server push hundreds. The template is checked
+# against json's own output at import.
+_BODY_KEYS = tuple(sorted(k for k in HASHED if k != "prev_hash"))
+_BODY_TEMPLATE = "{" + ",".join(f'"{k}":%s' for k in _BODY_KEYS) + "}"
+_PAYLOAD_AT = _BODY_KEYS.index("payload")
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+if _BODY_TEMPLATE % (("null",) * len(_BODY_KEYS)) != canonical(dict.fromkeys(_BODY_KEYS)):
+    raise RuntimeError("the event body template is not canonical JSON")
 
 
-def derived_id(*parts: str) -> str:
-    """A stable UUID for an event of an operation, so a retry writes the same ids."""
-    return str(uuid.uuid5(EVENT_NAMESPACE, "/".join(parts)))
+def event_hash(fields: Mapping[str, Any]) -> str:
+    """SHA-256 over the previous hash and the canonical JSON of the event (payload as an object or its JSON text)."""
+    payload = fields["payload"]
+    if isinstance(payload, str):
+        # "{}" is most events' payload, and always decodes to the empty object
+        payload = "{}" if payload == "{}" else _CANONICAL.encode(json.loads(payload))
+    else:
+        payload = _CANONICAL.encode(payload)
+    return _digest(fields, payload)
+
+
+def _digest(fields: Mapping[str, Any], payload_json: str) -> str:
+    values = [
+        encode_basestring(v) if v.__class__ is str else "null" if v is None else int.__repr__(v) if v.__class__ is int else _CANONICAL.encode(v)
+        for v in map(fields.__getitem__, _BODY_KEYS)
+    ]
+    values[_PAYLOAD_AT] = payload_json
+    return hashlib.sha256((fields["prev_hash"] + _BODY_TEMPLATE % tuple(values)).encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +223,7 @@ class Tx:
         assert self._seq is not None
         seq = self._seq + 1
         body = payload or {}
+        body_json = _CANONICAL.encode(body) if body else "{}"
         fields: dict[str, Any] = {
             "seq": seq,
             "event_id": event_id,
@@ -220,11 +240,10 @@ class Tx:
             "sale_id": sale_id,
             "ref_event_id": ref_event_id,
             "rules_version": self.ledger.rules_version,
-            "payload": body,
+            "payload": body_json,
             "prev_hash": self._hash,
         }
-        digest = event_hash(fields)
-        fields["payload"] = canonical(body)
+        digest = _digest(fields, body_json)
         self.conn.execute(
             "INSERT INTO events (seq, event_id, terminal_id, store_id, ts, business_day, member_id, card_id,"
             " program_id, account, kind, amount, sale_id, ref_event_id, rules_version, payload, prev_hash, hash)"

@@ -135,11 +135,14 @@ def _lots(conn: sqlite3.Connection, report: Report) -> None:
 
 def _sales(conn: sqlite3.Connection, report: Report) -> None:
     problems = []
-    for sale_id, subtotal, discount, total, payload, lines_gross, lines_net in conn.execute(
-        "SELECT s.id, s.subtotal, s.discount, s.total, e.payload,"
+    # one pass over the sale events (events have no index by sale)
+    recorded_by_sale = {r[0]: r[1] for r in conn.execute("SELECT sale_id, payload FROM events WHERE kind = 'sale'")}
+    for sale_id, subtotal, discount, total, lines_gross, lines_net in conn.execute(
+        "SELECT s.id, s.subtotal, s.discount, s.total,"
         " (SELECT SUM(gross) FROM sale_lines WHERE sale_id = s.id), (SELECT SUM(net) FROM sale_lines WHERE sale_id = s.id)"
-        " FROM sales s LEFT JOIN events e ON e.sale_id = s.id AND e.kind = 'sale'"
+        " FROM sales s"
     ):
+        payload = recorded_by_sale.get(sale_id)
         if payload is None:
             problems.append(f"sale {sale_id} has no sale event in the chain")
             continue

@@ -19,7 +19,6 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from json.encoder import encode_basestring
 from operator import itemgetter
 from typing import Any
 
@@ -45,7 +44,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from ledger.store import GENESIS, HASHED, canonical
+from ledger.store import GENESIS, HASHED, event_hash
 
 from .protocol import WireEvent
 
@@ -233,30 +232,6 @@ def _insert(conn: Connection) -> Callable[..., Any]:
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
-# The ledger's event hash (ledger.store.event_hash) without its per-call costs: the body's keys
-# are fixed, so their sorted order is a template, and a push of 500 events pays only for the
-# values. The template is checked against json's own output at import.
-_BODY_KEYS = tuple(sorted(k for k in HASHED if k != "prev_hash"))
-_BODY_TEMPLATE = "{" + ",".join(f'"{k}":%s' for k in _BODY_KEYS) + "}"
-_PAYLOAD_AT = _BODY_KEYS.index("payload")
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-if _BODY_TEMPLATE % (("null",) * len(_BODY_KEYS)) != canonical(dict.fromkeys(_BODY_KEYS)):
-    raise RuntimeError("the event body template is not the ledger's canonical JSON")
-
-
-def wire_hash(ev: Mapping[str, Any]) -> str:
-    """Exactly `ledger.store.event_hash(ev)`: SHA-256 of prev_hash and the canonical JSON of the body."""
-    values = [
-        encode_basestring(v) if v.__class__ is str else "null" if v is None else int.__repr__(v) if v.__class__ is int else _CANONICAL.encode(v)
-        for v in map(ev.__getitem__, _BODY_KEYS)
-    ]
-    payload = ev["payload"]
-    if isinstance(payload, str):
-        # "{}" is most events' payload, and always decodes to the empty object
-        values[_PAYLOAD_AT] = "{}" if payload == "{}" else _CANONICAL.encode(json.loads(payload))
-    return hashlib.sha256((ev["prev_hash"] + _BODY_TEMPLATE % tuple(values)).encode()).hexdigest()
-
-
 @dataclass
 class PushResult:
     acked_seq: int
@@ -435,7 +410,7 @@ class ServerStore:
             if ev["terminal_id"] != term.terminal_id or ev["store_id"] != term.store_id:
                 raise Tamper(f"event seq {ev['seq']} claims terminal {ev['store_id']}:{ev['terminal_id']}")
             try:
-                digest = wire_hash(ev)
+                digest = event_hash(ev)
             except (ValueError, TypeError, RecursionError):
                 raise Tamper(f"event seq {ev['seq']}: payload is not JSON") from None
             if digest != ev["hash"]:

@@ -7,13 +7,13 @@ twice (the ledger answers a known sale id with the stored sale).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.config import Config
 from ledger.errors import LoyaltyError
+from ledger.ids import new_id
 from ledger.pricing import parse_item
 
 CARD_PREFIXES = ("uid:", "ndef:", "em:", "code:")
@@ -37,8 +37,8 @@ class Cart:
     profile: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> Cart:
-        return cls(sale_id=new_id())
+    def start(cls, make_id: Callable[[], str] = new_id) -> Cart:
+        return cls(sale_id=make_id())
 
     def items(self) -> list[tuple[str, int]]:
         return [(ln.sku, ln.qty) for ln in self.lines]

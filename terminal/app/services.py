@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from drivers.readers.base import CardReader
 from ledger.config import Config
+from ledger.ids import new_id
 from ledger.service import Loyalty
 
 from .gate import Gate
@@ -38,7 +38,7 @@ class Services:
     reader: CardReader | None = None
     reader_error: str | None = None
     demo_cards: list[DemoCard] = field(default_factory=list)
-    new_sale_id: Callable[[], str] = lambda: str(uuid.uuid4())
+    new_sale_id: Callable[[], str] = new_id
     demo: bool = False
     status_interval_s: float = 2.0
 
