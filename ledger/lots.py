@@ -14,7 +14,7 @@ from .store import Tx
 def open_lot(tx: Tx, *, lot_id: str, member_id: str, program_id: str, points: int, expire_after_days: int | None) -> None:
     day = date.fromisoformat(tx.day)
     expires = (day + timedelta(days=expire_after_days)).isoformat() if expire_after_days else None
-    tx.conn.execute(
+    tx.later(
         "INSERT INTO lots (lot_id, member_id, program_id, earned_day, expires_on, points, remaining) VALUES (?,?,?,?,?,?,?)",
         (lot_id, member_id, program_id, tx.day, expires, points, points),
     )

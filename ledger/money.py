@@ -15,7 +15,7 @@ Rounding rules (see README, "Money and rounding"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from functools import lru_cache
@@ -32,10 +32,10 @@ class MoneyError(ValueError):
 class Currency:
     code: str
     digits: int
+    scale: int = field(init=False, repr=False, compare=False)  # 10**digits
 
-    @property
-    def scale(self) -> int:
-        return int(10**self.digits)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", 10**self.digits)
 
 
 @lru_cache(maxsize=64)
@@ -98,17 +98,21 @@ def display(minor: int, cur: Currency, locale: str = "en") -> str:
 
 def percent_of(minor: int, percent: Fraction | Decimal | int) -> int:
     """`percent` % of `minor`, rounded half-up to a whole minor unit."""
-    exact = Fraction(minor) * Fraction(percent) / 100
-    return _round_half_up(exact)
+    ratio = percent if isinstance(percent, Fraction) else Fraction(percent)
+    # integer arithmetic on the exact fraction: called for every line of every sale
+    return _half_up(minor * ratio.numerator, 100 * ratio.denominator)
+
+
+def _half_up(numerator: int, denominator: int) -> int:
+    sign = -1 if (numerator < 0) != (denominator < 0) else 1
+    whole, rest = divmod(abs(numerator), abs(denominator))
+    if 2 * rest >= abs(denominator):
+        whole += 1
+    return sign * whole
 
 
 def _round_half_up(value: Fraction) -> int:
-    sign = -1 if value < 0 else 1
-    mag = abs(value)
-    whole, rest = divmod(mag.numerator, mag.denominator)
-    if 2 * rest >= mag.denominator:
-        whole += 1
-    return sign * whole
+    return _half_up(value.numerator, value.denominator)
 
 
 def round_half_up(value: Fraction) -> int:

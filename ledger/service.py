@@ -27,6 +27,13 @@ from .pricing import MemberState, Plan, parse_item, price_cart
 from .store import Ledger, Tx, canonical
 from .views import MEMBER, advance, card_view, member_state, tier_spend
 
+_CARD_AND_MEMBER = (
+    "SELECT c.id, c.member_id, c.status, c.replaced_by, c.reason, c.created_at,"
+    " m.name, m.phone, m.birthday, m.enrolled_at, m.referrer_id, m.first_sale_id"
+    " FROM cards c JOIN members m ON m.id = c.member_id WHERE c.id=?"
+)
+# a sale's stored answer is read back whole, never hashed: no need to sort its keys
+_ANSWER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,19}$")
 _BIRTHDAY = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
 _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -109,15 +116,16 @@ class Loyalty:
             return card_view(conn, self.cfg, row, self.day(now))
 
     def find_sale(self, ref: str) -> str:
-        """A sale's id from its id or from the receipt number printed on it (till-1-000042)."""
+        """A sale's id from its id, the receipt number printed on it (till-1-000042), or that number's digits (42)."""
         ref = ref.strip()
         # a receipt number is the terminal and the seq of the sale's last event
         _, _, digits = ref.rpartition("-")
         seq = int(digits) if digits.isdigit() and len(digits) < 19 else -1
+        number = f"{self.cfg.store.terminal}-{seq:06d}" if ref == digits and seq >= 0 else ref
         row = self.conn.execute(
             "SELECT id FROM sales WHERE id=?"
             " UNION ALL SELECT s.id FROM events e JOIN sales s ON s.id = e.sale_id WHERE e.seq=? AND s.receipt_no=? LIMIT 1",
-            (ref, seq, ref),
+            (ref, seq, number),
         ).fetchone()
         if row is None:
             raise LoyaltyError("unknown_sale", f"no sale with id or receipt number {ref!r} in this ledger")
@@ -137,9 +145,11 @@ class Loyalty:
         row = self.conn.execute("SELECT member_id FROM cards WHERE id=?", (card_id,)).fetchone()
         if row is None:
             raise LoyaltyError("unknown_card", f"card {card_id} is not enrolled")
+        # each event of a sale carries the sale's receipt number: what a manager types to find it
         rows = self.conn.execute(
-            "SELECT seq, ts, business_day, kind, program_id, account, amount, sale_id, card_id, payload FROM events"
-            " WHERE member_id=? ORDER BY seq DESC LIMIT ?",
+            "SELECT e.seq, e.ts, e.business_day, e.kind, e.program_id, e.account, e.amount, e.sale_id, s.receipt_no AS receipt,"
+            " e.card_id, e.payload FROM events e LEFT JOIN sales s ON s.id = e.sale_id"
+            " WHERE e.member_id=? ORDER BY e.seq DESC LIMIT ?",
             (row["member_id"], limit),
         ).fetchall()
         return [dict(r) | {"payload": json.loads(r["payload"])} for r in rows]
@@ -165,10 +175,12 @@ class Loyalty:
         ids = _Ids(sale_id)
         with self.ledger.transaction(now, day) as tx:
             done = tx.conn.execute(
-                "SELECT s.request_hash, s.result, (SELECT 1 FROM business_days WHERE day=?) AS closed"
+                "SELECT s.request_hash, s.result, (SELECT 1 FROM business_days WHERE day=?) AS closed,"
+                " (SELECT value FROM meta WHERE key='head_seq') AS head_seq, (SELECT value FROM meta WHERE key='head_hash') AS head_hash"
                 " FROM (SELECT 1) LEFT JOIN sales s ON s.id=?",
                 (day.isoformat(), sale_id),
             ).fetchone()
+            tx.prime_head(int(done["head_seq"]), done["head_hash"])
             if done["result"] is not None:
                 if done["request_hash"] != fingerprint:
                     raise LoyaltyError("conflict", f"sale {sale_id} was already committed with other items")
@@ -181,10 +193,10 @@ class Loyalty:
                 if not self.cfg.ledger.auto_enrol:
                     raise LoyaltyError("unknown_card", f"card {card_id} is not enrolled (auto-enrolment is off)")
                 self._enrol_new(tx, ids, card_id, sale_id=sale_id)
-                row = tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
+                row = tx.conn.execute(_CARD_AND_MEMBER, (card_id,)).fetchone()
                 enrolled = True
             member_id = str(row["member_id"])
-            member = tx.conn.execute("SELECT * FROM members WHERE id=?", (member_id,)).fetchone()
+            member = row  # the card's row carries its member's columns
             self._expire(tx, ids, member_id)
             state = member_state(tx.conn, self.cfg, member_id, day, swept=True, now=now)
             seen = len(tx.appended)  # the expiry above is already in `state`
@@ -260,7 +272,7 @@ class Loyalty:
                 "INSERT INTO sales (id, terminal_id, store_id, ts, business_day, card_id, member_id, currency, subtotal, discount, total,"
                 " request_hash, result, receipt_no) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (sale_id, self.cfg.store.terminal, self.cfg.store.id, tx.ts, tx.day, card_id, member_id, self.cfg.currency.code,
-                 plan.subtotal, plan.discount, plan.total, fingerprint, canonical(result), result["receipt"]["number"]),
+                 plan.subtotal, plan.discount, plan.total, fingerprint, _ANSWER.encode(result), result["receipt"]["number"]),
             )
             tx.conn.executemany(
                 "INSERT INTO sale_lines (sale_id, line_no, sku, name, category, qty, unit_price, gross, reward, discount, redeemed, net)"
@@ -513,7 +525,8 @@ class Loyalty:
         return tx.balance(member_id, program_id, account) + (int(row[0]) if row else 0)
 
     def _card_for_sale(self, conn: sqlite3.Connection, card_id: str, *, allow_unknown: bool) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
+        """The card with its member's columns (card_view reads both from it), or None for an unknown card."""
+        row: sqlite3.Row | None = conn.execute(_CARD_AND_MEMBER, (card_id,)).fetchone()
         if row is None:
             if allow_unknown:
                 return None
@@ -592,7 +605,7 @@ class Loyalty:
     def _sale_bonuses(self, tx: Tx, ids: _Ids, member: sqlite3.Row, card_id: str, sale_id: str, day: date) -> list[dict[str, Any]]:
         paid: list[dict[str, Any]] = []
         b = self.cfg.bonuses
-        member_id = str(member["id"])
+        member_id = str(member["member_id"])
         if member["birthday"] and b.birthday:
             year = _birthday_year(member["birthday"], day, b.birthday_window_days)
             if year is not None and self._bonus(tx, ids, member_id, card_id, sale_id, f"birthday:{year}", b.birthday):

@@ -259,6 +259,8 @@ class Config:
     promotions: tuple[Promotion, ...]
     bonuses: Bonuses
     rules_version: str
+    # programs by kind, asked for many times per sale
+    _by_kind: dict[type, tuple[Program, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def currency(self) -> Currency:
@@ -274,8 +276,11 @@ class Config:
                 return item
         return None
 
-    def programs_of(self, kind: type[T]) -> list[T]:
-        return [p for p in self.programs.values() if isinstance(p, kind)]
+    def programs_of(self, kind: type[T]) -> tuple[T, ...]:
+        found = self._by_kind.get(kind)
+        if found is None:
+            found = self._by_kind[kind] = tuple(p for p in self.programs.values() if isinstance(p, kind))
+        return found  # type: ignore[return-value]  # filtered by kind above
 
     def membership_for_sku(self, sku: str) -> MembershipProgram | None:
         for program in self.programs_of(MembershipProgram):

@@ -186,18 +186,53 @@ class Ledger:
         return int(rows.get("head_seq", 0)), str(rows.get("head_hash", GENESIS))
 
 
+_INSERT_EVENT = (
+    "INSERT INTO events (seq, event_id, terminal_id, store_id, ts, business_day, member_id, card_id,"
+    " program_id, account, kind, amount, sale_id, ref_event_id, rules_version, payload, prev_hash, hash)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_MOVE_BALANCE = (
+    "INSERT INTO balances (member_id, program_id, account, amount) VALUES (?,?,?,?)"
+    " ON CONFLICT (member_id, program_id, account) DO UPDATE SET amount = amount + excluded.amount"
+)
+
+
 class Tx:
     """The write transaction an operation runs in."""
 
     def __init__(self, ledger: Ledger, now: datetime | None, day: date | None):
         self.ledger = ledger
-        self.conn = ledger.conn
+        self._conn = ledger.conn
+        # Event rows and balance moves wait here and go in with one executemany per
+        # statement: a sale appends several. Anything that touches `conn` writes them
+        # first, so every read in the transaction sees every earlier append.
+        self._pending: dict[str, list[tuple[Any, ...]]] = {}
         self.now = now
         self.ts = iso(now) if now else ""
         self.day = day.isoformat() if day else ""
         self._seq: int | None = None
         self._hash = ""
         self.appended: list[Event] = []
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._pending:
+            self._write_pending()
+        return self._conn
+
+    def _write_pending(self) -> None:
+        pending, self._pending = self._pending, {}
+        for sql, rows in pending.items():
+            self._conn.executemany(sql, rows)
+
+    def later(self, sql: str, params: tuple[Any, ...]) -> None:
+        """A write that nothing reads before the next use of `conn` (or the commit): batched with its like."""
+        self._pending.setdefault(sql, []).append(params)
+
+    def prime_head(self, seq: int, head: str) -> None:
+        """The chain head, when the caller read it with its own first query."""
+        if self._seq is None:
+            self._seq, self._hash = seq, head
 
     def _load_head(self) -> None:
         seq, head = self.ledger.head()
@@ -244,26 +279,18 @@ class Tx:
             "prev_hash": self._hash,
         }
         digest = _digest(fields, body_json)
-        self.conn.execute(
-            "INSERT INTO events (seq, event_id, terminal_id, store_id, ts, business_day, member_id, card_id,"
-            " program_id, account, kind, amount, sale_id, ref_event_id, rules_version, payload, prev_hash, hash)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (*[fields[k] for k in HASHED], digest),
-        )
+        self._pending.setdefault(_INSERT_EVENT, []).append((*[fields[k] for k in HASHED], digest))
         if account is not None and member_id is not None and amount:
-            self.conn.execute(
-                "INSERT INTO balances (member_id, program_id, account, amount) VALUES (?,?,?,?)"
-                " ON CONFLICT (member_id, program_id, account) DO UPDATE SET amount = amount + excluded.amount",
-                (member_id, program_id or "", account, amount),
-            )
+            self._pending.setdefault(_MOVE_BALANCE, []).append((member_id, program_id or "", account, amount))
         self._seq, self._hash = seq, digest
         event = Event(seq, event_id, kind, member_id, program_id, account, amount, sale_id, ref_event_id, payload or {}, digest)
         self.appended.append(event)
         return event
 
     def flush(self) -> None:
+        self._write_pending()
         if self._seq is not None and self.appended:
-            self.conn.execute(
+            self._conn.execute(
                 "UPDATE meta SET value = CASE key WHEN 'head_seq' THEN ? ELSE ? END WHERE key IN ('head_seq', 'head_hash')",
                 (str(self._seq), self._hash),
             )

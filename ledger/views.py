@@ -44,31 +44,35 @@ def member_state(
     due; `window_spend`: the tier spend, when the caller already knows it.
     Both save queries on the checkout path.
     """
-    bal: dict[tuple[str, str], int] = {
-        (r[0], r[1]): int(r[2])
-        for r in conn.execute("SELECT program_id, account, amount FROM balances WHERE member_id=?", (member_id,))
-    }
+    # one query for every table the state comes from: a tap and a sale pay for one round trip
+    sql = [_STATE_SQL]
+    params: dict[str, Any] = {"m": member_id, "day": day.isoformat()}
+    if not swept:
+        sql.append(_DUE_SQL)
+    if window_spend is None and cfg.tiers.levels:
+        sql.append(_WINDOW_SQL)
+        params |= {"member": MEMBER, "since": _window_start(cfg, day)}
+    bal: dict[tuple[str, str], int] = {}
     remote: dict[tuple[str, str], int] = {}
+    due: dict[str, int] = {}
+    until: dict[str, str] = {}
     stale_before = (now - timedelta(hours=cfg.offline.max_snapshot_age_hours)) if now is not None else None
     fresh = True
-    for program_id, account, amount, synced_at in conn.execute(
-        "SELECT program_id, account, amount, synced_at FROM remote_balances WHERE member_id=?", (member_id,)
-    ):
-        remote[(program_id, account)] = int(amount)
-        if stale_before is not None and datetime.fromisoformat(synced_at.replace("Z", "+00:00")) < stale_before:
-            fresh = False
-    due: dict[str, int] = {}
-    if not swept:
-        due = {
-            r[0]: int(r[1])
-            for r in conn.execute(
-                "SELECT program_id, SUM(remaining) FROM lots WHERE member_id=? AND remaining > 0 AND expires_on <= ? GROUP BY program_id",
-                (member_id, day.isoformat()),
-            )
-        }
+    for source, program_id, account, amount, text in conn.execute(" UNION ALL ".join(sql), params):
+        if source == "b":
+            bal[(program_id, account)] = int(amount)
+        elif source == "r":
+            remote[(program_id, account)] = int(amount)
+            if stale_before is not None and datetime.fromisoformat(text.replace("Z", "+00:00")) < stale_before:
+                fresh = False
+        elif source == "m":
+            until[program_id] = text
+        elif source == "d":
+            due[program_id] = int(amount)
+        else:
+            window_spend = int(amount)
     if window_spend is None:
-        window_spend = tier_spend(conn, cfg, member_id, day)
-    until = {r[0]: r[1] for r in conn.execute("SELECT program_id, valid_until FROM memberships WHERE member_id=?", (member_id,))}
+        window_spend = 0
     active = frozenset(pid for pid, last in until.items() if last >= day.isoformat())
     def total(key: tuple[str, str]) -> int:
         return bal.get(key, 0) + remote.get(key, 0)
@@ -88,6 +92,25 @@ def member_state(
         memberships=active,
         membership_until=until,
     )
+
+
+_STATE_SQL = (
+    "SELECT 'b', program_id, account, amount, NULL FROM balances WHERE member_id=:m"
+    " UNION ALL SELECT 'r', program_id, account, amount, synced_at FROM remote_balances WHERE member_id=:m"
+    " UNION ALL SELECT 'm', program_id, NULL, 0, valid_until FROM memberships WHERE member_id=:m"
+)
+_DUE_SQL = (
+    "SELECT 'd', program_id, NULL, SUM(remaining), NULL FROM lots"
+    " WHERE member_id=:m AND remaining > 0 AND expires_on <= :day GROUP BY program_id"
+)
+_WINDOW_SQL = (
+    "SELECT 't', NULL, NULL, COALESCE(SUM(amount), 0), NULL FROM events"
+    " WHERE member_id=:m AND program_id=:member AND account='spend' AND business_day >= :since"
+)
+
+
+def _window_start(cfg: Config, day: date) -> str:
+    return (day - timedelta(days=cfg.tiers.window_days - 1)).isoformat()
 
 
 def advance(state: MemberState, moves: list[tuple[str, str, int]], window_spend: int) -> MemberState:
@@ -123,12 +146,8 @@ def tier_spend(conn: sqlite3.Connection, cfg: Config, member_id: str, day: date)
     """Money paid in the tier window ending on `day`."""
     if not cfg.tiers.levels:
         return 0
-    since = (day - timedelta(days=cfg.tiers.window_days - 1)).isoformat()
-    row = conn.execute(
-        "SELECT COALESCE(SUM(amount), 0) FROM events WHERE member_id=? AND program_id=? AND account='spend' AND business_day >= ?",
-        (member_id, MEMBER, since),
-    ).fetchone()
-    return int(row[0])
+    row = conn.execute(_WINDOW_SQL, {"m": member_id, "member": MEMBER, "since": _window_start(cfg, day)}).fetchone()
+    return int(row[3])
 
 
 def card_view(

@@ -97,7 +97,7 @@ class Gate:
         """A sale by its id or by the receipt number printed on it (till-1-000042)."""
         ref = ref.strip()
         if not ref:
-            raise LoyaltyError("unknown_sale", "give the sale's receipt number (e.g. till-1-000042) or its id")
+            raise LoyaltyError("unknown_sale", "give the sale's receipt number (e.g. till-1-000042 or 42) or its id")
         with self.lock:
             return self.loyalty.find_sale(ref)
 
@@ -135,8 +135,8 @@ class Gate:
             raise LoyaltyError("bad_amount", f"{text!r}: type points (e.g. {program.step_points}) or an amount (e.g. 0.500)") from None
         return points
 
-    def stamp_programs(self) -> list[StampsProgram]:
+    def stamp_programs(self) -> tuple[StampsProgram, ...]:
         return self.cfg.programs_of(StampsProgram)
 
-    def points_programs(self) -> list[PointsProgram]:
+    def points_programs(self) -> tuple[PointsProgram, ...]:
         return self.cfg.programs_of(PointsProgram)

@@ -65,7 +65,7 @@ class MemberScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#history", DataTable)
-        table.add_columns("When", "What", "Program", "Amount", "Sale")
+        table.add_columns("When", "What", "Program", "Amount", "Rcpt")  # the receipt's number without the till: what refund takes
         table.focus()
         self.load()
 
@@ -104,7 +104,7 @@ class MemberScreen(Screen[None]):
                 amount = _money(self.services, payload.get("total"))
             elif ev["account"] == "spend":
                 amount = "+" + _money(self.services, ev["amount"]) if ev["amount"] > 0 else "-" + _money(self.services, -ev["amount"])
-            table.add_row(self._local(ev["ts"]), what, ev["program_id"] or "", amount, (ev["sale_id"] or "")[:8])
+            table.add_row(self._local(ev["ts"]), what, ev["program_id"] or "", amount, (ev.get("receipt") or "").rpartition("-")[2])
         self.events_shown = len(msg.events)
 
     def _local(self, ts: str) -> str:

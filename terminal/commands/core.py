@@ -28,11 +28,11 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_sale)
 
     p = sub.add_parser("refund", help="reverse a sale's loyalty effects, once")
-    p.add_argument("sale_id")
+    p.add_argument("sale_id", metavar="SALE", help="the sale's id or receipt number (till-1-000042, or just 42)")
     p.set_defaults(handler=cmd_refund)
 
     p = sub.add_parser("receipt", help="render a sale's receipt again")
-    p.add_argument("sale_id")
+    p.add_argument("sale_id", metavar="SALE", help="the sale's id or receipt number (till-1-000042, or just 42)")
     p.add_argument("--format", choices=receipts.FORMATS, default="text")
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--copy", action="store_true", help="mark the receipt as a COPY")

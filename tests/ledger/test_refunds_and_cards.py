@@ -159,11 +159,14 @@ def test_a_sale_is_found_by_its_receipt_number(store):
     number = sale["receipt"]["number"]
     assert store.service.find_sale(number) == sale["sale"]
     assert store.service.sale(number)["sale"] == sale["sale"]
+    assert store.service.find_sale(str(int(number.rpartition("-")[2]))) == sale["sale"]  # the digits alone, as typed
+    # the member's history names the receipt of each of the sale's events
+    assert {e["receipt"] for e in store.service.history(CARD) if e["sale_id"] == sale["sale"]} == {number}
     refund = store.service.refund(number, store.now("2026-11-22T12:00"))
     assert refund["sale"] == sale["sale"]
     terminal, _, seq = number.rpartition("-")
     other_terminal = "other-till-" + seq  # the same seq on another till's receipt
-    for ref in (f"{terminal}-999999", other_terminal, f"{terminal}-", "99999999999999999999999"):
+    for ref in (f"{terminal}-999999", other_terminal, f"{terminal}-", "99999999999999999999999", "999999"):
         with pytest.raises(LoyaltyError) as err:
             store.service.find_sale(ref)
         assert err.value.code == "unknown_sale"

@@ -287,6 +287,8 @@ async def test_member_screen_lists_the_history(make_app: Callable[..., LoyaltyAp
         table = app.screen.query_one("#history")
         kinds = {str(table.get_row_at(i)[1]) for i in range(table.row_count)}
         assert {"enrolled", "sale", "stamps earned", "points earned", "reward"} <= kinds
+        sale_rows = [table.get_row_at(i) for i in range(table.row_count) if str(table.get_row_at(i)[1]) == "sale"]
+        assert sale_rows and all(str(row[4]).isdigit() for row in sale_rows)  # its receipt number, as typed to find it
         await pilot.press("escape")
         assert app.screen is app.checkout
 
