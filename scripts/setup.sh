@@ -37,3 +37,7 @@ if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
   .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
   echo "$stamp" > .venv/.installed
 fi
+# The project is installed editable, so pip compiled none of its own modules; a
+# till that may not write next to its sources (or runs with PYTHONDONTWRITEBYTECODE)
+# would compile them on every start. Only changed files are compiled again.
+.venv/bin/python -m compileall -q -j 0 ledger drivers sync receipts terminal >/dev/null

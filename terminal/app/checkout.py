@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -56,7 +57,7 @@ class CheckoutScreen(Screen[None]):
     #message.error { background: $error; color: $text; text-style: bold; }
     #message.ok { background: $success-darken-2; color: $text; }
     #message.warn { background: $warning-darken-2; color: $text; }
-    #member { height: 1fr; }
+    #member { height: auto; }
     #member.refused { background: $error 20%; }
     #receipt { height: auto; }
     #print-status { height: auto; text-style: bold; }
@@ -97,6 +98,7 @@ class CheckoutScreen(Screen[None]):
         self.reader_text = "reader …"
         self.tap_started: float | None = None
         self.panel_shown_at: float | None = None
+        self._panel_height = -1
         self._said: tuple[str, str] = ("", "")
         self._totals_key: object = None
 
@@ -304,7 +306,7 @@ class CheckoutScreen(Screen[None]):
         self._tap_seq += 1
         self._undo_redeem = None
         self.query_one("#member", Static).remove_class("refused")
-        self.query_one("#member", Static).update(render.empty_panel(self.services.demo), layout=False)
+        self._set_panel(render.empty_panel(self.services.demo))
         self.show_right("member-panel")
         self.refresh_cart()
         self.show_totals()
@@ -388,7 +390,7 @@ class CheckoutScreen(Screen[None]):
             self.cart.redeem = {}
             if not panel.has_class("refused"):
                 panel.add_class("refused")
-            panel.update(render.refusal_panel(msg.card_id, msg.refused), layout=False)
+            self._set_panel(render.refusal_panel(msg.card_id, msg.refused))
             self.say(msg.refused, "error")
             self.app.bell()
         else:
@@ -412,13 +414,26 @@ class CheckoutScreen(Screen[None]):
         self.panel_shown_at = time.perf_counter()
 
     def show_member(self) -> None:
-        panel = self.query_one("#member", Static)
         if self.cart.card is None:
-            panel.update(render.empty_panel(self.services.demo), layout=False)
+            self._set_panel(render.empty_panel(self.services.demo))
         elif self.cart.unknown or self.cart.view is None:
-            panel.update(render.unknown_panel(self.cart.card, self.cart.profile, self.cfg.bonuses.profile_completed), layout=False)
+            self._set_panel(render.unknown_panel(self.cart.card, self.cart.profile, self.cfg.bonuses.profile_completed))
         else:
-            panel.update(render.member_panel(self.cfg, self.cart.view, self.cart.redeem, self.cart.profile), layout=False)
+            self._set_panel(render.member_panel(self.cfg, self.cart.view, self.cart.redeem, self.cart.profile))
+
+    def _set_panel(self, content: Text) -> None:
+        # The panel is as tall as its text (a full-height panel re-rendered every blank
+        # line on each tap, more than half of a tap's frame); it needs a new layout only
+        # when its height changes.
+        panel = self.query_one("#member", Static)
+        width = max(1, panel.content_region.width or panel.size.width)
+        lines = content.plain.split("\n")
+        if any(cell_len(line) > width for line in lines):
+            height = len(content.wrap(self.app.console, width))
+        else:
+            height = len(lines)
+        panel.update(content, layout=height != self._panel_height)
+        self._panel_height = height
 
     def action_profile(self) -> None:
         if self.cart.card is None:
