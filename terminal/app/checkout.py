@@ -112,7 +112,8 @@ class CheckoutScreen(Screen[None]):
                 yield DataTable(id="cart", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="totals")
             with ContentSwitcher(initial="member-panel", id="right"):
-                # fixed size, repainted in place: a tap never costs a relayout of the screen
+                # the panel is as tall as its text: a tap repaints it in place, with a new
+                # layout only when its height changes
                 with Vertical(id="member-panel"):
                     yield Static(render.empty_panel(self.services.demo), id="member")
                 with VerticalScroll(id="receipt-panel"):
@@ -407,9 +408,11 @@ class CheckoutScreen(Screen[None]):
                 self.say(msg.warning, "warn")
             elif msg.unknown:
                 self.say("New card: it is enrolled when the sale is paid (F3 adds a profile).", "ok")
-            else:
-                name = (msg.view or {}).get("member", {}).get("name") or "member"
-                self.say(f"Card read: {name}.", "ok")
+            elif self._said[1] in ("error", "warn"):
+                # the panel shows whose card it is; a known card only clears a problem
+                # left on the message line (repainting that line too would put the
+                # whole screen between it and the panel into the tap's frame)
+                self.say("", "")
             self.request_quote()
         self.panel_shown_at = time.perf_counter()
 

@@ -84,11 +84,11 @@ def cmd_receipt(args: argparse.Namespace, ctx: Context) -> Output:
                 fh.write(data)
         except OSError as exc:
             raise LoyaltyError("io", f"cannot write {args.out}: {exc.strerror}") from None
-        return Output({"sale": args.sale_id, "out": args.out, "format": args.format, "bytes": len(data)}, f"wrote {args.out}")
+        return Output({"sale": result["sale"], "out": args.out, "format": args.format, "bytes": len(data)}, f"wrote {args.out}")
     if args.format != "text":
         raise LoyaltyError("binary_output", f"--format {args.format} is binary: give --out FILE")
     text = data.decode("utf-8")
-    return Output({"sale": args.sale_id, "format": args.format, "receipt": text}, text)
+    return Output({"sale": result["sale"], "format": args.format, "receipt": text}, text)
 
 
 def cmd_verify(args: argparse.Namespace, ctx: Context) -> Output:

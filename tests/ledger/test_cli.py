@@ -121,6 +121,8 @@ def test_receipt_reprint_and_out_file(cli, tmp_path):
     out = tmp_path / "r.txt"
     assert cli("receipt", sale["sale"], "--out", str(out)).code == 0
     assert "Latte" in out.read_text(encoding="utf-8")
+    digits = str(int(sale["receipt"]["number"].rpartition("-")[2]))  # the receipt number as a manager types it
+    assert cli("--json", "receipt", digits).json["sale"] == sale["sale"]
 
 
 def test_ledger_verify_command(cli, store):
