@@ -114,7 +114,10 @@ class LoyaltyApp(App[None]):
             try:
                 for event in reader.events(self._stop):
                     if isinstance(event, CardPresent):
-                        self.post_message(CardTapped(event.card_id, event.reader, event.signature, event.warnings))
+                        # read the member here, on the reader's thread: the app then shows the
+                        # panel as the tap arrives, with no worker thread in between
+                        answer = self.checkout.look_up(event.card_id, event.signature, event.warnings)
+                        self.post_message(CardTapped(event.card_id, event.reader, event.signature, event.warnings, answer))
                     elif isinstance(event, ReaderConnected):
                         backoff = 0.5
                         self.post_message(ReaderStatus(True, event.reader))
@@ -132,7 +135,7 @@ class LoyaltyApp(App[None]):
 
     @on(CardTapped)
     def _card_tapped(self, msg: CardTapped) -> None:
-        self.checkout.card_tapped(msg.card_id, msg.signature, msg.warnings)
+        self.checkout.card_tapped(msg.card_id, msg.signature, msg.warnings, msg.looked_up)
 
     @on(ReaderStatus)
     def _reader_status(self, msg: ReaderStatus) -> None:

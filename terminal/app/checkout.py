@@ -336,21 +336,32 @@ class CheckoutScreen(Screen[None]):
         if not tap(self.services.reader, card_id):
             self.card_tapped(card_id)
 
-    def card_tapped(self, card_id: str, signature: str = "none", warnings: tuple[str, ...] = ()) -> None:
+    def card_tapped(
+        self, card_id: str, signature: str = "none", warnings: tuple[str, ...] = (), looked_up: MemberLoaded | None = None
+    ) -> None:
         if self.tap_started is None:
             self.tap_started = time.perf_counter()
         self._tap_seq += 1
+        if looked_up is not None:  # the reader's thread has read the ledger already: show it now
+            looked_up.seq = self._tap_seq
+            self._member_loaded(looked_up)
+            return
         self.load_card(self._tap_seq, card_id, signature, warnings)
 
     @work(thread=True, exclusive=True, group="card", exit_on_error=False)
     def load_card(self, seq: int, card_id: str, signature: str, warnings: tuple[str, ...]) -> None:
+        answer = self.look_up(card_id, signature, warnings)
+        answer.seq = seq
+        self.post_message(answer)
+
+    def look_up(self, card_id: str, signature: str, warnings: tuple[str, ...]) -> MemberLoaded:
+        """What a tap shows, read from the ledger; any thread (it touches no widget), never raises."""
         policy = self.cfg.reader.require_signed
         warning = "; ".join(warnings) or None
         if policy != "off" and signature != "valid":
             text = "this card's number is not signed by the chain" if signature == "none" else "this card's signature is INVALID"
             if policy == "require":
-                self.post_message(MemberLoaded(card_id, None, refused=f"{text}: refuse it and call the manager", seq=seq))
-                return
+                return MemberLoaded(card_id, None, refused=f"{text}: refuse it and call the manager")
             warning = f"{text}: check the card" + (f"; {warning}" if warning else "")
         try:
             view = self.services.gate.card(card_id)
@@ -362,20 +373,17 @@ class CheckoutScreen(Screen[None]):
                     norm = normalize(card_id)
                 except CardIdError:
                     norm = card_id
-                self.post_message(MemberLoaded(norm, None, unknown=True, warning=warning, seq=seq))
-            else:
-                self.post_message(MemberLoaded(card_id, None, refused=exc.message, seq=seq))
-            return
+                return MemberLoaded(norm, None, unknown=True, warning=warning)
+            return MemberLoaded(card_id, None, refused=exc.message)
         except Exception as exc:
-            self.post_message(MemberLoaded(card_id, None, refused=plain_error(exc), seq=seq))
-            return
+            return MemberLoaded(card_id, None, refused=plain_error(exc))
         if view["status"] == "blocked":
             refused = f"card {view['card']} is blocked: keep the card and call the manager"
         elif view["status"] == "replaced":
             refused = f"card {view['card']} was replaced by {view.get('replaced_by')}: use the new card"
         else:
             refused = None
-        self.post_message(MemberLoaded(view["card"], view, refused=refused, warning=warning, seq=seq))
+        return MemberLoaded(view["card"], view, refused=refused, warning=warning)
 
     @on(MemberLoaded)
     def _member_loaded(self, msg: MemberLoaded) -> None:

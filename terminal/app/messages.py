@@ -16,6 +16,7 @@ class CardTapped(Message):
     reader: str = ""
     signature: str = "none"
     warnings: tuple[str, ...] = ()
+    looked_up: MemberLoaded | None = None  # read on the reader's thread, so the tap needs no worker
 
 
 @dataclass

@@ -216,6 +216,18 @@ async def test_typed_card_id_taps_like_a_reader(make_app: Callable[..., LoyaltyA
         assert "9/10" in text_of(app, "#member")
 
 
+async def test_without_a_reader_a_typed_card_is_read_by_a_worker(make_app: Callable[..., LoyaltyApp]) -> None:
+    # a reader's taps are looked up on its own thread; a till with no reader reads typed ids in a worker
+    app = make_app(reader=None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        before = app.checkout.panel_shown_at
+        await pilot.press(*"code:LOY-0004", "enter")
+        await until(pilot, lambda: app.checkout.panel_shown_at != before, what="panel")
+        assert "Reza Tehrani" in text_of(app, "#member")
+        await pilot.press(*"code:NOPE-1", "enter")
+        await until(pilot, lambda: "New card" in text_of(app, "#member"), what="unknown card")
+
+
 async def _sell_one(pilot) -> str:
     await tap(pilot, "2")
     await add(pilot, "SPN")
