@@ -5,6 +5,10 @@ the raw side commits one single-row INSERT per transaction; the checkout side
 runs full sales (pricing, events with hash chain, balances, lots, sale rows,
 print job) through the Loyalty service. Goal: ratio >= 0.5.
 
+Beside it, `sql_only_ratio`: the same sales' statements replayed on a copy of
+the ledger with no Python around them, against raw commits again; it bounds
+what any speed-up of the rules, hashing and JSON could give.
+
 Prints progress, then one JSON object on the last line.
 """
 
@@ -21,6 +25,7 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -86,6 +91,66 @@ class Till:
         return times
 
 
+class Recorder:
+    """Stands in for the ledger's connection and keeps every statement a sale runs, with its parameters."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.statements: list[tuple[str, str, Any]] = []
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        self.statements.append(("one", sql, params))
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
+        rows = list(rows)
+        self.statements.append(("many", sql, rows))
+        return self.conn.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+def sql_only(till: Till, base: Raw, directory: Path, n: int) -> tuple[list[float], list[float]]:
+    """The same sales' SQL replayed with no Python around it: what a sale would cost if the rules were free.
+
+    The ledger is copied, `n` more sales run on the original with their statements
+    recorded, then the copy replays them, one transaction per sale, interleaved
+    with raw commits as in the main measurement.
+    """
+    conn = till.service.ledger.conn
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(directory / "ledger.db", directory / "replay.db")
+    recorder = Recorder(conn)
+    till.service.ledger.conn = recorder  # type: ignore[assignment]
+    try:
+        till.run(n)
+    finally:
+        till.service.ledger.conn = conn
+    sales: list[list[tuple[str, str, Any]]] = []
+    for kind, sql, params in recorder.statements:
+        if sql == "BEGIN IMMEDIATE":
+            sales.append([])
+        sales[-1].append((kind, sql, params))
+    copy = sqlite3.connect(directory / "replay.db", isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "wal_autocheckpoint=4000"):
+        copy.execute(f"PRAGMA {pragma}")
+    raw: list[float] = []
+    replay: list[float] = []
+    for block in range(0, len(sales), 100):
+        raw += base.run(100)
+        for sale in sales[block:block + 100]:
+            start = time.perf_counter()
+            for kind, sql, params in sale:
+                if kind == "one":
+                    copy.execute(sql, params).fetchall()
+                else:
+                    copy.executemany(sql, params)
+            replay.append(time.perf_counter() - start)
+    copy.close()
+    return raw, replay
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=3000)
@@ -100,6 +165,7 @@ def main() -> None:
         for _ in range(max(1, args.n // 100)):
             raw += base.run(100)
             sales += till.run(100)
+        ceiling_raw, ceiling = sql_only(till, base, directory, max(100, args.n // 3))
         till.service.close()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -115,6 +181,9 @@ def main() -> None:
         "p99_ms": round(percentile(sales, 0.99) * 1000, 3),
         "raw_p50_ms": round(statistics.median(raw) * 1000, 3),
         "ratio_of_medians": round(statistics.median(raw) / statistics.median(sales), 3),
+        # the same sales' SQL alone (no pricing, hashing or JSON): the ratio a free rules engine would reach
+        "sql_only_per_s": round(len(ceiling) / sum(ceiling), 1),
+        "sql_only_ratio": round((len(ceiling) / sum(ceiling)) / (len(ceiling_raw) / sum(ceiling_raw)), 3),
         "goal_ratio": 0.5,
         "cpus": os.cpu_count(),
     }
