@@ -183,6 +183,8 @@ def main() -> None:
         "ratio_of_medians": round(statistics.median(raw) / statistics.median(sales), 3),
         # the same sales' SQL alone (no pricing, hashing or JSON): the ratio a free rules engine would reach
         "sql_only_per_s": round(len(ceiling) / sum(ceiling), 1),
+        "sql_only_p50_ms": round(statistics.median(ceiling) * 1000, 3),
+        "sql_only_raw_per_s": round(len(ceiling_raw) / sum(ceiling_raw), 1),
         "sql_only_ratio": round((len(ceiling) / sum(ceiling)) / (len(ceiling_raw) / sum(ceiling_raw)), 3),
         "goal_ratio": 0.5,
         "cpus": os.cpu_count(),
