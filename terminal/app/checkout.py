@@ -433,9 +433,10 @@ class CheckoutScreen(Screen[None]):
             self._set_panel(render.member_panel(self.cfg, self.cart.view, self.cart.redeem, self.cart.profile))
 
     def _set_panel(self, content: Text) -> None:
-        # The panel is as tall as its text (a full-height panel re-rendered every blank
-        # line on each tap, more than half of a tap's frame); it needs a new layout only
-        # when its height changes.
+        # The panel is as tall as the tallest text it has shown, not the whole column: a
+        # full-height panel re-rendered every blank line on each tap, more than half of
+        # the tap's frame. It only grows (shorter text is padded), so a new layout, which
+        # costs a whole frame more, happens on the first few taps only.
         panel = self.query_one("#member", Static)
         width = max(1, panel.content_region.width or panel.size.width)
         lines = content.plain.split("\n")
@@ -443,8 +444,11 @@ class CheckoutScreen(Screen[None]):
             height = len(content.wrap(self.app.console, width))
         else:
             height = len(lines)
-        panel.update(content, layout=height != self._panel_height)
-        self._panel_height = height
+        if height < self._panel_height:
+            content = content.copy()
+            content.append("\n" * (self._panel_height - height))
+        panel.update(content, layout=height > self._panel_height)
+        self._panel_height = max(height, self._panel_height)
 
     def action_profile(self) -> None:
         if self.cart.card is None:
