@@ -162,11 +162,17 @@ async def taps(path: Path, members: int, count: int) -> dict[str, Any]:
             await pilot.pause(0.3)
             frames: list[float] = []
             display = app._display
+            shown = asyncio.Event()
+            before: float | None = None
 
             def frame(screen: Any, update: Any) -> None:
-                # the compositor hands each finished frame to the driver here
+                # the compositor hands each finished frame to the driver here; the first frame
+                # composed after the panel changed is the one the cashier sees
                 if update is not None:
                     frames.append(time.perf_counter())
+                    at = app.checkout.panel_shown_at
+                    if at is not None and at != before and frames[-1] >= at:
+                        shown.set()
                 display(screen, update)
 
             app._display = frame  # type: ignore[method-assign]
@@ -176,13 +182,14 @@ async def taps(path: Path, members: int, count: int) -> dict[str, Any]:
                 services.gate.card(card)
                 read = time.perf_counter() - t0
                 before = app.checkout.panel_shown_at
+                shown.clear()
                 t0 = time.perf_counter()
                 app.checkout.services_tap(card)
-                deadline = t0 + 10
-                while app.checkout.panel_shown_at == before or not frames or frames[-1] < (app.checkout.panel_shown_at or 0):
-                    if time.perf_counter() > deadline:
-                        raise SystemExit(f"no member panel on screen 10 s after tapping {card}")
-                    await asyncio.sleep(0.0002)
+                # wait on the frame itself: polling here would take the app's own thread from it
+                try:
+                    await asyncio.wait_for(shown.wait(), 10)
+                except TimeoutError:
+                    raise SystemExit(f"no member panel on screen 10 s after tapping {card}") from None
                 took = frames[-1] - t0
                 assert card in str(app.checkout.query_one("#member").render())
                 if n >= 20:  # warm-up: first imports, caches

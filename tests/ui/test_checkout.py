@@ -381,3 +381,29 @@ async def test_manager_forces_offline_and_back(make_app: Callable[..., LoyaltyAp
         await _manager(pilot, "o")
         await until(pilot, lambda: "Back online" in text_of(app, "#message"), what="back online")
         await until(pilot, lambda: "OFFLINE (forced)" not in text_of(app, "#status"), what="status back")
+
+
+async def test_the_collector_runs_on_a_timer_not_during_taps(make_app: Callable[..., LoyaltyApp],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    import terminal.app.app as app_module
+
+    monkeypatch.setattr(app_module, "GC_EVERY_S", 0.05)
+    monkeypatch.setattr(app_module, "GC_FULL_EVERY", 3)
+    passes: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: not gc.isenabled(), what="the collector handed to the timer")
+        gc.callbacks.append(seen)
+        try:
+            await until(pilot, lambda: 2 in passes, what="a full pass from the timer")
+        finally:
+            gc.callbacks.remove(seen)
+        assert 1 in passes  # the young generations in between
+    assert gc.isenabled()  # given back when the app ends
