@@ -180,3 +180,20 @@ def test_reopening_a_ledger_keeps_it(store):
         assert verify(again.conn).ok
     finally:
         again.close()
+
+
+def test_a_transaction_reads_its_own_appends(store):
+    # appends wait to be written in batches: any read through the transaction must still see them
+    ledger = store.service.ledger
+    now = store.now("2026-11-22T10:00")
+    with pytest.raises(RuntimeError, match="rolled back"), ledger.transaction(now, now.date()) as tx:
+        tx.append("adjust", event_id="e-1", member_id="m-1", program_id="coffee", account="stamps", amount=5)
+        tx.append("adjust", event_id="e-2", member_id="m-1", program_id="coffee", account="stamps", amount=7)
+        assert tx.balance("m-1", "coffee", "stamps") == 12
+        assert tx.conn.execute("SELECT COUNT(*) FROM events WHERE member_id='m-1'").fetchone()[0] == 2
+        raise RuntimeError("rolled back")
+    assert store.count("events") == 0 and store.count("balances") == 0  # nothing of it stayed
+    with ledger.transaction(now, now.date()) as tx:
+        tx.append("adjust", event_id="e-3", member_id="m-2", program_id="coffee", account="stamps", amount=3)
+    assert store.service.conn.execute("SELECT amount FROM balances WHERE member_id='m-2'").fetchone()[0] == 3
+    assert verify(store.service.conn).ok  # written at the commit, in chain order
