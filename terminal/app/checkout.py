@@ -112,8 +112,8 @@ class CheckoutScreen(Screen[None]):
                 yield DataTable(id="cart", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="totals")
             with ContentSwitcher(initial="member-panel", id="right"):
-                # the panel is as tall as its text: a tap repaints it in place, with a new
-                # layout only when its height changes
+                # the panel is as tall as the tallest text it has shown (see _set_panel): a tap
+                # repaints it in place, with a new layout only when it grows
                 with Vertical(id="member-panel"):
                     yield Static(render.empty_panel(self.services.demo), id="member")
                 with VerticalScroll(id="receipt-panel"):
