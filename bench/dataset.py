@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from ledger.config import Config
-from ledger.store import GENESIS, HASHED, Ledger, canonical, event_hash
+from ledger.store import GENESIS, HASHED, INSERT_EVENT, Ledger, canonical, event_hash
 
 
 def card_of(i: int) -> str:
@@ -96,11 +96,7 @@ def build(cfg: Config, members: int, visits: float, *, today: date, seed: int = 
 def _flush(conn, events, balances, lots, sales, lines, cards, people) -> None:  # type: ignore[no-untyped-def]
     conn.executemany("INSERT INTO members (id, enrolled_store, enrolled_at) VALUES (?,?,?)", people)
     conn.executemany("INSERT INTO cards (id, member_id, status, created_at) VALUES (?,?,?,?)", cards)
-    conn.executemany(
-        "INSERT INTO events (seq, event_id, terminal_id, store_id, ts, business_day, member_id, card_id, program_id, account, kind,"
-        " amount, sale_id, ref_event_id, rules_version, payload, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        events,
-    )
+    conn.executemany(INSERT_EVENT, events)
     conn.executemany("INSERT INTO balances (member_id, program_id, account, amount) VALUES (?,?,?,?)", balances)
     conn.executemany("INSERT INTO lots (lot_id, member_id, program_id, earned_day, expires_on, points, remaining) VALUES (?,?,?,?,?,?,?)", lots)
     conn.executemany(

@@ -44,7 +44,7 @@ os.environ.setdefault("TEXTUAL_FPS", "240")  # as `loyalty run` and `loyalty dem
 
 from ledger import config as config_mod  # noqa: E402
 from ledger.service import Loyalty  # noqa: E402
-from ledger.store import GENESIS, HASHED, canonical, event_hash  # noqa: E402
+from ledger.store import GENESIS, HASHED, INSERT_EVENT, canonical, event_hash  # noqa: E402
 from terminal.demo import prepare_dir  # noqa: E402
 
 NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
@@ -77,7 +77,6 @@ def build(workdir: Path, members: int, events: int) -> Path:
     seq, prev = 0, GENESIS
     ev_rows: list[tuple[Any, ...]] = []
     started = time.perf_counter()
-    ev_sql = f"INSERT INTO events ({', '.join((*HASHED, 'hash'))}) VALUES ({','.join('?' * (len(HASHED) + 1))})"
     base = {"terminal_id": cfg.store.terminal, "store_id": cfg.store.id, "rules_version": cfg.rules_version,
             "sale_id": None, "ref_event_id": None}
     day0 = NOW.date() - timedelta(days=300)
@@ -130,9 +129,9 @@ def build(workdir: Path, members: int, events: int) -> Path:
             [(member, "coffee", "stamps", stamps), (member, "points", "points", points + 50), (member, "member", "spend", spend)],
         )
         if len(ev_rows) >= 20000:
-            conn.executemany(ev_sql, ev_rows)
+            conn.executemany(INSERT_EVENT, ev_rows)
             ev_rows.clear()
-    conn.executemany(ev_sql, ev_rows)
+    conn.executemany(INSERT_EVENT, ev_rows)
     conn.execute("UPDATE meta SET value=? WHERE key='head_seq'", (str(seq),))
     conn.execute("UPDATE meta SET value=? WHERE key='head_hash'", (prev,))
     conn.execute("COMMIT")

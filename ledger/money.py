@@ -104,19 +104,11 @@ def percent_of(minor: int, percent: Fraction | Decimal | int) -> int:
 
 
 def _half_up(numerator: int, denominator: int) -> int:
-    sign = -1 if (numerator < 0) != (denominator < 0) else 1
-    whole, rest = divmod(abs(numerator), abs(denominator))
-    if 2 * rest >= abs(denominator):
+    """numerator / denominator (> 0) rounded half away from zero."""
+    whole, rest = divmod(abs(numerator), denominator)
+    if 2 * rest >= denominator:
         whole += 1
-    return sign * whole
-
-
-def _round_half_up(value: Fraction) -> int:
-    return _half_up(value.numerator, value.denominator)
-
-
-def round_half_up(value: Fraction) -> int:
-    return _round_half_up(value)
+    return -whole if numerator < 0 else whole
 
 
 def allocate(total: int, weights: list[int]) -> list[int]:
@@ -147,6 +139,5 @@ __all__ = [
     "fmt",
     "parse",
     "percent_of",
-    "round_half_up",
     "to_decimal",
 ]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
+from operator import attrgetter
 from pathlib import Path
 from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo
@@ -140,6 +143,21 @@ class PointsProgram:
         return (points // self.step_points) * self.step_value
 
 
+S = TypeVar("S")
+
+
+def _reached(levels: tuple[S, ...], spend: int, threshold: Callable[[S], int]) -> S | None:
+    """The last of `levels` (ascending by `threshold`) that `spend` has reached."""
+    i = bisect_right(levels, spend, key=threshold)
+    return levels[i - 1] if i else None
+
+
+def _next(levels: tuple[S, ...], spend: int, threshold: Callable[[S], int]) -> S | None:
+    """The first of `levels` that `spend` has not reached yet."""
+    i = bisect_right(levels, spend, key=threshold)
+    return levels[i] if i < len(levels) else None
+
+
 @dataclass(frozen=True, slots=True)
 class DiscountStep:
     from_spend: int
@@ -156,17 +174,11 @@ class DiscountProgram:
     kind: Literal["discount"] = "discount"
 
     def percent_for(self, spend: int) -> Fraction:
-        percent = Fraction(0)
-        for step in self.steps:
-            if spend >= step.from_spend:
-                percent = step.percent
-        return percent
+        step = _reached(self.steps, spend, _FROM_SPEND)
+        return step.percent if step else Fraction(0)
 
     def next_step(self, spend: int) -> DiscountStep | None:
-        for step in self.steps:
-            if spend < step.from_spend:
-                return step
-        return None
+        return _next(self.steps, spend, _FROM_SPEND)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,23 +207,20 @@ class Tier:
     names: dict[str, str] = field(default_factory=dict)
 
 
+_FROM_SPEND: Callable[[DiscountStep], int] = attrgetter("from_spend")
+_MIN_SPEND: Callable[[Tier], int] = attrgetter("min_spend")
+
+
 @dataclass(frozen=True, slots=True)
 class TiersConfig:
     window_days: int = 365
     levels: tuple[Tier, ...] = ()  # ascending by min_spend
 
     def tier_for(self, spend: int) -> Tier | None:
-        current = None
-        for level in self.levels:
-            if spend >= level.min_spend:
-                current = level
-        return current
+        return _reached(self.levels, spend, _MIN_SPEND)
 
     def next_tier(self, spend: int) -> Tier | None:
-        for level in self.levels:
-            if spend < level.min_spend:
-                return level
-        return None
+        return _next(self.levels, spend, _MIN_SPEND)
 
 
 @dataclass(frozen=True, slots=True)
