@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -33,6 +32,7 @@ from .messages import (
     SaleFailed,
     StatusSnapshot,
 )
+from .panel import Panel
 from .services import Services
 
 
@@ -48,7 +48,7 @@ class CheckoutScreen(Screen[None]):
     #status { height: 1; background: $boost; color: $text; padding: 0 1; }
     #main { height: 1fr; }
     #left { width: 1fr; min-width: 30; }
-    #right { width: 48; border-left: solid $primary; padding: 0 0 0 1; }
+    #right { width: 48; height: 100%; border-left: solid $primary; padding: 0 0 0 1; }
     #right > VerticalScroll { scrollbar-size-vertical: 1; }
     #item-input { margin: 0; }
     #cart { height: 1fr; }
@@ -98,7 +98,6 @@ class CheckoutScreen(Screen[None]):
         self.reader_text = "reader …"
         self.tap_started: float | None = None
         self.panel_shown_at: float | None = None
-        self._panel_height = -1
         self._said: tuple[str, str] = ("", "")
         self._totals_key: object = None
 
@@ -111,11 +110,10 @@ class CheckoutScreen(Screen[None]):
                 yield Input(placeholder="item or card, Enter", id="item-input")
                 yield DataTable(id="cart", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="totals")
-            with ContentSwitcher(initial="member-panel", id="right"):
-                # the panel is as tall as the tallest text it has shown (see _set_panel): a tap
-                # repaints it in place, with a new layout only when it grows
-                with Vertical(id="member-panel"):
-                    yield Static(render.empty_panel(self.services.demo), id="member")
+            with ContentSwitcher(initial="member", id="right"):
+                # as tall as the tallest text it has shown: a tap repaints it in place,
+                # with a new layout only when it grows
+                yield Panel(render.empty_panel(self.services.demo), id="member")
                 with VerticalScroll(id="receipt-panel"):
                     yield Static("", id="print-status")
                     yield Static("", id="receipt")
@@ -245,7 +243,7 @@ class CheckoutScreen(Screen[None]):
         except LoyaltyError as exc:
             self.say(exc.message, "error")
             return
-        self.show_right("member-panel")
+        self.show_right("member")
         self.say(f"{line.qty} x {line.name}", "")
         self.cart_changed()
         self.query_one("#cart", DataTable).move_cursor(row=self.cart.lines.index(line))
@@ -306,9 +304,9 @@ class CheckoutScreen(Screen[None]):
         self._quote_seq += 1
         self._tap_seq += 1
         self._undo_redeem = None
-        self.query_one("#member", Static).remove_class("refused")
+        self.query_one("#member", Panel).remove_class("refused")
         self._set_panel(render.empty_panel(self.services.demo))
-        self.show_right("member-panel")
+        self.show_right("member")
         self.refresh_cart()
         self.show_totals()
 
@@ -389,8 +387,8 @@ class CheckoutScreen(Screen[None]):
     def _member_loaded(self, msg: MemberLoaded) -> None:
         if msg.seq != self._tap_seq:
             return
-        panel = self.query_one("#member", Static)
-        self.show_right("member-panel")
+        panel = self.query_one("#member", Panel)
+        self.show_right("member")
         self.last_card = msg.card_id
         if msg.refused:
             self.cart.card = None
@@ -433,22 +431,7 @@ class CheckoutScreen(Screen[None]):
             self._set_panel(render.member_panel(self.cfg, self.cart.view, self.cart.redeem, self.cart.profile))
 
     def _set_panel(self, content: Text) -> None:
-        # The panel is as tall as the tallest text it has shown, not the whole column: a
-        # full-height panel re-rendered every blank line on each tap, more than half of
-        # the tap's frame. It only grows (shorter text is padded), so a new layout, which
-        # costs a whole frame more, happens on the first few taps only.
-        panel = self.query_one("#member", Static)
-        width = max(1, panel.content_region.width or panel.size.width)
-        lines = content.plain.split("\n")
-        if any(cell_len(line) > width for line in lines):
-            height = len(content.wrap(self.app.console, width))
-        else:
-            height = len(lines)
-        if height < self._panel_height:
-            content = content.copy()
-            content.append("\n" * (self._panel_height - height))
-        panel.update(content, layout=height > self._panel_height)
-        self._panel_height = max(height, self._panel_height)
+        self.query_one("#member", Panel).show(content)
 
     def action_profile(self) -> None:
         if self.cart.card is None:
