@@ -189,10 +189,11 @@ class Loyalty:
                 raise _day_closed(day)
             row = self._card_for_sale(tx.conn, card_id, allow_unknown=self.cfg.ledger.auto_enrol)
             enrolled = False
+            welcome = 0
             if row is None:
                 if not self.cfg.ledger.auto_enrol:
                     raise LoyaltyError("unknown_card", f"card {card_id} is not enrolled (auto-enrolment is off)")
-                self._enrol_new(tx, ids, card_id, sale_id=sale_id)
+                _new, welcome = self._enrol_new(tx, ids, card_id, sale_id=sale_id)
                 row = tx.conn.execute(_CARD_AND_MEMBER, (card_id,)).fetchone()
                 enrolled = True
             member_id = str(row["member_id"])
@@ -236,6 +237,8 @@ class Loyalty:
             for pid, periods in plan.memberships_bought.items():
                 self._extend_membership(tx, ids, member_id, card_id, sale_id, pid, periods, day)
             bonuses = self._sale_bonuses(tx, ids, member, card_id, sale_id, day)
+            if welcome:
+                bonuses.insert(0, {"bonus": "welcome", "program": self.cfg.bonuses.program, "points": welcome})
             spend_after = state.window_spend + plan.total
             tier_change = self._tier_event(tx, ids, member_id, card_id, sale_id, plan.tier.id if plan.tier else None, day, spend_after)
             if member["first_sale_id"] is None:
@@ -372,7 +375,8 @@ class Loyalty:
                     entry = reversed_.setdefault(pid, {})
                     entry[account] = entry.get(account, 0) + delta
             for program in self.cfg.programs_of(StampsProgram):
-                self._issue_rewards(tx, ids, member_id, card_id, sale_id, program.id)
+                if program.id in reversed_:
+                    self._settle_stamps(tx, ids, program, member_id, card_id, sale, int(events[0]["seq"]) if events else 0, reversed_)
             for program_id, account, amount in tx.conn.execute(
                 "SELECT b.program_id, b.account, b.amount + COALESCE(r.amount, 0) FROM balances b"
                 " LEFT JOIN remote_balances r USING (member_id, program_id, account)"
@@ -415,7 +419,7 @@ class Loyalty:
         with self.ledger.transaction(now, day) as tx:
             row = tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
             if row is None:
-                member_id = self._enrol_new(tx, ids, card_id)
+                member_id, _welcome = self._enrol_new(tx, ids, card_id)
             else:
                 if row["status"] != "active":
                     raise _card_refused(row)
@@ -557,15 +561,15 @@ class Loyalty:
         if used >= cap:
             raise LoyaltyError("redeem_cap", f"this card already redeemed {used} time(s) today; the limit is {cap} per day")
 
-    def _enrol_new(self, tx: Tx, ids: _Ids, card_id: str, sale_id: str | None = None) -> str:
+    def _enrol_new(self, tx: Tx, ids: _Ids, card_id: str, sale_id: str | None = None) -> tuple[str, int]:
+        """A new member for the card; returns the member's id and the welcome points paid."""
         member_id = derived_id(ids.op_id, "member")
         tx.conn.execute(
             "INSERT INTO members (id, enrolled_store, enrolled_at) VALUES (?,?,?)", (member_id, self.cfg.store.id, tx.ts)
         )
         tx.conn.execute("INSERT INTO cards (id, member_id, status, created_at) VALUES (?,?,?,?)", (card_id, member_id, "active", tx.ts))
         tx.append("enrol", event_id=ids.next(), member_id=member_id, card_id=card_id, sale_id=sale_id)
-        self._bonus(tx, ids, member_id, card_id, sale_id, "welcome", self.cfg.bonuses.welcome)
-        return member_id
+        return member_id, self._bonus(tx, ids, member_id, card_id, sale_id, "welcome", self.cfg.bonuses.welcome)
 
     def _set_referrer(self, tx: Tx, member_id: str, referrer_card: str) -> None:
         ref = tx.conn.execute("SELECT member_id, status FROM cards WHERE id=?", (referrer_card,)).fetchone()
@@ -656,6 +660,42 @@ class Loyalty:
         tx.append("reward", event_id=ids.next(), account="stamps", amount=-vouchers * program.stamps_per_reward, payload=payload, **common)
         tx.append("reward", event_id=ids.next(), account="rewards", amount=vouchers, payload=payload, **common)
         return vouchers
+
+    def _settle_stamps(self, tx: Tx, ids: _Ids, program: StampsProgram, member_id: str, card_id: str, sale: sqlite3.Row,
+                       last_seq: int, reversed_: dict[str, dict[str, int]]) -> None:
+        """After a refund's reversals: the stamps and vouchers the member would hold had the sale never happened.
+
+        Counted in stamps (a voucher is a full card), what is left is cut into full
+        cards and carry-over again: a refunded stamp that had gone into a voucher
+        still unused turns that voucher back into stamps, and stamps set free by a
+        reversed voucher fill a new one. Less than nothing left means a voucher
+        the refund needs was used by a later sale, which must be refunded first.
+        """
+        per = program.stamps_per_reward
+        stamps = self._effective(tx, member_id, program.id, "stamps")
+        rewards = self._effective(tx, member_id, program.id, "rewards")
+        total = stamps + per * rewards
+        if total < 0:
+            later = tx.conn.execute(
+                "SELECT s.receipt_no FROM events e JOIN sales s ON s.id = e.sale_id WHERE e.member_id=? AND e.program_id=?"
+                " AND e.kind='redeem' AND e.account='rewards' AND e.seq > ? AND s.refund_id IS NULL ORDER BY e.seq DESC LIMIT 1",
+                (member_id, program.id, last_seq),
+            ).fetchone()
+            used = f"was already used in sale {later[0]}; refund that sale first" if later else "was already used; refund the later sale first"
+            raise LoyaltyError(
+                "insufficient_balance",
+                f"cannot refund sale {sale['receipt_no'] or sale['id']}: {program.id}: the reward its stamps went into {used}",
+            )
+        change = total // per - rewards
+        if not change:
+            return
+        common: dict[str, Any] = {"member_id": member_id, "card_id": card_id, "sale_id": sale["id"], "program_id": program.id}
+        payload = {"stamps_per_reward": per}
+        tx.append("reward", event_id=ids.next(), account="stamps", amount=-change * per, payload=payload, **common)
+        tx.append("reward", event_id=ids.next(), account="rewards", amount=change, payload=payload, **common)
+        entry = reversed_.setdefault(program.id, {})
+        entry["stamps"] = entry.get("stamps", 0) - change * per
+        entry["rewards"] = entry.get("rewards", 0) + change
 
     def _expire(self, tx: Tx, ids: _Ids, member_id: str) -> None:
         for lot_id, program_id, remaining in lots.due_lots(tx, member_id):

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from .context import Context, Output
@@ -78,9 +78,21 @@ def modules_for(argv: Sequence[str] | None) -> tuple[str, ...]:
     return (module,) if module else COMMAND_MODULES
 
 
+class UsageError(Exception):
+    """A command line argparse cannot read: reported like every other error, not as argparse's usage dump."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(f"{message} (see {prog} --help)")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self.prog, message)
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser for `argv`'s command (every command when argv is None)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="loyalty",
         description="Offline-first loyalty terminal for the point of sale.",
         epilog="Every command accepts --json for machine-readable output. Docs: README.md, docs/config.md.",
@@ -132,7 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .context import Context, Output
 
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        return _fail(Context(config_path="", now_text=None, as_json="--json" in argv), "usage", str(exc), EXIT_USAGE)
     args.json = bool(args.json)
     config_path = args.config or os.environ.get("LOYALTY_CONFIG") or "config.toml"
     ctx = Context(config_path=config_path, now_text=args.now, as_json=args.json)

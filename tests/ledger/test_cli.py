@@ -107,6 +107,28 @@ def test_errors_are_one_line_and_write_nothing(cli, store, args, code):
     assert counts(store) == before
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("sale", "--card", CARD), "the following arguments are required: --item (see loyalty sale --help)"),
+        (("bogus",), "invalid choice: 'bogus'"),
+        (("sale", "--card", CARD, "--item", "LAT", "--frobnicate"), "unrecognized arguments: --frobnicate"),
+        (("card",), "the following arguments are required"),
+    ],
+)
+def test_usage_errors_follow_the_error_contract(cli, store, args, says):
+    before = counts(store)
+    plain = cli(*args)
+    assert plain.code == 2
+    assert plain.out == ""
+    assert len(plain.err.strip().splitlines()) == 1 and plain.err.startswith("loyalty: ") and says in plain.err
+    as_json = cli("--json", *args)
+    assert as_json.code == 2
+    assert as_json.json["error"] == "usage" and says in as_json.json["message"]
+    assert json.loads(as_json.err) == as_json.json
+    assert counts(store) == before
+
+
 def test_refund_twice(cli):
     sale = cli("--json", "sale", "--card", CARD, "--item", "LAT").json
     assert cli("refund", sale["sale"]).code == 0

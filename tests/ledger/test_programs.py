@@ -150,6 +150,15 @@ def test_welcome_and_profile_bonuses(make_store):
     assert view["programs"]["points"]["balance"] == 75
 
 
+def test_a_card_enrolled_by_its_first_sale_lists_the_welcome_bonus(make_store):
+    store = make_store(BONUSES)
+    first = store.sale(CARD, ["CRO"], at="2026-11-22T10:00")
+    assert first["enrolled"] is True
+    assert first["bonuses"] == [{"bonus": "welcome", "program": "points", "points": 50}]
+    assert first["programs"]["points"]["balance"] == 50 + first["earned"]["points"]
+    assert store.sale(CARD, ["CRO"], at="2026-11-22T11:00")["bonuses"] == []
+
+
 def test_birthday_bonus_is_paid_once_a_year(make_store):
     store = make_store(BONUSES)
     store.service.enrol(CARD, store.now("2026-11-01T10:00"), birthday="11-20")

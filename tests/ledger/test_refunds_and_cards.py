@@ -66,6 +66,51 @@ def test_refund_of_a_sale_that_used_a_reward_returns_the_voucher(store):
     assert refund["programs"]["coffee"]["stamps"] == 0
 
 
+def coffee(view):
+    return view["programs"]["coffee"]["stamps"], view["programs"]["coffee"]["rewards"]
+
+
+def test_refunding_a_stamp_that_went_into_an_unused_voucher_turns_the_voucher_back_into_stamps(store):
+    first = store.sale(CARD, ["ESP*4"])
+    filled = store.sale(CARD, ["ESP*6"])  # the card fills: 1 voucher, 0 stamps
+    assert coffee(filled) == (0, 1)
+    refund = store.service.refund(first["sale"], store.now("2026-11-22T12:00"))
+    # as if the first sale had never happened: the second one's 6 stamps, no voucher
+    assert coffee(refund) == (6, 0)
+    assert refund["reversed"]["coffee"] == {"stamps": 6, "rewards": -1}
+    assert verify(store.service.conn).ok
+
+
+def test_a_voucher_used_by_a_later_sale_is_made_again_from_the_stamps_left(store):
+    store.sale(CARD, ["ESP*4"])
+    filled = store.sale(CARD, ["ESP*6"])  # voucher
+    used = store.sale(CARD, ["LAT", "ESP*6"], ["coffee"])  # the voucher pays an espresso; 6 units paid, 6 stamps
+    assert coffee(used) == (6, 0)
+    # without the filling sale: 4 + 6 stamps, the full card the later sale used; nothing left over
+    refund = store.service.refund(filled["sale"], store.now("2026-11-22T12:00"))
+    assert coffee(refund) == (0, 0)
+    # and nothing is stuck: the sale that used the voucher refunds too, leaving the first sale's 4
+    refund = store.service.refund(used["sale"], store.now("2026-11-22T12:05"))
+    assert coffee(refund) == (4, 0)
+    assert verify(store.service.conn).ok
+
+
+def test_a_refund_whose_voucher_was_used_and_not_made_good_names_the_sale_to_refund_first(store):
+    store.sale(CARD, ["ESP*4"])
+    filled = store.sale(CARD, ["ESP*6"])  # voucher
+    used = store.sale(CARD, ["LAT"], ["coffee"])  # uses it, earns nothing
+    events = store.count("events")
+    with pytest.raises(LoyaltyError) as err:
+        store.service.refund(filled["sale"], store.now("2026-11-22T12:00"))
+    assert err.value.code == "insufficient_balance"
+    assert f"used in sale {used['receipt']['number']}; refund that sale first" in err.value.message
+    assert store.count("events") == events
+    store.service.refund(used["sale"], store.now("2026-11-22T12:05"))
+    refund = store.service.refund(filled["sale"], store.now("2026-11-22T12:10"))
+    assert coffee(refund) == (4, 0)
+    assert verify(store.service.conn).ok
+
+
 def test_refund_does_not_take_points_that_already_expired(store):
     sale = store.sale(CARD, ["LAT*8"], at="2026-11-01T10:00")  # 100 points, gone on 12-01
     store.sale(CARD, ["CRO"], at="2026-12-02T10:00")  # expiry written; +6
