@@ -21,6 +21,7 @@ from .money import Currency, MoneyError
 from .settings import (
     LOCALES,
     RESERVED_PROGRAM_IDS,
+    WEEKDAY_NAMES,
     WEEKDAYS,
     Bonuses,
     CatalogItem,
@@ -398,10 +399,11 @@ def _promotion(t: Table, programs: dict[str, Program]) -> Promotion:
     pid = t.text("id", required=True)
     days: set[int] = set()
     for i, wd in enumerate(t.strings("weekdays")):
-        key = wd.lower()[:3]
-        if key not in WEEKDAYS:
-            raise t.ctx.error(f"{t.key('weekdays')}[{i}]", f"{wd!r} is not a weekday (mon..sun)", closest(wd.lower(), WEEKDAYS))
-        days.add(WEEKDAYS.index(key))
+        key = wd.strip().lower()
+        names = WEEKDAYS if key in WEEKDAYS else WEEKDAY_NAMES
+        if key not in names:
+            raise t.ctx.error(f"{t.key('weekdays')}[{i}]", f"{wd!r} is not a weekday (mon..sun)", closest(key, WEEKDAYS + WEEKDAY_NAMES))
+        days.add(names.index(key))
     targets = t.strings("programs")
     for target in targets:
         if not isinstance(programs.get(target), PointsProgram):

@@ -15,13 +15,16 @@ Rounding rules (see README, "Money and rounding"):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 
 from babel.core import UnknownLocaleError
 from babel.numbers import format_currency, get_currency_precision, list_currencies
+
+_AMOUNT = re.compile(r"-?\d+(?:\.(\d+))?")
 
 
 class MoneyError(ValueError):
@@ -59,20 +62,17 @@ def parse(text: str | int | Decimal, cur: Currency, *, allow_negative: bool = Fa
     """
     if isinstance(text, (bool, float)):
         raise MoneyError(f"amount {text!r} must be a decimal string such as \"1.500\"")
-    try:
-        value = Decimal(str(text).strip())
-    except InvalidOperation:
-        raise MoneyError(f"{text!r} is not an amount (expected a decimal string such as \"1.500\")") from None
-    if not value.is_finite():
-        raise MoneyError(f"{text!r} is not an amount")
-    minor = value * cur.scale
-    if minor != minor.to_integral_value():
-        raise MoneyError(
-            f"{text} has more than {cur.digits} decimal digit(s), the most {cur.code} allows"
-        )
+    plain = str(text).strip()
+    # digits, then optionally a point and digits: no exponent, no sign but minus, no padding zeros past the currency's digits
+    match = _AMOUNT.fullmatch(plain)
+    if match is None:
+        raise MoneyError(f"{text!r} is not an amount (expected a decimal string such as \"{fmt(cur.scale * 25 // 2, cur)}\")")
+    if len(match.group(1) or "") > cur.digits:
+        raise MoneyError(f"{plain} has more than {cur.digits} decimal digit(s), the most {cur.code} allows")
+    minor = int(Decimal(plain) * cur.scale)
     if minor < 0 and not allow_negative:
-        raise MoneyError(f"amount {text} must not be negative")
-    return int(minor)
+        raise MoneyError(f"amount {plain} must not be negative")
+    return minor
 
 
 def to_decimal(minor: int, cur: Currency) -> Decimal:

@@ -202,12 +202,14 @@ def price_cart(
         if asked is None:
             steps = min(have // pp.step_points, due // pp.step_value)
             if steps * pp.step_points < max(pp.min_redeem_points, 1):
-                raise LoyaltyError(
-                    "insufficient_balance",
-                    f"{pp.id}: {have} points, not enough to redeem (steps of {pp.step_points}, at least {pp.min_redeem_points})"
-                    if have < max(pp.step_points, pp.min_redeem_points)
-                    else f"{pp.id}: the amount due {money.fmt(due, cfg.currency)} is less than one step of {money.fmt(pp.step_value, cfg.currency)}",
-                )
+                if have < max(pp.step_points, pp.min_redeem_points):
+                    why = f"{have} points, not enough to redeem (steps of {pp.step_points}, at least {pp.min_redeem_points})"
+                elif due < pp.step_value:
+                    why = f"the amount due {money.fmt(due, cfg.currency)} is less than one step of {money.fmt(pp.step_value, cfg.currency)}"
+                else:
+                    why = (f"the amount due {money.fmt(due, cfg.currency)} takes at most {steps * pp.step_points} points,"
+                           f" less than the {pp.min_redeem_points} a redemption needs")
+                raise LoyaltyError("insufficient_balance", f"{pp.id}: {why}")
             points = steps * pp.step_points
         else:
             points = asked

@@ -16,6 +16,7 @@ from .money import Currency
 
 LOCALES = ("en", "ar", "fa")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 RESERVED_PROGRAM_IDS = frozenset({"member"})
 
 T = TypeVar("T")

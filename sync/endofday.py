@@ -37,15 +37,18 @@ def close_day(conn: sqlite3.Connection, day: date, now: datetime) -> str:
     return closed
 
 
-def end_of_day(loyalty: Loyalty, client: SyncClient, now: datetime, day: date | None = None, *,
+def end_of_day(loyalty: Loyalty, client: SyncClient | Offline, now: datetime, day: date | None = None, *,
                tolerate_offline: bool = False) -> dict[str, Any]:
     """Close, expire, push, pull, Z. Unreachable server: `Offline` is raised after the day is closed,
-    or with `tolerate_offline` the Z report is still made, marked not synced (`offline` says why)."""
+    or with `tolerate_offline` the Z report is still made, marked not synced (`offline` says why).
+    A till with no server to sync with passes the `Offline` that says so instead of a client."""
     day = day or loyalty.day(now)
     closed_at = close_day(loyalty.conn, day, now)
     expired = loyalty.expire_all(now)
     pushed, pulled, offline = PushSummary(), PullSummary(), None
     try:
+        if isinstance(client, Offline):
+            raise client
         pushed = client.push()
         pulled = client.pull()
     except Offline as exc:

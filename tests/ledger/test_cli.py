@@ -191,3 +191,15 @@ def test_console_script_runs(store):
     r = subprocess.run([exe, "--config", str(store.path), "--json", "check-config"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["currency"] == "KWD"
+
+
+def test_end_of_day_without_a_server_closes_the_day_and_prints_the_z_report(cli):
+    assert cli("sale", "--card", CARD, "--item", "LAT").code == 0
+    r = cli("--json", "--now", "2026-11-22T20:00", "sync", "--end-of-day")
+    assert r.code == 1  # not synced, as when the server is unreachable
+    assert "[sync] server is not set" in r.json["offline"]
+    assert r.json["day"] == "2026-11-22" and r.json["z"]["sales"]["count"] == 1
+    text = cli("--now", "2026-11-22T20:05", "sync", "--end-of-day")
+    assert "NOT SYNCED: [sync] server is not set" in text.out and "Z REPORT" in text.out
+    late = cli("--json", "--now", "2026-11-22T21:00", "sale", "--card", CARD, "--item", "LAT")
+    assert late.code == 1 and late.json["error"] == "day_closed"

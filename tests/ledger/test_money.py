@@ -31,16 +31,25 @@ def test_parse_and_format_round_trip():
     assert money.fmt(1500, money.currency("JPY")) == "1500"
 
 
-@pytest.mark.parametrize("text", ["1.2345", "0.0001", "1e-4"])
-def test_too_many_digits_is_an_error_not_a_rounding(text):
-    with pytest.raises(MoneyError, match="more than 3"):
-        money.parse(text, money.currency("KWD"))
+@pytest.mark.parametrize(("text", "code"), [("1.2345", "KWD"), ("0.0001", "KWD"), ("0.1500", "KWD"), ("1.500", "EUR"), ("980.0", "JPY")])
+def test_too_many_digits_is_an_error_not_a_rounding(text, code):
+    # digits are counted as written: a padding zero past the currency's digits is refused too
+    cur = money.currency(code)
+    with pytest.raises(MoneyError, match=f"more than {cur.digits} decimal digit"):
+        money.parse(text, cur)
 
 
-@pytest.mark.parametrize("text", ["abc", "", "NaN", "Infinity", "-1.000"])
+@pytest.mark.parametrize("text", ["abc", "", "NaN", "Infinity", "-1.000", "1e3", "1e-4", "1.", ".5", "+1.000", "1,500", "0x10"])
 def test_not_an_amount(text):
     with pytest.raises(MoneyError):
         money.parse(text, money.currency("KWD"))
+
+
+def test_the_example_in_the_message_has_the_currency_s_digits():
+    with pytest.raises(MoneyError, match='"12"'):
+        money.parse("1e3", money.currency("JPY"))
+    with pytest.raises(MoneyError, match=r'"12\.50"'):
+        money.parse("x", money.currency("EUR"))
 
 
 def test_floats_are_refused():

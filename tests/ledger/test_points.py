@@ -63,6 +63,22 @@ def test_bad_redemptions_are_refused_and_write_nothing(store, redeem, code):
     assert (store.count("events"), store.count("sales")) == (events, sales)
 
 
+@pytest.mark.parametrize(
+    ("points", "items", "why"),
+    [
+        (150, ["LAT*2"], "150 points, not enough to redeem (steps of 100, at least 200)"),
+        (450, ["CRO"], "the amount due 0.600 takes at most 100 points, less than the 200 a redemption needs"),
+    ],
+)
+def test_redeem_all_that_fits_says_why_nothing_fits(make_store, points, items, why):
+    store = make_store(replace={'redeem = { step_points = 100, step_value = "0.500" }': 'redeem = { step_points = 100, step_value = "0.500", min_points = 200 }'})
+    give(store, points)
+    with pytest.raises(LoyaltyError) as err:
+        store.sale(CARD, items, ["points"])
+    assert err.value.code == "insufficient_balance"
+    assert err.value.message == f"points: {why}"
+
+
 def test_redeeming_more_than_the_amount_due_is_refused(store):
     give(store, 250)
     with pytest.raises(LoyaltyError) as err:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from ledger.config import ConfigError
 from ledger.verify import verify
 
 CARD = "uid:04A1B2C3D4E5F6"
@@ -117,6 +120,18 @@ def test_promotion_by_weekday_and_date_range(make_store):
     assert store.sale(CARD, ["LAT"], at="2026-11-27T10:00")["earned"]["points"] == 25  # a Friday in range
     assert store.sale(CARD, ["LAT"], at="2026-11-26T10:00")["earned"]["points"] == 12  # Thursday
     assert store.sale(CARD, ["LAT"], at="2026-12-04T10:00")["earned"]["points"] == 12  # Friday, out of range
+
+
+@pytest.mark.parametrize(("days", "friday"), [('["friday"]', True), ('["Fri", "sun"]', True), ('["sat", "sunday"]', False)])
+def test_promotion_weekdays_by_short_or_full_name(make_store, days, friday):
+    store = make_store(PROMO.replace('weekdays = ["fri"]', f"weekdays = {days}"))
+    assert store.sale(CARD, ["LAT"], at="2026-11-27T10:00")["earned"]["points"] == (25 if friday else 12)
+
+
+@pytest.mark.parametrize("day", ["fryday", "satx", "sundays", ""])
+def test_a_weekday_that_is_no_weekday_is_refused(make_store, day):
+    with pytest.raises(ConfigError, match="is not a weekday"):
+        make_store(PROMO.replace('weekdays = ["fri"]', f'weekdays = ["{day}"]'))
 
 
 def test_paid_membership_gives_its_benefit_for_the_period(make_store):
