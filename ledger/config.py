@@ -14,6 +14,7 @@ import re
 import tomllib
 from fractions import Fraction
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import money, tomlpos
@@ -158,8 +159,13 @@ def _build(root: Table, file: Path) -> Config:
 
     sy = root.table("sync")
     token = sy.opt_text("token_file")
+    server = sy.opt_text("server")
+    if server:
+        url = urlsplit(server)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise sy.error("server", f"must be the server's http:// or https:// URL (such as http://10.0.0.2:8765), not {server!r}")
     sync = SyncConfig(
-        server=sy.opt_text("server"),
+        server=server,
         token_file=_path(base, token) if token else None,
         interval_seconds=sy.integer("interval_seconds", 60, minimum=1),
         timeout_s=sy.number("timeout_s", 10.0),

@@ -173,6 +173,13 @@ def _emit(ctx: Context, out: Output) -> None:
             print(json.dumps(out.data, ensure_ascii=False, indent=None))
     elif out.text is not None:
         sys.stdout.write(out.text if out.text.endswith("\n") or not out.text else out.text + "\n")
+    if out.exit_code and out.problem is not None:
+        code, message = out.problem
+        one_line = " ".join(message.split())
+        if ctx.as_json:
+            print(json.dumps({"error": code, "message": one_line}, ensure_ascii=False), file=sys.stderr)
+        else:
+            print(f"loyalty: {one_line}", file=sys.stderr)
 
 
 def _fail(ctx: Context, code: str, message: str, exit_code: int) -> int:

@@ -17,6 +17,8 @@ class Output:
     data: Any = None  # JSON-able, printed with --json
     text: str | None = None  # printed otherwise
     exit_code: int = 0
+    # a command that did its work but reports a failure (exit 1): (code, message), the one line on stderr
+    problem: tuple[str, str] | None = None
 
 
 class Context:

@@ -97,7 +97,8 @@ def cmd_verify(args: argparse.Namespace, ctx: Context) -> Output:
         text = f"ledger ok: {report.events} events; " + ", ".join(f"{k} ok" for k in report.checks)
     else:
         text = "ledger verify FAILED:\n" + "\n".join(f"  {p}" for p in report.problems)
-    return Output(report.as_json(), text, exit_code=0 if report.ok else 1)
+    problem = None if report.ok else ("verify_failed", f"ledger verify FAILED: {len(report.problems)} problem(s): {report.problems[0]}")
+    return Output(report.as_json(), text, exit_code=0 if report.ok else 1, problem=problem)
 
 
 def cmd_expire(args: argparse.Namespace, ctx: Context) -> Output:

@@ -145,7 +145,8 @@ def cmd_printer_status(args: argparse.Namespace, ctx: Context) -> Output:
     printer = _open(ctx.config, args)
     status = _status(printer)
     ok = bool(status.get("ready"))
-    return Output({"url": printer.url, **status}, f"{printer.url}: {status.get('detail') or 'unknown'}", exit_code=0 if ok else 1)
+    detail = f"{printer.url}: {status.get('detail') or 'unknown'}"
+    return Output({"url": printer.url, **status}, detail, exit_code=0 if ok else 1, problem=None if ok else ("printer_not_ready", detail))
 
 
 def cmd_queue_list(args: argparse.Namespace, ctx: Context) -> Output:
@@ -166,8 +167,9 @@ def _report(outcomes: list[Outcome], extra: dict[str, Any] | None = None) -> Out
     lines = [f"printed {printed} of {len(outcomes)} job(s)"]
     lines += [f"  job {o.job.id} ({o.job.kind} {o.job.ref}): {'printed' if o.printed else o.error}" for o in outcomes]
     data = {"printed": printed, "jobs": [o.as_json() for o in outcomes], **(extra or {})}
-    failed = any(not o.printed for o in outcomes)
-    return Output(data, "\n".join(lines), exit_code=1 if failed else 0)
+    failed = [o for o in outcomes if not o.printed]
+    problem = ("print_failed", f"{len(failed)} of {len(outcomes)} job(s) not printed: job {failed[0].job.id}: {failed[0].error}") if failed else None
+    return Output(data, "\n".join(lines), exit_code=1 if failed else 0, problem=problem)
 
 
 def cmd_queue_run(args: argparse.Namespace, ctx: Context) -> Output:

@@ -138,14 +138,16 @@ def cmd_sync(args: argparse.Namespace, ctx: Context) -> Output:
     if result.get("warning"):
         lines.append("warning: " + result["warning"])
     exit_code = 0
+    problem = None
     if args.end_of_day:
         lines.insert(0, f"business day {result['day']} closed at {result['closed_at']}; {result['expired_points']} points expired")
         if result.get("offline"):
             lines[1:3] = [f"NOT SYNCED: {result['offline']}"]
             exit_code = 1
+            problem = ("offline", f"business day {result['day']} closed, Z report NOT SYNCED: {result['offline']}")
         lines.append("")
         lines.append(z_text(result["z"]))
-    return Output(result, "\n".join(lines), exit_code=exit_code)
+    return Output(result, "\n".join(lines), exit_code=exit_code, problem=problem)
 
 
 def cmd_report_z(args: argparse.Namespace, ctx: Context) -> Output:

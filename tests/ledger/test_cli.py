@@ -158,6 +158,10 @@ def test_ledger_verify_command(cli, store):
     conn.close()
     bad = cli("--json", "ledger", "verify")
     assert bad.code == 1 and bad.json["ok"] is False and bad.json["checks"]["chain"] is False
+    assert json.loads(bad.err)["error"] == "verify_failed"  # the one stderr line of a failed command
+    text = cli("ledger", "verify")
+    assert text.code == 1 and "FAILED" in text.out
+    assert len(text.err.splitlines()) == 1 and text.err.startswith("loyalty: ledger verify FAILED")
 
 
 def test_card_commands(cli):
@@ -198,8 +202,10 @@ def test_end_of_day_without_a_server_closes_the_day_and_prints_the_z_report(cli)
     r = cli("--json", "--now", "2026-11-22T20:00", "sync", "--end-of-day")
     assert r.code == 1  # not synced, as when the server is unreachable
     assert "[sync] server is not set" in r.json["offline"]
+    assert json.loads(r.err) == {"error": "offline", "message": f"business day 2026-11-22 closed, Z report NOT SYNCED: {r.json['offline']}"}
     assert r.json["day"] == "2026-11-22" and r.json["z"]["sales"]["count"] == 1
     text = cli("--now", "2026-11-22T20:05", "sync", "--end-of-day")
     assert "NOT SYNCED: [sync] server is not set" in text.out and "Z REPORT" in text.out
+    assert text.err.startswith("loyalty: business day 2026-11-22 closed, Z report NOT SYNCED") and len(text.err.splitlines()) == 1
     late = cli("--json", "--now", "2026-11-22T21:00", "sale", "--card", CARD, "--item", "LAT")
     assert late.code == 1 and late.json["error"] == "day_closed"

@@ -31,6 +31,10 @@ BAD = [
     ("negative_price", ('price = "0.750"', 'price = "-0.750"'), "catalog[0].price", True, ["must not be negative"]),
     ("step_value_zero", ('step_value = "0.500"', 'step_value = "0.000"'), "program[1].redeem.step_value", True, ["more than zero"]),
     ("no_store", ('[store]', '[stor]'), "stor", True, ["unknown key", "did you mean 'store'"]),
+    ("sync_server_not_a_url", ('timezone = "Asia/Kuwait"', 'timezone = "Asia/Kuwait"\n\n[sync]\nserver = "notaurl"'), "sync.server", True,
+     ["http:// or https:// URL", "'notaurl'"]),
+    ("sync_server_ftp", ('timezone = "Asia/Kuwait"', 'timezone = "Asia/Kuwait"\n\n[sync]\nserver = "ftp://10.0.0.2"'), "sync.server", True,
+     ["http:// or https:// URL"]),
 ]
 
 
