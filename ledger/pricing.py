@@ -190,7 +190,8 @@ def price_cart(
             line.percent = best
             line.discount = money.percent_of(line.gross - line.reward, best)
             line.discount_source = source
-            plan.discounts[source] = plan.discounts.get(source, 0) + line.discount
+            if line.discount:  # a line a reward paid in full has nothing left to take a percent of
+                plan.discounts[source] = plan.discounts.get(source, 0) + line.discount
 
     # 4. points pay part of what is left
     for pp in cfg.programs_of(PointsProgram):

@@ -35,6 +35,8 @@ _CARD_AND_MEMBER = (
 # a sale's stored answer is read back whole, never hashed: no need to sort its keys
 _ANSWER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,19}$")
+# a cashier in Kuwait or Tehran may type Arabic-Indic or Persian digits: kept as ASCII digits
+_ASCII_DIGITS = str.maketrans({c: str(i) for digits in ("٠١٢٣٤٥٦٧٨٩", "۰۱۲۳۴۵۶۷۸۹") for i, c in enumerate(digits)})
 _BIRTHDAY = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
 _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
@@ -65,8 +67,15 @@ class CheckoutRequest:
                 wanted[pid] = None
         return cls(card=card, items=[parse_item(spec) for spec in items], redeem=wanted, sale_id=sale_id)
 
-    def fingerprint(self, card_id: str) -> str:
-        body = {"card": card_id, "items": self.items, "redeem": sorted(self.redeem.items())}
+    def fingerprint(self, card_id: str, cfg: Config) -> str:
+        """What makes a retry the same sale: the card, each item's quantity by SKU (typed as SKU in any case or
+        as barcode, in any order, on one line or several), the redemptions."""
+        qty: dict[str, int] = {}
+        for code, n in self.items:
+            item = cfg.item(code)
+            sku = item.sku if item is not None else code
+            qty[sku] = qty.get(sku, 0) + n
+        body = {"card": card_id, "items": sorted(qty.items()), "redeem": sorted(self.redeem.items())}
         return hashlib.sha256(canonical(body).encode()).hexdigest()
 
 
@@ -170,7 +179,7 @@ class Loyalty:
         """Commit a sale: lines, rewards, discounts, earnings, print job. Idempotent by sale id."""
         card_id = _normalize(req.card)
         sale_id = req.sale_id or new_op_id()
-        fingerprint = req.fingerprint(card_id)
+        fingerprint = req.fingerprint(card_id, self.cfg)
         day = self.day(now)
         ids = _Ids(sale_id)
         with self.ledger.transaction(now, day) as tx:
@@ -334,6 +343,10 @@ class Loyalty:
             events = tx.conn.execute(
                 "SELECT * FROM events WHERE member_id=? AND sale_id=? ORDER BY seq DESC", (member_id, sale_id)
             ).fetchall()
+            last_seq = int(events[0]["seq"]) if events else 0
+            # points the sale redeemed go back before the points it earned are taken: what it
+            # gives back counts toward what it takes (the sort keeps the rest newest first)
+            events.sort(key=lambda ev: not (ev["account"] == "points" and int(ev["amount"]) < 0))
             common: dict[str, Any] = {"member_id": member_id, "card_id": card_id, "sale_id": sale_id}
             reversed_: dict[str, dict[str, int]] = {}
             for ev in events:
@@ -341,10 +354,9 @@ class Loyalty:
                 if kind in ("sale", "enrol", "tier", "profile"):
                     continue
                 if kind == "membership":
-                    payload = json.loads(ev["payload"])
-                    self._set_membership(tx, member_id, pid, payload.get("previous_until"))
+                    until = self._unextend_membership(tx, member_id, pid, json.loads(ev["payload"]))
                     tx.append("reverse", event_id=ids.next(), program_id=pid, ref_event_id=ev["event_id"],
-                              payload={"until": payload.get("previous_until")}, **common)
+                              payload={"until": until}, **common)
                     continue
                 if account is None or amount == 0:
                     continue
@@ -358,8 +370,8 @@ class Loyalty:
                     if have < -delta:
                         raise LoyaltyError(
                             "insufficient_balance",
-                            f"cannot refund sale {sale_id}: {pid}: the {-delta} points it earned were already spent "
-                            f"(balance {have}); refund the later sale first",
+                            f"cannot refund sale {sale['receipt_no'] or sale_id}: {pid}: the {-delta} points it earned were already spent "
+                            f"(balance {have}); {self._refund_first(tx, member_id, pid, 'points', last_seq)}",
                         )
                 drawn = json.loads(ev["payload"]).get("remote") if kind == "redeem" else None
                 rev = tx.append("reverse", event_id=ids.next(), program_id=pid, account=account, amount=delta,
@@ -376,7 +388,7 @@ class Loyalty:
                     entry[account] = entry.get(account, 0) + delta
             for program in self.cfg.programs_of(StampsProgram):
                 if program.id in reversed_:
-                    self._settle_stamps(tx, ids, program, member_id, card_id, sale, int(events[0]["seq"]) if events else 0, reversed_)
+                    self._settle_stamps(tx, ids, program, member_id, card_id, sale, last_seq, reversed_)
             for program_id, account, amount in tx.conn.execute(
                 "SELECT b.program_id, b.account, b.amount + COALESCE(r.amount, 0) FROM balances b"
                 " LEFT JOIN remote_balances r USING (member_id, program_id, account)"
@@ -467,6 +479,8 @@ class Loyalty:
                 "INSERT INTO cards (id, member_id, status, created_at) VALUES (?,?,?,?)", (new_id, old["member_id"], "active", tx.ts)
             )
             tx.conn.execute("UPDATE cards SET status='replaced', replaced_by=? WHERE id=?", (new_id, old_id))
+            # cards the old one had replaced point at the card in use now, not along the chain
+            tx.conn.execute("UPDATE cards SET replaced_by=? WHERE replaced_by=? AND status='replaced'", (new_id, old_id))
             tx.append("replace", event_id=new_op_id(), member_id=old["member_id"], card_id=old_id, payload={"new_card": new_id})
             return card_view(tx.conn, self.cfg, self._existing_card(tx.conn, new_id), day)
 
@@ -661,6 +675,29 @@ class Loyalty:
         tx.append("reward", event_id=ids.next(), account="rewards", amount=vouchers, payload=payload, **common)
         return vouchers
 
+    def _refund_first(self, tx: Tx, member_id: str, program_id: str, account: str, after_seq: int) -> str:
+        """Which sale to refund first: the latest one not refunded that redeemed from this account after `after_seq`."""
+        later = tx.conn.execute(
+            "SELECT s.receipt_no, s.id FROM events e JOIN sales s ON s.id = e.sale_id WHERE e.member_id=? AND e.program_id=?"
+            " AND e.kind='redeem' AND e.account=? AND e.seq > ? AND s.refund_id IS NULL ORDER BY e.seq DESC LIMIT 1",
+            (member_id, program_id, account, after_seq),
+        ).fetchone()
+        return f"refund sale {later[0] or later[1]} first" if later else "refund the later sale first"
+
+    def _unextend_membership(self, tx: Tx, member_id: str, program_id: str, bought: dict[str, Any]) -> str | None:
+        """Take back the days a refunded purchase added; returns the membership's last day after that."""
+        row = tx.conn.execute("SELECT valid_until FROM memberships WHERE member_id=? AND program_id=?", (member_id, program_id)).fetchone()
+        current = row[0] if row else None
+        if current is None or current == bought["until"]:
+            # nothing was bought after it: back to what it extended
+            until: str | None = bought.get("previous_until")
+        else:
+            # a later purchase extended it further: only this purchase's days go
+            days = (date.fromisoformat(bought["until"]) - date.fromisoformat(bought["from"])).days + 1
+            until = (date.fromisoformat(current) - timedelta(days=days)).isoformat()
+        self._set_membership(tx, member_id, program_id, until)
+        return until
+
     def _settle_stamps(self, tx: Tx, ids: _Ids, program: StampsProgram, member_id: str, card_id: str, sale: sqlite3.Row,
                        last_seq: int, reversed_: dict[str, dict[str, int]]) -> None:
         """After a refund's reversals: the stamps and vouchers the member would hold had the sale never happened.
@@ -676,15 +713,10 @@ class Loyalty:
         rewards = self._effective(tx, member_id, program.id, "rewards")
         total = stamps + per * rewards
         if total < 0:
-            later = tx.conn.execute(
-                "SELECT s.receipt_no FROM events e JOIN sales s ON s.id = e.sale_id WHERE e.member_id=? AND e.program_id=?"
-                " AND e.kind='redeem' AND e.account='rewards' AND e.seq > ? AND s.refund_id IS NULL ORDER BY e.seq DESC LIMIT 1",
-                (member_id, program.id, last_seq),
-            ).fetchone()
-            used = f"was already used in sale {later[0]}; refund that sale first" if later else "was already used; refund the later sale first"
             raise LoyaltyError(
                 "insufficient_balance",
-                f"cannot refund sale {sale['receipt_no'] or sale['id']}: {program.id}: the reward its stamps went into {used}",
+                f"cannot refund sale {sale['receipt_no'] or sale['id']}: {program.id}: the reward its stamps went into was already used; "
+                + self._refund_first(tx, member_id, program.id, "rewards", last_seq),
             )
         change = total // per - rewards
         if not change:
@@ -788,12 +820,12 @@ def check_profile(name: str | None, phone: str | None, birthday: str | None) -> 
             raise LoyaltyError("bad_profile", "name must be 1 to 80 characters")
         profile["name"] = name
     if phone is not None:
-        phone = phone.strip()
+        phone = phone.strip().translate(_ASCII_DIGITS)
         if not _PHONE.match(phone):
             raise LoyaltyError("bad_profile", f"phone {phone!r} must be digits (5 to 20), optionally with a leading +")
         profile["phone"] = phone
     if birthday is not None:
-        birthday = birthday.strip()
+        birthday = birthday.strip().translate(_ASCII_DIGITS)
         m = _BIRTHDAY.match(birthday)
         if not m or int(m.group(2)) > _DAYS_IN_MONTH[int(m.group(1)) - 1]:
             raise LoyaltyError("bad_profile", f"birthday {birthday!r} must be MM-DD, e.g. 03-21")

@@ -12,6 +12,7 @@ from fractions import Fraction
 from typing import Any
 
 from . import money
+from .clock import business_day
 from .config import Config, DiscountProgram, MembershipProgram, PointsProgram, StampsProgram
 from .pricing import MemberState
 
@@ -103,9 +104,12 @@ _DUE_SQL = (
     "SELECT 'd', program_id, NULL, SUM(remaining), NULL FROM lots"
     " WHERE member_id=:m AND remaining > 0 AND expires_on <= :day GROUP BY program_id"
 )
+# A refund's reversal counts on the day of the sale it reverses: refunding a sale that has
+# left the window takes nothing from the spend still in it (a reversal is never older than its sale)
 _WINDOW_SQL = (
-    "SELECT 't', NULL, NULL, COALESCE(SUM(amount), 0), NULL FROM events"
-    " WHERE member_id=:m AND program_id=:member AND account='spend' AND business_day >= :since"
+    "SELECT 't', NULL, NULL, COALESCE(SUM(e.amount), 0), NULL FROM events e LEFT JOIN events o ON o.event_id = e.ref_event_id"
+    " WHERE e.member_id=:m AND e.program_id=:member AND e.account='spend' AND e.business_day >= :since"
+    " AND (e.ref_event_id IS NULL OR o.business_day >= :since)"
 )
 
 
@@ -171,7 +175,7 @@ def card_view(
     for key in ("name", "phone", "birthday"):
         if member[key]:
             member_json[key] = member[key]
-    member_json["since"] = member["enrolled_at"][:10]
+    member_json["since"] = _local_day(member["enrolled_at"], cfg)
     member_json["spend"] = money.fmt(state.spend, cur)
     if cfg.tiers.levels:
         member_json["tier_spend"] = money.fmt(state.window_spend, cur)
@@ -219,6 +223,11 @@ def card_view(
     out["member"] = member_json
     out["programs"] = programs
     return out
+
+
+def _local_day(ts: str, cfg: Config) -> str:
+    """The store's calendar day of a UTC timestamp of the ledger ("...Z")."""
+    return business_day(datetime.fromisoformat(ts.replace("Z", "+00:00")), cfg.store.tz).isoformat()
 
 
 def expiring(conn: sqlite3.Connection, member_id: str, program: PointsProgram, day: date) -> list[dict[str, Any]]:

@@ -52,7 +52,7 @@ def register(sub: Any) -> None:
 
     s = csub.add_parser("history", help="the card's member's events, newest first")
     s.add_argument("card")
-    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--limit", type=_positive, default=50, help="the latest N events (default 50)")
     s.set_defaults(handler=cmd_history)
 
 
@@ -106,10 +106,29 @@ def cmd_adjust(args: argparse.Namespace, ctx: Context) -> Output:
     return Output(view, describe(view))
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
 def cmd_history(args: argparse.Namespace, ctx: Context) -> Output:
+    from datetime import datetime
+
+    from ledger.cards import normalize
+
     events = ctx.service.history(args.card, args.limit)
+    tz = ctx.config.store.tz
+
+    def local(ts: str) -> str:  # people read the store's clock; the JSON keeps the ledger's UTC time
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
     text = "\n".join(
-        f"{e['seq']:>6} {e['ts'][:19]} {e['kind']:<10} {e['program_id'] or '':<10} {e['account'] or '':<8} {e['amount']:+d}"
+        f"{e['seq']:>6} {local(e['ts'])} {e['kind']:<10} {e['program_id'] or '':<10} {e['account'] or '':<8} {e['amount']:+d}"
         for e in events
     )
-    return Output({"card": args.card, "events": events}, text or "no events")
+    return Output({"card": normalize(args.card), "events": events}, text or "no events")

@@ -107,6 +107,14 @@ def test_a_retried_sale_is_committed_once(store):
     assert store.show(CARD)["programs"]["points"]["balance"] == 25
 
 
+@pytest.mark.parametrize("items", [["lat*2"], ["LAT", "LAT"], ["ESP", "LAT*2"], ["111", "LAT*2"]])
+def test_a_retry_is_the_same_sale_whatever_the_spelling_of_its_items(store, items):
+    first = store.sale(CARD, ["LAT*2", "ESP"] if "ESP" in items or "111" in items else ["LAT*2"], sale_id="s-1")
+    again = store.sale(CARD, items, sale_id="s-1")  # SKU case, lines split or merged, order, barcode for SKU
+    assert again["replayed"] is True and again["sale"] == first["sale"]
+    assert store.count("sales") == 1
+
+
 def test_a_sale_id_reused_for_another_cart_is_refused(store):
     store.sale(CARD, ["LAT*2"], sale_id="s-1")
     with pytest.raises(LoyaltyError) as err:

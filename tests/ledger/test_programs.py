@@ -115,6 +115,25 @@ def test_tier_upgrade_multiplier_window_and_tier_discount(make_store):
     assert after["earned"]["points"] == 33  # 1.125 x 10 x 3 = 33.75
 
 
+def test_a_refund_counts_in_the_tier_window_on_the_day_of_its_sale(make_store):
+    store = make_store(TIERS)
+    old = store.sale(CARD, ["BIG*5"], at="2026-11-01T10:00")  # 10.000: silver
+    store.sale(CARD, ["BIG*3"], at="2026-11-20T10:00")  # 6.000
+    # refunded after it left the 30-day window: the window keeps the 6.000 paid since
+    refund = store.service.refund(old["sale"], store.now("2026-12-05T10:00"))
+    assert refund["member"]["tier_spend"] == "6.000"
+    assert store.show(CARD, "2026-12-06T10:00")["member"]["tier_spend"] == "6.000"
+
+
+def test_a_refund_inside_the_window_takes_its_spend_out_of_it(make_store):
+    store = make_store(TIERS)
+    sale = store.sale(CARD, ["BIG*5"], at="2026-11-01T10:00")
+    store.sale(CARD, ["BIG*3"], at="2026-11-20T10:00")
+    refund = store.service.refund(sale["sale"], store.now("2026-11-25T10:00"))
+    assert refund["member"]["tier_spend"] == "6.000"
+    assert refund["tier_change"] == {"from": "silver", "to": None}
+
+
 def test_promotion_by_weekday_and_date_range(make_store):
     store = make_store(PROMO)
     assert store.sale(CARD, ["LAT"], at="2026-11-27T10:00")["earned"]["points"] == 25  # a Friday in range
@@ -132,6 +151,27 @@ def test_promotion_weekdays_by_short_or_full_name(make_store, days, friday):
 def test_a_weekday_that_is_no_weekday_is_refused(make_store, day):
     with pytest.raises(ConfigError, match="is not a weekday"):
         make_store(PROMO.replace('weekdays = ["fri"]', f'weekdays = ["{day}"]'))
+
+
+def test_refunding_one_of_two_stacked_membership_purchases_takes_back_its_days_only(make_store):
+    store = make_store(MEMBERSHIP)
+    first = store.sale(CARD, ["VIP"], at="2026-11-22T10:00")  # 2026-11-22 .. 2027-11-21
+    second = store.sale(CARD, ["VIP"], at="2026-11-23T10:00")  # extends: 2027-11-22 .. 2028-11-20 (2028 is a leap year)
+    assert second["programs"]["vip"]["until"] == "2028-11-20"
+    refund = store.service.refund(first["sale"], store.now("2026-11-24T10:00"))
+    assert refund["programs"]["vip"] == {"kind": "membership", "active": True, "until": "2027-11-21", "percent": 15}
+    assert store.sale(CARD, ["LAT"], at="2026-11-24T11:00")["discounts"] == {"vip": "0.188"}
+    refund = store.service.refund(second["sale"], store.now("2026-11-24T12:00"))
+    assert refund["programs"]["vip"]["active"] is False
+    assert verify(store.service.conn).ok
+
+
+def test_refunding_the_latest_membership_purchase_gives_back_the_period_before_it(make_store):
+    store = make_store(MEMBERSHIP)
+    store.sale(CARD, ["VIP"], at="2026-11-22T10:00")
+    second = store.sale(CARD, ["VIP"], at="2026-11-23T10:00")
+    refund = store.service.refund(second["sale"], store.now("2026-11-24T10:00"))
+    assert refund["programs"]["vip"]["until"] == "2027-11-21"
 
 
 def test_paid_membership_gives_its_benefit_for_the_period(make_store):

@@ -39,12 +39,12 @@ def test_refund_of_an_unknown_sale(store):
 
 def test_refund_refused_when_its_points_were_spent(store):
     first = store.sale(CARD, ["BIG*10"])  # 200 points
-    store.sale(CARD, ["LAT*2"], ["points=200"])  # spends them, earns 15
+    spent = store.sale(CARD, ["LAT*2"], ["points=200"])  # spends them, earns 15
     events = store.count("events")
     with pytest.raises(LoyaltyError) as err:
         store.service.refund(first["sale"], store.now("2026-11-22T12:00"))
     assert err.value.code == "insufficient_balance"
-    assert "refund the later sale first" in err.value.message
+    assert err.value.message.endswith(f"refund sale {spent['receipt']['number']} first")
     assert store.count("events") == events
     assert store.count("refunds") == 0
 
@@ -103,11 +103,21 @@ def test_a_refund_whose_voucher_was_used_and_not_made_good_names_the_sale_to_ref
     with pytest.raises(LoyaltyError) as err:
         store.service.refund(filled["sale"], store.now("2026-11-22T12:00"))
     assert err.value.code == "insufficient_balance"
-    assert f"used in sale {used['receipt']['number']}; refund that sale first" in err.value.message
+    assert err.value.message.endswith(f"was already used; refund sale {used['receipt']['number']} first")
     assert store.count("events") == events
     store.service.refund(used["sale"], store.now("2026-11-22T12:05"))
     refund = store.service.refund(filled["sale"], store.now("2026-11-22T12:10"))
     assert coffee(refund) == (4, 0)
+    assert verify(store.service.conn).ok
+
+
+def test_a_refund_counts_the_points_it_gives_back_before_taking_what_it_earned(store):
+    store.sale(CARD, ["BIG*10"])  # 200 points
+    sale = store.sale(CARD, ["LAT*2"], ["points=200"])  # redeems 200, earns 15
+    store.service.adjust(CARD, "points", -10, "test", store.now("2026-11-22T11:00"))  # 5 left, less than the 15 earned
+    refund = store.service.refund(sale["sale"], store.now("2026-11-22T12:00"))
+    assert refund["programs"]["points"]["balance"] == 5 + 200 - 15
+    assert refund["reversed"]["points"] == {"points": 200 - 15}
     assert verify(store.service.conn).ok
 
 
@@ -199,6 +209,12 @@ def test_profile_validation(store):
     assert store.count("members") == 0
 
 
+def test_arabic_and_persian_digits_in_a_profile_are_kept_as_ascii(store):
+    view = store.service.enrol(CARD, store.now("2026-11-22T10:00"), phone="+٩٦٥ ٥٠٠٠ ١٢٣٤", birthday="۰۳-۲۱")
+    assert view["member"]["phone"] == "+965 5000 1234"
+    assert view["member"]["birthday"] == "03-21"
+
+
 def test_a_sale_is_found_by_its_receipt_number(store):
     sale = store.sale(CARD, ["LAT"])
     number = sale["receipt"]["number"]
@@ -222,3 +238,21 @@ def test_a_blocked_card_shows_why(store):
     view = store.service.block(CARD, store.now("2026-11-22T11:00"), "reported stolen")
     assert (view["status"], view["reason"]) == ("blocked", "reported stolen")
     assert "reason" not in store.service.unblock(CARD, store.now("2026-11-22T11:05"))
+
+
+def test_member_since_is_the_store_s_day(store):
+    # 01:00 in Kuwait is 22:00 UTC the day before: the member joined on the store's day
+    first = store.sale(NEW, ["LAT"], at="2026-11-22T01:00")
+    assert first["member"]["since"] == "2026-11-22"
+
+
+def test_a_card_replaced_twice_points_at_the_card_in_use(store):
+    third = "em:00AABBCCDD"
+    store.sale(CARD, ["ESP"])
+    store.service.replace(CARD, NEW, store.now("2026-11-22T11:00"))
+    store.service.replace(NEW, third, store.now("2026-11-22T12:00"))
+    assert store.show(CARD)["replaced_by"] == third
+    with pytest.raises(LoyaltyError) as err:
+        store.sale(CARD, ["LAT"])
+    assert err.value.code == "card_replaced" and third in err.value.message
+    assert store.sale(third, ["ESP"])["programs"]["coffee"]["stamps"] == 2
