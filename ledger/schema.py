@@ -238,3 +238,32 @@ def m004_fewer_sale_indexes(db: Database) -> None:
         DROP INDEX sales_receipt;
         """,
     )
+
+
+@migrations()
+def m005_chain_state(db: Database) -> None:
+    # What the rest of the chain did for a member beyond balances, from the last pull (sync/ writes
+    # it, without this terminal's own events): money paid per day for the tier window, the last
+    # membership change per program, the bonuses already paid (each is paid once per member).
+    _run(
+        db,
+        """
+        CREATE TABLE remote_spend (
+            member_id TEXT NOT NULL,
+            day TEXT NOT NULL,         -- business day of the sales
+            amount INTEGER NOT NULL,
+            PRIMARY KEY (member_id, day)
+        ) WITHOUT ROWID;
+        CREATE TABLE remote_memberships (
+            member_id TEXT NOT NULL,
+            program_id TEXT NOT NULL,
+            valid_until TEXT,          -- NULL: taken back by a refund
+            PRIMARY KEY (member_id, program_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE remote_awards (
+            member_id TEXT NOT NULL,
+            award TEXT NOT NULL,
+            PRIMARY KEY (member_id, award)
+        ) WITHOUT ROWID;
+        """,
+    )

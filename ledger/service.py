@@ -614,7 +614,11 @@ class Loyalty:
         program_id = self.cfg.bonuses.program
         if points <= 0 or program_id is None:
             return 0
-        if tx.conn.execute("SELECT 1 FROM awards WHERE member_id=? AND award=?", (member_id, award)).fetchone():
+        if tx.conn.execute(
+            # paid here, or at another till of the chain (from the last pull)
+            "SELECT 1 FROM awards WHERE member_id=:m AND award=:a UNION ALL SELECT 1 FROM remote_awards WHERE member_id=:m AND award=:a",
+            {"m": member_id, "a": award},
+        ).fetchone():
             return 0
         ev_id = self._credit_points(tx, ids, "bonus", member_id, program_id, points, card_id=card_id, sale_id=sale_id, payload={"bonus": award})
         tx.conn.execute("INSERT INTO awards (member_id, award, event_id, sale_id) VALUES (?,?,?,?)", (member_id, award, ev_id, sale_id))
@@ -747,7 +751,12 @@ class Loyalty:
     def _extend_membership(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, sale_id: str, program_id: str, periods: int, day: date) -> None:
         program = self.cfg.programs[program_id]
         assert isinstance(program, MembershipProgram)
-        row = tx.conn.execute("SELECT valid_until FROM memberships WHERE member_id=? AND program_id=?", (member_id, program_id)).fetchone()
+        row = tx.conn.execute(
+            # bought here or at another till of the chain: a new period starts after the later
+            "SELECT MAX(v) FROM (SELECT valid_until AS v FROM memberships WHERE member_id=:m AND program_id=:p"
+            " UNION ALL SELECT valid_until FROM remote_memberships WHERE member_id=:m AND program_id=:p)",
+            {"m": member_id, "p": program_id},
+        ).fetchone()
         previous = row[0] if row else None
         start = day if previous is None or date.fromisoformat(previous) < day else date.fromisoformat(previous) + timedelta(days=1)
         until = start + timedelta(days=program.period_days * periods - 1)

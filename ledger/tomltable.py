@@ -104,10 +104,13 @@ class Table:
             )
         return value
 
-    def integer(self, name: str, default: int | None = None, *, required: bool = False, minimum: int | None = None) -> int:
+    def integer(self, name: str, default: int | None = None, *, required: bool = False, minimum: int | None = None,
+                maximum: int | None = None) -> int:
         value = self._get(name, int, "a whole number", default, required)
         if value is not None and minimum is not None and value < minimum:
             raise self.error(name, f"must be at least {minimum}, not {value}")
+        if value is not None and maximum is not None and value > maximum:
+            raise self.error(name, f"must be at most {maximum}, not {value}")
         return value  # type: ignore[no-any-return]
 
     def opt_integer(self, name: str, *, minimum: int | None = None) -> int | None:

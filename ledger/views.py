@@ -66,8 +66,8 @@ def member_state(
             remote[(program_id, account)] = int(amount)
             if stale_before is not None and datetime.fromisoformat(text.replace("Z", "+00:00")) < stale_before:
                 fresh = False
-        elif source == "m":
-            until[program_id] = text
+        elif source == "m":  # this till's and the rest of the chain's: the later last day holds
+            until[program_id] = max(text, until.get(program_id, text))
         elif source == "d":
             due[program_id] = int(amount)
         else:
@@ -99,6 +99,7 @@ _STATE_SQL = (
     "SELECT 'b', program_id, account, amount, NULL FROM balances WHERE member_id=:m"
     " UNION ALL SELECT 'r', program_id, account, amount, synced_at FROM remote_balances WHERE member_id=:m"
     " UNION ALL SELECT 'm', program_id, NULL, 0, valid_until FROM memberships WHERE member_id=:m"
+    " UNION ALL SELECT 'm', program_id, NULL, 0, valid_until FROM remote_memberships WHERE member_id=:m AND valid_until IS NOT NULL"
 )
 _DUE_SQL = (
     "SELECT 'd', program_id, NULL, SUM(remaining), NULL FROM lots"
@@ -107,9 +108,11 @@ _DUE_SQL = (
 # A refund's reversal counts on the day of the sale it reverses: refunding a sale that has
 # left the window takes nothing from the spend still in it (a reversal is never older than its sale)
 _WINDOW_SQL = (
-    "SELECT 't', NULL, NULL, COALESCE(SUM(e.amount), 0), NULL FROM events e LEFT JOIN events o ON o.event_id = e.ref_event_id"
+    "SELECT 't', NULL, NULL, (SELECT COALESCE(SUM(e.amount), 0) FROM events e LEFT JOIN events o ON o.event_id = e.ref_event_id"
     " WHERE e.member_id=:m AND e.program_id=:member AND e.account='spend' AND e.business_day >= :since"
-    " AND (e.ref_event_id IS NULL OR o.business_day >= :since)"
+    " AND (e.ref_event_id IS NULL OR o.business_day >= :since))"
+    # plus what the member paid at the rest of the chain's tills, from the last pull
+    " + (SELECT COALESCE(SUM(amount), 0) FROM remote_spend WHERE member_id=:m AND day >= :since), NULL"
 )
 
 

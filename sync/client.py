@@ -296,6 +296,14 @@ class SyncClient:
                     "INSERT INTO remote_balances (member_id, program_id, account, amount, synced_at) VALUES (?, ?, ?, ?, ?)",
                     [(mid, b["program_id"], b["account"], int(b["amount"]), now) for b in m["balances"]],
                 )
+                for table in ("remote_spend", "remote_memberships", "remote_awards"):
+                    conn.execute(f"DELETE FROM {table} WHERE member_id=?", (mid,))
+                conn.executemany("INSERT INTO remote_spend (member_id, day, amount) VALUES (?, ?, ?)",
+                                 [(mid, d["day"], int(d["amount"])) for d in m.get("spend_days", [])])
+                conn.executemany("INSERT INTO remote_memberships (member_id, program_id, valid_until) VALUES (?, ?, ?)",
+                                 [(mid, ms["program_id"], ms["until"]) for ms in m.get("memberships", [])])
+                conn.executemany("INSERT INTO remote_awards (member_id, award) VALUES (?, ?)",
+                                 [(mid, award) for award in m.get("awards", [])])
                 out.members += 1
             out.cursor = int(page["cursor"])
             values: dict[str, Any] = {"cursor": out.cursor, "last_pull_at": now}

@@ -115,6 +115,16 @@ class BalanceSnapshot(BaseModel):
     chain: int  # the chain's balance, all terminals
 
 
+class SpendDay(BaseModel):
+    day: str  # business day of the sales (a refund counts on its sale's day)
+    amount: int  # money paid, minor units
+
+
+class MembershipSnapshot(BaseModel):
+    program_id: str
+    until: str | None  # last day of the benefit, None: taken back by a refund
+
+
 class MemberSnapshot(BaseModel):
     member_id: str
     enrolled_store: str | None
@@ -122,6 +132,10 @@ class MemberSnapshot(BaseModel):
     change: int
     cards: list[CardSnapshot]
     balances: list[BalanceSnapshot]
+    # what the other terminals did that a till's own ledger cannot know (all three without the asking terminal's events):
+    spend_days: list[SpendDay] = []  # money paid per business day over the last SPEND_DAYS days: the tier window
+    memberships: list[MembershipSnapshot] = []  # the last membership change per program
+    awards: list[str] = []  # bonuses paid (welcome, profile, birthday:2026, referral:...): each at most once per member
 
 
 class ChangesPage(BaseModel):

@@ -48,6 +48,9 @@ from ledger.store import GENESIS, HASHED, event_hash
 
 from .protocol import WireEvent
 
+# days of money paid per member a pull carries for the tier window ([tiers] window_days up to this)
+SPEND_DAYS = 400
+
 SCHEMA_VERSION = 1
 DEFAULT_DB = "sqlite:///var/server.db"
 MOVABLE = ("points", "rewards", "stamps")  # accounts a member spends; spend is a total, never an overdraft
@@ -566,6 +569,45 @@ class ServerStore:
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         return conn
 
+    def _others_state(self, conn: Connection, tid: str, ids: list[str]) -> tuple[
+        dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]], dict[str, list[str]]
+    ]:
+        """What the other terminals' events say about these members beyond balances: money paid per
+        business day (the tier window), the last membership change per program, the bonuses paid."""
+        since = (datetime.now(UTC).date() - timedelta(days=SPEND_DAYS)).isoformat()
+        sale = events.alias("sale")  # a refund's reversal counts on the day of the sale it reverses
+        day = func.coalesce(sale.c.business_day, events.c.business_day)
+        spend: dict[str, list[dict[str, Any]]] = {}
+        for row in conn.execute(
+            select(events.c.member_id, day.label("day"), func.sum(events.c.amount).label("amount"))
+            .select_from(events.outerjoin(sale, sale.c.event_id == events.c.ref_event_id))
+            .where(events.c.member_id.in_(ids), events.c.tid != tid, events.c.program_id == "member",
+                   events.c.account == "spend", events.c.business_day >= since)
+            .group_by(events.c.member_id, day)
+            .having(day >= since)
+            .order_by(events.c.member_id, day)
+        ):
+            if int(row.amount):
+                spend.setdefault(row.member_id, []).append({"day": row.day, "amount": int(row.amount)})
+        last: dict[tuple[str, str], str | None] = {}
+        paid: dict[str, list[str]] = {}
+        for ev in conn.execute(
+            select(events.c.member_id, events.c.program_id, events.c.account, events.c.kind, events.c.payload)
+            .where(events.c.member_id.in_(ids), events.c.tid != tid, events.c.kind.in_(("membership", "reverse", "bonus")))
+            .order_by(events.c.ts, events.c.tid, events.c.seq)
+        ):
+            payload = json.loads(ev.payload) if ev.payload else {}
+            if ev.kind == "bonus":
+                if isinstance(payload.get("bonus"), str):
+                    paid.setdefault(ev.member_id, []).append(payload["bonus"])
+            elif ev.program_id and "until" in payload and (ev.kind == "membership" or ev.account is None):
+                # a purchase, or a refund's reversal of one (no account; it carries the last day left)
+                last[(ev.member_id, ev.program_id)] = payload["until"]
+        memberships: dict[str, list[dict[str, Any]]] = {}
+        for (member_id, program_id), until in sorted(last.items()):
+            memberships.setdefault(member_id, []).append({"program_id": program_id, "until": until})
+        return spend, memberships, {m: sorted(set(keys)) for m, keys in paid.items()}
+
     def changes_in(self, conn: Connection, tid: str, since: int, limit: int) -> dict[str, Any]:
         page = conn.execute(
             select(member_changes.c.member_id, member_changes.c.change_no)
@@ -593,6 +635,7 @@ class ServerStore:
                 bal.setdefault(r.member_id, []).append(
                     {"program_id": r.program_id, "account": r.account, "chain": chain, "amount": chain - own.get((r.member_id, r.program_id, r.account), 0)}
                 )
+            spend, memberships, awards = self._others_state(conn, tid, ids)
             for r in page:
                 m = info.get(r.member_id)
                 out.append({
@@ -602,6 +645,9 @@ class ServerStore:
                     "change": int(r.change_no),
                     "cards": card_rows.get(r.member_id, []),
                     "balances": bal.get(r.member_id, []),
+                    "spend_days": spend.get(r.member_id, []),
+                    "memberships": memberships.get(r.member_id, []),
+                    "awards": awards.get(r.member_id, []),
                 })
         rules = conn.execute(
             select(terminals.c.rules_version).where(terminals.c.last_push_at.is_not(None)).order_by(terminals.c.last_push_at.desc()).limit(1)

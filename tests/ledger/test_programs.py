@@ -115,6 +115,11 @@ def test_tier_upgrade_multiplier_window_and_tier_discount(make_store):
     assert after["earned"]["points"] == 33  # 1.125 x 10 x 3 = 33.75
 
 
+def test_a_tier_window_longer_than_a_pull_carries_is_refused(make_store):
+    with pytest.raises(ConfigError, match=r"tiers\.window_days: must be at most 400"):
+        make_store(TIERS.replace("window_days = 30", "window_days = 500"))
+
+
 def test_a_refund_counts_in_the_tier_window_on_the_day_of_its_sale(make_store):
     store = make_store(TIERS)
     old = store.sale(CARD, ["BIG*5"], at="2026-11-01T10:00")  # 10.000: silver

@@ -1,0 +1,75 @@
+"""A member is the same member at every till of the chain: tier window, paid membership and bonuses
+paid once, through the real client and server (in process), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from synctools import NOW, Terminal, in_process
+
+from sync.store import ServerStore
+
+CARD = "uid:04A1B2C3D4E5F6"
+
+
+def sync(http, *tills: Terminal) -> None:
+    for t in tills:
+        t.client(http).sync()
+
+
+def test_the_tier_window_counts_what_the_member_paid_at_every_till(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    c = make_terminal(server, "kw-salmiya-01", "till-2")
+    a.sale(CARD, "BEANS*6")  # 27.000 at one store
+    with in_process(server) as http:
+        sync(http, a, b)
+        b.sale(CARD, "BEANS*6")  # 27.000 at another: 54.000 in all, past silver's 50.000
+        sync(http, b, a, c)
+        for t in (a, b, c):
+            member = t.loyalty.card(CARD, NOW)["member"]
+            assert (member["tier"], member["tier_spend"]) == ("silver", "54.000"), t.tid
+        # the silver multiplier applies at a till where the member never reached it alone
+        assert c.sale(CARD, "LAT")["earned"]["points"] == 15  # 12.5 x 1.25, floored
+        # a refund at the first store takes its spend out of the window everywhere
+        first = a.conn.execute("SELECT id FROM sales ORDER BY ts LIMIT 1").fetchone()[0]
+        a.loyalty.refund(first, NOW + timedelta(hours=1))
+        sync(http, a, b)
+        assert b.loyalty.card(CARD, NOW + timedelta(hours=2))["member"]["tier_spend"] == "27.000"
+
+
+def test_a_membership_bought_at_one_till_works_at_every_till(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    bought = a.sale(CARD, "VIP")
+    assert bought["programs"]["vip"]["until"] == "2027-11-21"
+    with in_process(server) as http:
+        sync(http, a, b)
+        assert b.loyalty.card(CARD, NOW)["programs"]["vip"] == {"kind": "membership", "active": True, "until": "2027-11-21", "percent": 15}
+        sale = b.sale(CARD, "LAT")
+        assert sale["discounts"] == {"vip": "0.188"}  # 15 % of 1.250
+        # bought again at the other store: the new year starts after the one bought at the first
+        again = b.sale(CARD, "VIP")
+        assert again["programs"]["vip"]["until"] == "2028-11-20"
+        sync(http, b, a)
+        assert a.loyalty.card(CARD, NOW)["programs"]["vip"]["until"] == "2028-11-20"
+
+
+def test_a_bonus_is_paid_once_per_member_across_the_chain(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    profile = {"name": "Fatima", "phone": "+965 5000 0000", "birthday": "11-20"}
+    view = a.loyalty.enrol(CARD, NOW, **profile)
+    assert view["programs"]["points"]["balance"] == 50 + 25  # welcome, profile completed
+    first = a.sale(CARD, "ESP")
+    assert [bonus["bonus"] for bonus in first["bonuses"]] == ["birthday"]
+    with in_process(server) as http:
+        sync(http, a, b)
+        before = b.loyalty.card(CARD, NOW)["programs"]["points"]["balance"]
+        # the profile given again at the other store (profiles stay at the store that took them) pays nothing more
+        assert b.loyalty.enrol(CARD, NOW, **profile)["programs"]["points"]["balance"] == before
+        # nor does the birthday in the same week
+        again = b.sale(CARD, "ESP", when=NOW + timedelta(days=1))
+        assert again["bonuses"] == []
+        assert again["programs"]["points"]["balance"] == before + again["earned"]["points"]
