@@ -150,7 +150,8 @@ def price_cart(
             raise LoyaltyError("bad_amount", f"redeem {program.id}: the number of rewards must be at least 1")
         have = (state.spendable_rewards if state.spendable_rewards is not None else state.rewards).get(program.id, 0)
         if wanted > have:
-            raise LoyaltyError("insufficient_balance", f"{program.id}: {wanted} reward(s) asked, {have} ready")
+            raise LoyaltyError("insufficient_balance", f"{program.id}: {wanted} reward(s) asked, {max(0, have)} ready"
+                               + _stale(state.rewards.get(program.id, 0) >= wanted))
         units = sorted(
             (line.item.price, i)
             for i, line in enumerate(lines)
@@ -204,7 +205,8 @@ def price_cart(
             steps = min(have // pp.step_points, due // pp.step_value)
             if steps * pp.step_points < max(pp.min_redeem_points, 1):
                 if have < max(pp.step_points, pp.min_redeem_points):
-                    why = f"{have} points, not enough to redeem (steps of {pp.step_points}, at least {pp.min_redeem_points})"
+                    why = (f"{max(0, have)} points, not enough to redeem (steps of {pp.step_points}, at least {pp.min_redeem_points})"
+                           + _stale(state.points.get(pp.id, 0) >= max(pp.step_points, pp.min_redeem_points)))
                 elif due < pp.step_value:
                     why = f"the amount due {money.fmt(due, cfg.currency)} is less than one step of {money.fmt(pp.step_value, cfg.currency)}"
                 else:
@@ -221,7 +223,8 @@ def price_cart(
             if points < pp.min_redeem_points:
                 raise LoyaltyError("bad_amount", f"redeem {pp.id}: at least {pp.min_redeem_points} points per redemption")
             if points > have:
-                raise LoyaltyError("insufficient_balance", f"{pp.id}: {points} points asked, {have} available")
+                raise LoyaltyError("insufficient_balance", f"{pp.id}: {points} points asked, {max(0, have)} available"
+                                   + _stale(state.points.get(pp.id, 0) >= points))
         value = pp.value_of(points)
         if value > due:
             raise LoyaltyError(
@@ -274,6 +277,14 @@ def price_cart(
         if periods:
             plan.memberships_bought[mp.id] = periods
     return plan
+
+
+def _stale(enough_in_the_chain: bool) -> str:
+    """Why what the card shows cannot all be spent: the rest of the chain's part waits for a fresh sync."""
+    if not enough_in_the_chain:
+        return ""
+    return ("; what the card holds at other stores can be spent again after the next sync"
+            " (the last one is older than [offline] max_snapshot_age_hours)")
 
 
 def _closest(word: str, choices: list[str]) -> str | None:

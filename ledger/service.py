@@ -429,6 +429,7 @@ class Loyalty:
         day = self.day(now)
         ids = _Ids(new_op_id())
         with self.ledger.transaction(now, day) as tx:
+            self._check_open_day(tx, day)  # its bonuses would change a Z report already printed
             row = tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
             if row is None:
                 member_id, _welcome = self._enrol_new(tx, ids, card_id)
@@ -497,6 +498,7 @@ class Loyalty:
         day = self.day(now)
         ids = _Ids(new_op_id())
         with self.ledger.transaction(now, day) as tx:
+            self._check_open_day(tx, day)
             row = self._existing_card(tx.conn, card_id)
             member_id = str(row["member_id"])
             self._expire(tx, ids, member_id)
@@ -798,7 +800,7 @@ def _normalize(raw: str) -> str:
 
 
 def _day_closed(day: date) -> LoyaltyError:
-    return LoyaltyError("day_closed", f"business day {day} is closed (end of day ran); no more sales or refunds on it")
+    return LoyaltyError("day_closed", f"business day {day} is closed (end of day ran); no more sales, refunds, enrolments or adjustments on it")
 
 
 def _card_refused(row: sqlite3.Row) -> LoyaltyError:

@@ -190,6 +190,13 @@ class SyncClient:
             return resp.status_code, body
         raise Offline(f"the sync server is unreachable ({last}); sales go on offline, sync retries later")
 
+    def _refused(self, what: str, status: int, body: dict[str, Any]) -> SyncFailed:
+        if "error" in body and "message" in body:  # the loyalty server's own answer
+            return SyncFailed(str(body["error"]), f"{what} refused (HTTP {status}): {body['message']}")
+        # something else answered: a wrong path or port, a proxy
+        return SyncFailed(f"{what}_refused", f"{what} refused (HTTP {status}): {self.http.base_url} does not answer as a loyalty sync server;"
+                          " check [sync] server (scheme, host, port, no path)")
+
     def online(self, timeout_s: float = 2.0) -> bool:
         try:
             return self.http.get("/v1/health", timeout=timeout_s).status_code == 200
@@ -225,7 +232,7 @@ class SyncClient:
                             self._set({"acked_seq": last_seq, "acked_hash": body["last_hash"]})
                         break
                     if status != 200:
-                        raise SyncFailed(str(body.get("error", "push_refused")), f"push refused (HTTP {status}): {body.get('message', body)}")
+                        raise self._refused("push", status, body)
                     ack, ack_hash = int(body["acked_seq"]), str(body["acked_hash"])
                     if ack > head or self._hash_at(ack) != ack_hash:
                         raise SyncFailed("chain_mismatch", f"the server acknowledged seq {ack} with a hash this ledger does not have")
@@ -253,7 +260,7 @@ class SyncClient:
             sent = datetime.now(UTC)
             status, body = self._request("GET", f"/v1/terminals/{self.tid}/changes", params={"since": out.cursor, "limit": self.page})
             if status != 200:
-                raise SyncFailed(str(body.get("error", "pull_refused")), f"pull refused (HTTP {status}): {body.get('message', body)}")
+                raise self._refused("pull", status, body)
             received = datetime.now(UTC)
             server = datetime.fromisoformat(str(body["server_time"]).replace("Z", "+00:00"))
             out.clock_skew_s = round((server - (sent + (received - sent) / 2)).total_seconds(), 3)

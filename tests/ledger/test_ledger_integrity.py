@@ -159,6 +159,16 @@ def test_closed_business_day_refuses_sales_and_refunds(store):
     with pytest.raises(LoyaltyError) as err:
         store.service.refund(sale["sale"], store.now("2026-11-22T21:00"))
     assert err.value.code == "day_closed"
+    # nor anything else that moves a balance after the Z report: adjustments, enrolments (their bonuses)
+    with pytest.raises(LoyaltyError) as err:
+        store.service.adjust(CARD, "points", 10, "goodwill", store.now("2026-11-22T21:00"))
+    assert err.value.code == "day_closed"
+    with pytest.raises(LoyaltyError) as err:
+        store.service.enrol("uid:04FFEEDDCCBBAA", store.now("2026-11-22T21:00"))
+    assert err.value.code == "day_closed"
+    # a lost card can still be blocked at any hour
+    assert store.service.block(CARD, store.now("2026-11-22T21:30"), "lost")["status"] == "blocked"
+    store.service.unblock(CARD, store.now("2026-11-23T07:00"))
     assert store.sale(CARD, ["LAT"], at="2026-11-23T08:00")["total"] == "1.250"
 
 

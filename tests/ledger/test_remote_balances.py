@@ -44,6 +44,12 @@ def test_a_stale_snapshot_cannot_be_spent(store):
     with pytest.raises(LoyaltyError) as err:
         store.sale(CARD, ["BIG*2"], ["points=200"])
     assert err.value.code == "insufficient_balance"
+    # the cashier is told why the points on screen cannot all be spent
+    assert err.value.message.startswith("points: 200 points asked, 50 available; what the card holds at other stores")
+    assert "[offline] max_snapshot_age_hours" in err.value.message
+    with pytest.raises(LoyaltyError) as err:
+        store.sale(CARD, ["BIG*2"], ["points=500"])  # more than even the chain holds: no such note
+    assert err.value.message == "points: 500 points asked, 50 available"
 
 
 def test_a_reward_earned_in_another_store_can_be_used(store):

@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from synctools import NOW, REPO, Terminal, free_port, in_process, local_events, server_events
+from synctools import NOW, REPO, LiveServer, Terminal, free_port, in_process, local_events, server_events
 
 from ledger.errors import LoyaltyError
-from sync.client import Progress
+from sync.client import Progress, SyncFailed
 from sync.endofday import end_of_day, z_report
 from sync.store import ServerStore
 
@@ -161,3 +161,15 @@ def test_end_of_day_offline_raises_after_closing_unless_tolerated(server: Server
         result = end_of_day(a.loyalty, a.client(http, attempts=2), NOW, tolerate_offline=True)
     assert "unreachable" in result["offline"]
     assert not result["z"]["chain"]["in_sync"] and result["z"]["sales"]["count"] == 1
+
+
+def test_a_url_that_is_not_the_sync_server_says_so(live: LiveServer, make_terminal: Callable[..., Terminal]) -> None:
+    assert live.store is not None
+    till = make_terminal(live.store)
+    till.sale(CARD, "LAT")  # something to push: the push meets the wrong URL first
+    for wrong in (f"{live.base}/foo", f"{live.base}/v1/health/x"):
+        with httpx.Client(base_url=wrong) as http, pytest.raises(SyncFailed) as err:
+            till.client(http, attempts=1).sync()
+        assert err.value.code == "push_refused"
+        assert "does not answer as a loyalty sync server; check [sync] server" in err.value.message
+        assert "{" not in err.value.message  # no raw body
