@@ -47,6 +47,9 @@ class CheckoutRequest:
     items: list[tuple[str, int]]
     redeem: dict[str, int | None] = field(default_factory=dict)
     sale_id: str | None = None
+    # name, phone, birthday given at the till with the sale (the cashier's quick profile): saved in the
+    # sale's transaction, before its bonuses, so a completed profile and a birthday are paid on this receipt
+    profile: dict[str, str] | None = None
 
     @classmethod
     def from_cli(cls, card: str, items: list[str], redeem: list[str], sale_id: str | None = None) -> CheckoutRequest:
@@ -206,6 +209,11 @@ class Loyalty:
                 row = tx.conn.execute(_CARD_AND_MEMBER, (card_id,)).fetchone()
                 enrolled = True
             member_id = str(row["member_id"])
+            profile_bonus = 0
+            if req.profile:
+                given = check_profile(req.profile.get("name"), req.profile.get("phone"), req.profile.get("birthday"))
+                profile_bonus = self._update_profile(tx, ids, member_id, card_id, given)
+                row = tx.conn.execute(_CARD_AND_MEMBER, (card_id,)).fetchone()
             member = row  # the card's row carries its member's columns
             self._expire(tx, ids, member_id)
             state = member_state(tx.conn, self.cfg, member_id, day, swept=True, now=now)
@@ -246,6 +254,8 @@ class Loyalty:
             for pid, periods in plan.memberships_bought.items():
                 self._extend_membership(tx, ids, member_id, card_id, sale_id, pid, periods, day)
             bonuses = self._sale_bonuses(tx, ids, member, card_id, sale_id, day)
+            if profile_bonus:
+                bonuses.insert(0, {"bonus": "profile", "program": self.cfg.bonuses.program, "points": profile_bonus})
             if welcome:
                 bonuses.insert(0, {"bonus": "welcome", "program": self.cfg.bonuses.program, "points": welcome})
             spend_after = state.window_spend + plan.total
@@ -334,7 +344,7 @@ class Loyalty:
             if sale is None:
                 raise LoyaltyError("unknown_sale", f"no sale {sale_id!r} in this ledger")
             if sale["refund_id"]:
-                raise LoyaltyError("already_refunded", f"sale {sale_id} was already refunded ({sale['refund_id']})")
+                raise LoyaltyError("already_refunded", f"sale {sale['receipt_no'] or sale_id} was already refunded")
             self._check_open_day(tx, day)
             member_id = str(sale["member_id"])
             card_id = str(sale["card_id"])
@@ -602,14 +612,20 @@ class Loyalty:
             raise LoyaltyError("bad_referrer", "a referrer can only be set before the member's first purchase")
         tx.conn.execute("UPDATE members SET referrer_id=? WHERE id=?", (ref["member_id"], member_id))
 
-    def _update_profile(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, profile: dict[str, str]) -> None:
+    def _update_profile(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, profile: dict[str, str]) -> int:
+        """Save profile fields; returns the profile bonus paid (when the profile became complete).
+
+        Given with a sale, it is still not the sale's: a refund of the sale keeps the profile and its bonus."""
+        if not profile:
+            return 0
         sets = ", ".join(f"{k}=?" for k in profile)
         tx.conn.execute(f"UPDATE members SET {sets} WHERE id=?", (*profile.values(), member_id))
         # personal data stays out of the append-only chain: only which fields changed
         tx.append("profile", event_id=ids.next(), member_id=member_id, card_id=card_id, payload={"fields": sorted(profile)})
         member = tx.conn.execute("SELECT name, phone, birthday FROM members WHERE id=?", (member_id,)).fetchone()
         if all(member[k] for k in ("name", "phone", "birthday")):
-            self._bonus(tx, ids, member_id, card_id, None, "profile", self.cfg.bonuses.profile_completed)
+            return self._bonus(tx, ids, member_id, card_id, None, "profile", self.cfg.bonuses.profile_completed)
+        return 0
 
     def _bonus(self, tx: Tx, ids: _Ids, member_id: str, card_id: str | None, sale_id: str | None, award: str, points: int) -> int:
         """Pay a bonus once per (member, award key); returns the points paid."""

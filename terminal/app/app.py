@@ -221,14 +221,16 @@ class LoyaltyApp(App[None]):
             )
         elif action == "block":
             self.push_screen(
-                FormScreen("Block a card", [Field("card", "Card id", card), Field("reason", "Reason", "", "lost, stolen, abuse…")]),
+                FormScreen("Block a card", [Field("card", "Card id", card), Field("reason", "Reason", "", "lost, stolen, abuse…")],
+                           validate=_needs("card", "reason")),
                 self._then("block"),
             )
         elif action == "unblock":
-            self.push_screen(FormScreen("Unblock a card", [Field("card", "Card id", card)]), self._then("unblock"))
+            self.push_screen(FormScreen("Unblock a card", [Field("card", "Card id", card)], validate=_needs("card")), self._then("unblock"))
         elif action == "replace":
             self.push_screen(
-                FormScreen("Replace a card", [Field("old", "Old card id", card), Field("new", "New card id", "", "tap or type the new card")]),
+                FormScreen("Replace a card", [Field("old", "Old card id", card), Field("new", "New card id", "", "tap or type the new card")],
+                           validate=_needs("old", "new")),
                 self._then("replace"),
             )
         elif action == "adjust":
@@ -242,6 +244,7 @@ class LoyaltyApp(App[None]):
                         Field("amount", "Amount (+ adds, - takes)", "", "+100 or -2"),
                         Field("reason", "Reason (required)", ""),
                     ],
+                    validate=_adjust_problem,
                 ),
                 self._then("adjust"),
             )
@@ -252,9 +255,21 @@ class LoyaltyApp(App[None]):
             self.note_manager(True, "Forced offline: sync is paused." if offline else "Back online: sync resumes.")
             self.refresh_status()
         elif action == "end_of_day":
-            from .endofday import EndOfDayScreen
+            day = self.services.gate.loyalty.day(self.services.gate.clock())
 
-            self.push_screen(EndOfDayScreen(self.services))
+            def confirmed(values: dict[str, str] | None) -> None:
+                if values is not None:
+                    from .endofday import EndOfDayScreen
+
+                    self.push_screen(EndOfDayScreen(self.services))
+
+            # closing the day cannot be undone: no sale is taken on it afterwards
+            self.push_screen(
+                FormScreen(f"End of day: close business day {day}?", [Field("confirm", "Type yes to close it", "")],
+                           hint="No sale, refund or enrolment is taken on this day afterwards.   Enter: close   Esc: cancel",
+                           validate=lambda v: None if v["confirm"].strip().lower() in ("yes", "y") else "type yes to close the day, or Esc"),
+                confirmed,
+            )
 
     def _then(self, action: str) -> Callable[[dict[str, str] | None], None]:
         def done(values: dict[str, str] | None) -> None:
@@ -269,9 +284,7 @@ class LoyaltyApp(App[None]):
         try:
             if action == "refund":
                 result = gate.refund(values["sale"])
-                moved = ", ".join(
-                    f"{pid} " + " ".join(f"{acct} {amount:+d}" for acct, amount in accts.items()) for pid, accts in result["reversed"].items()
-                )
+                moved = ", ".join(f"{amount:+d} {acct}" for accts in result["reversed"].values() for acct, amount in accts.items())
                 slip = refund_slip(self.services, values["sale"], result)
                 self._print_quietly("refund", result["refund"])
                 self.post_message(ManagerResult(True, f"Refunded {values['sale']}: {moved or 'nothing to reverse'}.", result, slip))
@@ -321,6 +334,25 @@ class LoyaltyApp(App[None]):
     def note_manager(self, ok: bool, text: str) -> None:
         self.manager_log.append(text)
         self.checkout.say(text, "ok" if ok else "error")
+
+
+def _needs(*names: str) -> Callable[[dict[str, str]], str | None]:
+    """A form check: every named field filled in (the dialog stays open with what was typed)."""
+    def check(values: dict[str, str]) -> str | None:
+        missing = [n for n in names if not values.get(n, "").strip()]
+        return f"fill in: {', '.join(missing)}" if missing else None
+
+    return check
+
+
+def _adjust_problem(values: dict[str, str]) -> str | None:
+    missing = _needs("card", "program", "amount", "reason")(values)
+    if missing:
+        return missing
+    text = values["amount"].strip().replace(" ", "")
+    if not text.lstrip("+-").isdigit() or int(text) == 0:
+        return f"{values['amount'].strip()!r}: a whole number other than 0 (e.g. +100 or -2)"
+    return None
 
 
 def refund_slip(services: Services, ref: str, result: dict[str, Any]) -> str:

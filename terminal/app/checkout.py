@@ -35,6 +35,8 @@ from .messages import (
 from .panel import Panel
 from .services import Services
 
+CLEAR_CONFIRM_S = 3.0  # a second Esc within this clears a cart
+
 
 def plain_error(exc: BaseException) -> str:
     if isinstance(exc, LoyaltyError):
@@ -53,7 +55,7 @@ class CheckoutScreen(Screen[None]):
     #item-input { margin: 0; }
     #cart { height: 1fr; }
     #totals { height: 4; padding: 0 1; border-top: solid $primary; }
-    #message { height: 1; padding: 0 1; }
+    #message { height: auto; max-height: 2; padding: 0 1; }
     #message.error { background: $error; color: $text; text-style: bold; }
     #message.ok { background: $success-darken-2; color: $text; }
     #message.warn { background: $warning-darken-2; color: $text; }
@@ -100,6 +102,7 @@ class CheckoutScreen(Screen[None]):
         self.panel_shown_at: float | None = None
         self._said: tuple[str, str] = ("", "")
         self._totals_key: object = None
+        self._esc_at: float | None = None
 
     # ------------------------------------------------------------ layout
 
@@ -219,6 +222,14 @@ class CheckoutScreen(Screen[None]):
                 self.show_member()
                 self.request_quote()
                 return
+            if self.cart.redeem:
+                # the cart changed under a reward or points already applied (a line removed, a quantity
+                # lowered): take them back, as a refused redemption is, rather than block the sale
+                self.cart.redeem = {}
+                self.say(f"{msg.error}: redemption taken back (F4/F5 to apply again).", "error")
+                self.show_member()
+                self.request_quote()
+                return
             self.show_totals(msg.error)
             self.say(msg.error, "error")
             return
@@ -295,8 +306,19 @@ class CheckoutScreen(Screen[None]):
         self.app.push_screen(FormScreen(f"Quantity of {line.name}", [Field("qty", "Quantity", str(line.qty))], validate=check), done)
 
     def action_clear(self) -> None:
+        if self.cart.lines and not self._clear_armed():
+            self.say(f"Esc again clears this sale ({len(self.cart.lines)} line(s)); anything else keeps it.", "warn")
+            return
         self.new_customer()
+        self.last_card = None  # F8 must not show the customer who just left
         self.say("Ready for the next customer.")
+
+    def _clear_armed(self) -> bool:
+        """A second Esc within a few seconds clears a cart; one Esc (often meant for a dialog) only warns."""
+        now = time.monotonic()
+        armed = self._esc_at is not None and now - self._esc_at < CLEAR_CONFIRM_S
+        self._esc_at = None if armed else now
+        return armed
 
     def new_customer(self) -> None:
         self.cart = Cart.start(self.services.new_sale_id)
@@ -539,29 +561,20 @@ class CheckoutScreen(Screen[None]):
             return
         self.paying = True
         self.say("Completing the sale…")
-        req = CheckoutRequest(card=self.cart.card, items=self.cart.items(), redeem=dict(self.cart.redeem), sale_id=self.cart.sale_id)
-        profile = dict(self.cart.profile) if self.cart.profile else None
-        self.run_sale(req, profile, self.cart.unknown)
+        # the quick profile goes in the sale's own transaction, before its bonuses: the receipt shows the profile
+        # and birthday bonuses it pays and the balance after them
+        req = CheckoutRequest(card=self.cart.card, items=self.cart.items(), redeem=dict(self.cart.redeem), sale_id=self.cart.sale_id,
+                              profile=dict(self.cart.profile) or None)
+        self.run_sale(req, self.cart.unknown)
 
     @work(thread=True, group="sale", exit_on_error=False)
-    def run_sale(self, req: CheckoutRequest, profile: dict[str, str] | None, unknown: bool) -> None:
-        gate = self.services.gate
-        note = ""
+    def run_sale(self, req: CheckoutRequest, unknown: bool) -> None:
         try:
-            if profile and unknown:
-                # enrol first so the receipt already shows the profile bonus
-                gate.enrol(req.card, **profile)
-                profile = None
-            result = gate.checkout(req)
+            result = self.services.gate.checkout(req)
         except Exception as exc:
             self.post_message(SaleFailed(plain_error(exc)))
             return
-        if profile:
-            try:
-                gate.enrol(req.card, **profile)
-                note = "profile saved"
-            except Exception as exc:
-                note = f"profile not saved: {plain_error(exc)}"
+        note = "profile saved" if req.profile else ""
         from receipts import render_sale  # loaded after the first frame (app.warm_up), not at startup
 
         text = render_sale(result, self.cfg, "text").decode("utf-8")
@@ -594,6 +607,7 @@ class CheckoutScreen(Screen[None]):
         self.query_one("#receipt", Static).update(Text(text, no_wrap=True, overflow="crop"))
         self.query_one("#print-status", Static).update(Text(status))
         self.show_right("receipt-panel")
+        self.query_one("#receipt-panel", VerticalScroll).scroll_home(animate=False)  # its header first, not where the last one was left
 
     @work(thread=True, group="print", exit_on_error=False)
     def print_document(self, kind: str, ref: str) -> None:

@@ -109,8 +109,11 @@ class PinScreen(ModalScreen[bool]):
     @on(Input.Submitted, "#pin")
     def _submit(self, event: Input.Submitted) -> None:
         event.stop()
-        ok = self.check(event.value)
         error = self.query_one("#pin-error", Label)
+        if not event.value.strip():  # Enter on an empty field is no attempt
+            error.update(Text("Type the PIN, then Enter (Esc cancels)."))
+            return
+        ok = self.check(event.value)
         if ok is None:
             error.update(Text("No manager PIN is set: add [manager] pin_sha256 to config.toml (SHA-256 of the PIN)."))
             return
@@ -122,7 +125,8 @@ class PinScreen(ModalScreen[bool]):
         if self.wrong >= self.TRIES:
             self.dismiss(False)
             return
-        error.update(Text(f"Wrong PIN ({self.TRIES - self.wrong} tries left). Try again, or Esc."))
+        left = self.TRIES - self.wrong
+        error.update(Text(f"Wrong PIN ({left} {'try' if left == 1 else 'tries'} left). Try again, or Esc."))
 
     def action_cancel(self) -> None:
         self.dismiss(False)
@@ -240,7 +244,7 @@ KEYS: list[tuple[str, str]] = [
     ("F8", "member screen: the card's history"),
     ("F9", "complete the sale (receipt preview and print)"),
     ("F12", "manager actions (PIN): refund, reprint, block, unblock, replace, adjust, offline, end of day"),
-    ("Esc", "clear the customer (next customer)"),
+    ("Esc", "clear the customer (twice with items in the cart)"),
     ("Ctrl+Q", "quit"),
 ]
 

@@ -65,7 +65,8 @@ class MemberScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#history", DataTable)
-        table.add_columns("When", "What", "Program", "Amount", "Rcpt")  # the receipt's number without the till: what refund takes
+        # the receipt's number without the till and its zeros (what refund takes), next to the time: never off screen
+        table.add_columns("When", "Rcpt", "What", "Program", "Amount")
         table.focus()
         self.load()
 
@@ -104,7 +105,8 @@ class MemberScreen(Screen[None]):
                 amount = _money(self.services, payload.get("total"))
             elif ev["account"] == "spend":
                 amount = "+" + _money(self.services, ev["amount"]) if ev["amount"] > 0 else "-" + _money(self.services, -ev["amount"])
-            table.add_row(self._local(ev["ts"]), what, ev["program_id"] or "", amount, (ev.get("receipt") or "").rpartition("-")[2])
+            digits = (ev.get("receipt") or "").rpartition("-")[2]
+            table.add_row(self._local(ev["ts"]), str(int(digits)) if digits.isdigit() else digits, what, ev["program_id"] or "", amount)
         self.events_shown = len(msg.events)
 
     def _local(self, ts: str) -> str:

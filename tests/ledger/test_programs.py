@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.config import ConfigError
+from ledger.service import CheckoutRequest
 from ledger.verify import verify
 
 CARD = "uid:04A1B2C3D4E5F6"
@@ -248,3 +249,19 @@ def test_referral_is_paid_to_both_once(make_store):
     assert second["bonuses"] == []
     assert store.show(FRIEND)["programs"]["points"]["balance"] == 56 + 70
     assert verify(store.service.conn).ok
+
+
+def test_a_profile_given_with_a_sale_pays_its_bonuses_on_that_sale(make_store):
+    store = make_store(BONUSES)
+    before = store.sale(CARD, ["CRO"], at="2026-11-20T10:00")["programs"]["points"]["balance"]  # enrolled: welcome 50 + earned
+    req = CheckoutRequest.from_cli(CARD, ["CRO"], [])
+    req.profile = {"name": "Fatima", "phone": "+965 5000 0000", "birthday": "11-20"}
+    sale = store.service.checkout(req, store.now("2026-11-22T10:00"))
+    assert sale["bonuses"] == [{"bonus": "profile", "program": "points", "points": 25},
+                               {"bonus": "birthday", "program": "points", "points": 100}]
+    assert sale["member"]["name"] == "Fatima"
+    assert sale["programs"]["points"]["balance"] == before + 25 + 100 + sale["earned"]["points"]
+    # the profile is not the sale's: refunding the sale takes back its points and birthday bonus, not the profile's
+    refund = store.service.refund(sale["sale"], store.now("2026-11-22T11:00"))
+    assert refund["member"]["name"] == "Fatima"
+    assert refund["programs"]["points"]["balance"] == before + 25

@@ -131,6 +131,65 @@ async def test_reward_needs_an_eligible_item(make_app: Callable[..., LoyaltyApp]
         await until(pilot, lambda: app.checkout.cart.redeem == {}, what="reward taken back")
 
 
+async def test_removing_the_line_a_reward_pays_takes_the_reward_back(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        await add(pilot, "CRO", "LAT")
+        await pilot.press("f4")
+        await until(pilot, lambda: (app.checkout.quote or {}).get("redeemed") == {"coffee": 1}, what="reward applied")
+        await pilot.press("down")  # the latte, the only coffee
+        await pilot.press("f6")
+        await until(pilot, lambda: app.checkout.cart.redeem == {}, what="reward taken back")
+        assert "redemption taken back" in text_of(app, "#message")
+        await until(pilot, lambda: (app.checkout.quote or {}).get("total") == "0.582", what="the croissant alone")
+        await pay(pilot)  # the sale is not blocked by a reward it can no longer use
+
+
+async def test_esc_clears_a_cart_only_when_pressed_twice(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        await add(pilot, "LAT")
+        await pilot.press("escape")
+        assert app.checkout.cart.lines and "Esc again clears this sale" in text_of(app, "#message")
+        await pilot.press("escape")
+        await until(pilot, lambda: not app.checkout.cart.lines, what="cleared")
+        assert "No card" in text_of(app, "#member")
+        # and the member screen does not show the customer who left
+        await pilot.press("f8")
+        assert "Tap a card first" in text_of(app, "#message")
+        assert app.screen is app.checkout
+
+
+async def test_a_manager_form_with_a_missing_field_stays_open(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _manager(pilot, "n")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen", what="replace form")
+        await pilot.press(*"uid:04A1B2C3D4E5F6", "enter", "enter")  # no new card
+        assert app.screen.__class__.__name__ == "FormScreen"
+        assert "fill in: new" in str(app.screen.query_one("#form-error").render())
+        await pilot.press("escape")
+        await _manager(pilot, "a")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen", what="adjust form")
+        await pilot.press(*"uid:04A1B2C3D4E5F6", "enter", "enter", *"abc", "enter", *"goodwill", "enter")
+        assert "a whole number other than 0" in str(app.screen.query_one("#form-error").render())
+
+
+async def test_an_empty_pin_is_no_attempt(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f12")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "PinScreen", what="PIN dialog")
+        await pilot.press("enter", "enter")
+        assert app.screen.wrong == 0 and "Type the PIN" in str(app.screen.query_one("#pin-error").render())
+        await pilot.press(*"1111", "enter")
+        assert "2 tries left" in str(app.screen.query_one("#pin-error").render())
+        await pilot.press(*"2222", "enter")
+        assert "1 try left" in str(app.screen.query_one("#pin-error").render())
+
+
 async def test_partial_points_redemption(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
@@ -173,6 +232,10 @@ async def test_unknown_card_is_enrolled_with_its_quick_profile(make_app: Callabl
         assert view["member"]["name"] == "Huda Test"
         # welcome 50 + profile 25 + 12 earned on 1.250 paid
         assert view["programs"]["points"]["balance"] == 87
+        # and the receipt says so: both bonuses and the balance after them
+        receipt = text_of(app, "#receipt")
+        assert re.search(r"Welcome bonus\s+\+50", receipt) and re.search(r"Profile bonus\s+\+25", receipt), receipt
+        assert re.search(r"New balance\s+87 pts", receipt), receipt
 
 
 async def test_bad_profile_is_explained_in_the_form(make_app: Callable[..., LoyaltyApp]) -> None:
@@ -285,9 +348,11 @@ async def test_manager_adjusts_with_a_reason(make_app: Callable[..., LoyaltyApp]
         await until(pilot, lambda: app.screen.__class__.__name__ == "ManagerMenu")
         await pilot.press("a")
         await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen")
-        await pilot.press("enter", "enter", *"+100", "enter", "enter")  # no reason
-        await until(pilot, lambda: "needs a reason" in text_of(app, "#message"), what="reason refused")
+        await pilot.press("enter", "enter", *"+100", "enter", "enter")  # no reason: the form says so and stays open
+        assert "fill in: reason" in str(app.screen.query_one("#form-error").render())
         assert app.services.gate.card("code:LOY-0008")["programs"]["points"]["balance"] == 50
+        await pilot.press(*"goodwill", "enter")
+        await until(pilot, lambda: app.services.gate.card("code:LOY-0008")["programs"]["points"]["balance"] == 150, what="adjusted")
 
 
 async def test_member_screen_lists_the_history(make_app: Callable[..., LoyaltyApp]) -> None:
@@ -297,10 +362,13 @@ async def test_member_screen_lists_the_history(make_app: Callable[..., LoyaltyAp
         await pilot.press("f8")
         await until(pilot, lambda: getattr(app.screen, "events_shown", 0) > 0, what="history")
         table = app.screen.query_one("#history")
-        kinds = {str(table.get_row_at(i)[1]) for i in range(table.row_count)}
+        kinds = {str(table.get_row_at(i)[2]) for i in range(table.row_count)}
         assert {"enrolled", "sale", "stamps earned", "points earned", "reward"} <= kinds
-        sale_rows = [table.get_row_at(i) for i in range(table.row_count) if str(table.get_row_at(i)[1]) == "sale"]
-        assert sale_rows and all(str(row[4]).isdigit() for row in sale_rows)  # its receipt number, as typed to find it
+        sale_rows = [table.get_row_at(i) for i in range(table.row_count) if str(table.get_row_at(i)[2]) == "sale"]
+        # its receipt number as typed to find it (digits, no leading zeros), next to the time so it is never off screen
+        assert sale_rows and all(str(row[1]).isdigit() and not str(row[1]).startswith("0") for row in sale_rows)
+        receipt = app.services.gate.sale(str(sale_rows[0][1]))["receipt"]["number"]
+        assert receipt.endswith(f"-{int(str(sale_rows[0][1])):06d}")
         await pilot.press("escape")
         assert app.screen is app.checkout
 
@@ -312,6 +380,10 @@ async def test_end_of_day_shows_the_z_report(make_app: Callable[..., LoyaltyApp]
         await pilot.press("f12", *"1234", "enter")
         await until(pilot, lambda: app.screen.__class__.__name__ == "ManagerMenu")
         await pilot.press("e")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen", what="confirmation")
+        await pilot.press("enter")  # nothing typed: the day stays open
+        assert "type yes" in str(app.screen.query_one("#form-error").render())
+        await pilot.press(*"yes", "enter")
         await until(pilot, lambda: "Z REPORT" in text_of(app, "#eod-text"), what="z report")
         report = text_of(app, "#eod-text")
         assert re.search(r"^sales +1$", report, re.M) and re.search(r"^subtotal +1\.750$", report, re.M) and re.search(r"^total +1\.627$", report, re.M), report

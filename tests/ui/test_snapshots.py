@@ -96,6 +96,8 @@ def test_end_of_day(snap_compare: Callable[..., bool], make_app: Callable[..., L
         await pilot.press("f12", *"1234", "enter")
         await until(pilot, lambda: pilot.app.screen.__class__.__name__ == "ManagerMenu")
         await pilot.press("e")
+        await until(pilot, lambda: pilot.app.screen.__class__.__name__ == "FormScreen", what="confirmation")
+        await pilot.press(*"yes", "enter")
         await until(pilot, lambda: "Z REPORT" in text_of(pilot.app, "#eod-text"), what="z report")
         await until(pilot, lambda: "printed" in text_of(pilot.app, "#eod-print"), what="z report printed")
 
