@@ -132,6 +132,9 @@ def z_report(conn: sqlite3.Connection, cfg: Config, day: date) -> dict[str, Any]
         "terminal": cfg.store.terminal,
         "day": d,
         "closed_at": closed[0] if closed else None,
+        # for people: the store's clock, and programs by the names the receipts use
+        "closed_local": _local_time(closed[0], cfg) if closed else None,
+        "names": {pid: p.name for pid, p in cfg.programs.items()} | {f"tier:{t.id}": f"{t.name} tier" for t in cfg.tiers.levels},
         "currency": cur.code,
         "sales": {"count": int(sales[0]), "subtotal": fmt(sales[1]), "discount": fmt(sales[2]), "total": fmt(total)},
         "discounts": {pid: fmt(v) for pid, v in sorted(discounts.items())},
@@ -151,13 +154,18 @@ def z_report(conn: sqlite3.Connection, cfg: Config, day: date) -> dict[str, Any]
     }
 
 
+def _local_time(ts: str, cfg: Config) -> str:
+    when = datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(cfg.store.tz)
+    return when.strftime("%Y-%m-%d %H:%M ") + (when.tzname() or "")
+
+
 def z_text(z: dict[str, Any]) -> str:
     """The Z report for people (the printer's layout belongs to receipts/)."""
     w = 42
     rows = [
         f"Z REPORT {z['day']}".center(w),
         f"{z['store_name']} ({z['store']}) {z['terminal']}".center(w),
-        "closed " + (z["closed_at"] or "NOT CLOSED"),
+        "closed " + (z.get("closed_local") or z["closed_at"] or "NOT CLOSED"),
         "-" * w,
     ]
 
@@ -169,14 +177,15 @@ def z_text(z: dict[str, Any]) -> str:
     line("sales", s["count"])
     line("subtotal", s["subtotal"])
     line("discounts", s["discount"])
+    names = z.get("names") or {}
     for pid, amount in z["discounts"].items():
-        line(f"  {pid}", amount)
+        line(f"  {names.get(pid, pid)}", amount)
     line("total", s["total"])
     line("refunds", f"{z['refunds']['count']} / {z['refunds']['total']}")
     line(f"net total {z['currency']}", z["net_total"])
     line("new members", z["enrolments"])
     for pid, figures in z["programs"].items():
-        rows.append(f"{pid}:")
+        rows.append(f"{names.get(pid, pid)}:")
         for k, v in figures.items():
             if v:
                 line(f"  {k.replace('_', ' ')}", v)
