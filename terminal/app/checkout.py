@@ -307,7 +307,7 @@ class CheckoutScreen(Screen[None]):
 
     def action_clear(self) -> None:
         if self.cart.lines and not self._clear_armed():
-            self.say(f"Esc again clears this sale ({len(self.cart.lines)} line(s)); anything else keeps it.", "warn")
+            self.say(f"Esc again within {CLEAR_CONFIRM_S:.0f} s clears this sale ({len(self.cart.lines)} line(s)).", "warn")
             return
         self.new_customer()
         self.last_card = None  # F8 must not show the customer who just left

@@ -152,7 +152,7 @@ async def test_esc_clears_a_cart_only_when_pressed_twice(make_app: Callable[...,
         await tap(pilot, "1")
         await add(pilot, "LAT")
         await pilot.press("escape")
-        assert app.checkout.cart.lines and "Esc again clears this sale" in text_of(app, "#message")
+        assert app.checkout.cart.lines and "Esc again within 3 s clears this sale" in text_of(app, "#message")
         await pilot.press("escape")
         await until(pilot, lambda: not app.checkout.cart.lines, what="cleared")
         assert "No card" in text_of(app, "#member")
