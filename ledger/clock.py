@@ -31,3 +31,13 @@ def business_day(now: datetime, tz: ZoneInfo) -> date:
 
 def iso(now: datetime) -> str:
     return now.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def from_iso(ts: str) -> datetime:
+    """A time the ledger or the server wrote (`iso`: UTC, "Z"), as an aware datetime."""
+    return datetime.fromisoformat(ts)
+
+
+def local_time(ts: str, tz: ZoneInfo) -> datetime:
+    """A ledger time on the store's clock: what people read (reports, history)."""
+    return from_iso(ts).astimezone(tz)

@@ -12,7 +12,7 @@ from fractions import Fraction
 from typing import Any
 
 from . import money
-from .clock import business_day
+from .clock import from_iso, local_time
 from .config import Config, DiscountProgram, MembershipProgram, PointsProgram, StampsProgram
 from .pricing import MemberState
 
@@ -64,7 +64,7 @@ def member_state(
             bal[(program_id, account)] = int(amount)
         elif source == "r":
             remote[(program_id, account)] = int(amount)
-            if stale_before is not None and datetime.fromisoformat(text.replace("Z", "+00:00")) < stale_before:
+            if stale_before is not None and from_iso(text) < stale_before:
                 fresh = False
         elif source == "m":  # this till's and the rest of the chain's: the later last day holds
             until[program_id] = max(text, until.get(program_id, text))
@@ -230,7 +230,7 @@ def card_view(
 
 def _local_day(ts: str, cfg: Config) -> str:
     """The store's calendar day of a UTC timestamp of the ledger ("...Z")."""
-    return business_day(datetime.fromisoformat(ts.replace("Z", "+00:00")), cfg.store.tz).isoformat()
+    return local_time(ts, cfg.store.tz).date().isoformat()
 
 
 def expiring(conn: sqlite3.Connection, member_id: str, program: PointsProgram, day: date) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from ledger.clock import from_iso
 from ledger.errors import LoyaltyError
 from ledger.store import GENESIS, HASHED
 
@@ -262,7 +263,7 @@ class SyncClient:
             if status != 200:
                 raise self._refused("pull", status, body)
             received = datetime.now(UTC)
-            server = datetime.fromisoformat(str(body["server_time"]).replace("Z", "+00:00"))
+            server = from_iso(str(body["server_time"]))
             out.clock_skew_s = round((server - (sent + (received - sent) / 2)).total_seconds(), 3)
             self._apply(body, out)
             out.pages += 1

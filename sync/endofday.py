@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ledger import money
-from ledger.clock import iso
+from ledger.clock import iso, local_time
 from ledger.config import Config
 from ledger.service import Loyalty
 from ledger.store import GENESIS
@@ -155,7 +155,7 @@ def z_report(conn: sqlite3.Connection, cfg: Config, day: date) -> dict[str, Any]
 
 
 def _local_time(ts: str, cfg: Config) -> str:
-    when = datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(cfg.store.tz)
+    when = local_time(ts, cfg.store.tz)
     return when.strftime("%Y-%m-%d %H:%M ") + (when.tzname() or "")
 
 

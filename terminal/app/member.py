@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import ClassVar
 
 from rich.text import Text
@@ -13,6 +12,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
+
+from ledger.clock import local_time
 
 from . import render
 from .checkout import plain_error
@@ -112,10 +113,9 @@ class MemberScreen(Screen[None]):
     def _local(self, ts: str) -> str:
         """Store time: the ledger keeps UTC, the manager reads the shop's clock."""
         try:
-            when = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+            return local_time(ts, self.services.cfg.store.tz).strftime("%y-%m-%d %H:%M")
         except ValueError:
             return ts[:16]
-        return when.astimezone(self.services.cfg.store.tz).strftime("%y-%m-%d %H:%M")
 
     def action_back(self) -> None:
         self.app.pop_screen()

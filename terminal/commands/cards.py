@@ -117,15 +117,14 @@ def _positive(text: str) -> int:
 
 
 def cmd_history(args: argparse.Namespace, ctx: Context) -> Output:
-    from datetime import datetime
-
     from ledger.cards import normalize
+    from ledger.clock import local_time
 
     events = ctx.service.history(args.card, args.limit)
     tz = ctx.config.store.tz
 
     def local(ts: str) -> str:  # people read the store's clock; the JSON keeps the ledger's UTC time
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        return local_time(ts, tz).strftime("%Y-%m-%d %H:%M")
 
     text = "\n".join(
         f"{e['seq']:>6} {local(e['ts'])} {e['kind']:<10} {e['program_id'] or '':<10} {e['account'] or '':<8} {e['amount']:+d}"
