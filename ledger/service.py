@@ -412,7 +412,9 @@ class Loyalty:
                 )
             tier_change = self._tier_event(tx, ids, member_id, card_id, sale_id, tier_before.id if tier_before else None, day)
             view = card_view(tx.conn, self.cfg, tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone(), day)
-            result = {"refund": refund_id, "sale": sale_id, "reversed": reversed_, "tier_change": tier_change, **view}
+            cur = self.cfg.currency
+            result = {"refund": refund_id, "sale": sale_id, "receipt": sale["receipt_no"], "currency": cur.code,
+                      "total": money.fmt(int(sale["total"]), cur), "reversed": reversed_, "tier_change": tier_change, **view}
             tx.conn.execute(
                 "INSERT INTO refunds (id, sale_id, ts, business_day, result) VALUES (?,?,?,?,?)",
                 (refund_id, sale_id, tx.ts, tx.day, canonical(result)),

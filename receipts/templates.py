@@ -219,8 +219,11 @@ def refund_slip(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, l
     doc = _new("refund", lang)
     _store_header(doc, cfg, lang, copy=copy)
     doc.add(Text(lang._("REFUND"), align="center", bold=True, size=2))
-    doc.add(Row(lang._("Sale"), str(result.get("sale", ""))[:13]))
-    doc.add(Row(lang._("Card"), str(result.get("card", ""))))
+    # the sale's receipt number is what the customer holds (an id's first characters say nothing)
+    doc.add(Row(lang._("Receipt"), lang.ltr(str(result.get("receipt") or result.get("sale", "")))))
+    doc.add(Row(lang._("Card"), lang.ltr(str(result.get("card", "")))))
+    if result.get("total") is not None:
+        doc.add(Row(lang._("Amount"), lang.money(str(result["total"]), str(result.get("currency", cfg.currency.code))), bold=True))
     doc.add(Rule())
     for pid, moved in (result.get("reversed", {}) or {}).items():
         name = _program_name(cfg.programs.get(pid), pid, lang)

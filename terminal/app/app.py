@@ -6,7 +6,7 @@ import gc
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import App
@@ -285,9 +285,12 @@ class LoyaltyApp(App[None]):
             if action == "refund":
                 result = gate.refund(values["sale"])
                 moved = ", ".join(f"{amount:+d} {acct}" for accts in result["reversed"].values() for acct, amount in accts.items())
-                slip = refund_slip(self.services, values["sale"], result)
+                from receipts import render
+                from receipts.templates import refund_slip
+
+                slip = render(refund_slip(result, self.services.cfg), "text", self.services.cfg).decode("utf-8")
                 self._print_quietly("refund", result["refund"])
-                self.post_message(ManagerResult(True, f"Refunded {values['sale']}: {moved or 'nothing to reverse'}.", result, slip))
+                self.post_message(ManagerResult(True, f"Refunded {result.get('receipt') or values['sale']}: {moved or 'nothing to reverse'}.", result, slip))
             elif action == "reprint":
                 sale = gate.sale(values["sale"])
                 from receipts import render_sale
@@ -353,15 +356,6 @@ def _adjust_problem(values: dict[str, str]) -> str | None:
     if not text.lstrip("+-").isdigit() or int(text) == 0:
         return f"{values['amount'].strip()!r}: a whole number other than 0 (e.g. +100 or -2)"
     return None
-
-
-def refund_slip(services: Services, ref: str, result: dict[str, Any]) -> str:
-    cfg = services.cfg
-    lines = [cfg.store.name.center(42).rstrip(), "REFUND".center(42).rstrip(), "-" * 42, f"Sale {ref}", f"Card {result['card']}"]
-    for pid, accts in result["reversed"].items():
-        for acct, amount in accts.items():
-            lines.append(f"  {pid} {acct} {amount:+d}")
-    return "\n".join(lines) + "\n"
 
 
 def build_app(services: Services) -> LoyaltyApp:

@@ -69,7 +69,7 @@ def cmd_sale(args: argparse.Namespace, ctx: Context) -> Output:
 def cmd_refund(args: argparse.Namespace, ctx: Context) -> Output:
     result = ctx.service.refund(args.sale_id, ctx.now)
     _after(ctx, "after_refund", result)
-    lines = [f"refunded sale {result['sale']} ({result['refund']})"]
+    lines = [f"refunded sale {result.get('receipt') or result['sale']}: {result['currency']} {result['total']} ({result['refund']})"]
     for pid, moved in result["reversed"].items():
         lines.append(f"  {pid}: " + ", ".join(f"{acct} {amount:+d}" for acct, amount in moved.items()))
     return Output(result, "\n".join(lines))

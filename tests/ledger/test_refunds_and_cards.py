@@ -18,6 +18,8 @@ def test_refund_after_a_redemption_gives_the_points_back(store):
     refund = store.service.refund(sale["sale"], store.now("2026-11-22T12:00"))
     assert refund["reversed"]["points"] == {"points": 200 - 15}
     assert refund["programs"]["points"]["balance"] == 200
+    # the refund names the receipt the customer holds and the money it was
+    assert (refund["receipt"], refund["currency"], refund["total"]) == (sale["receipt"]["number"], "KWD", sale["total"])
     assert verify(store.service.conn).ok
 
 

@@ -309,7 +309,10 @@ async def test_refund_with_the_manager_pin(make_app: Callable[..., LoyaltyApp]) 
         await pilot.press("enter")  # the last sale's receipt number is filled in
         await until(pilot, lambda: "Refunded" in text_of(app, "#message"), what="refund")
         assert app.services.gate.sale(sale_id).get("refunded")
-        assert "REFUND" in text_of(app, "#receipt")
+        slip = text_of(app, "#receipt")  # the slip the printer gets: which receipt, how much, the balances after
+        receipt = app.services.gate.sale(sale_id)["receipt"]["number"]
+        assert "REFUND" in slip and re.search(rf"Receipt\s+{receipt}", slip) and re.search(r"Amount\s+KWD \d+\.\d{3}", slip), slip
+        assert receipt in text_of(app, "#message")
 
 
 async def test_wrong_pin_refunds_nothing_and_locks_after_three(make_app: Callable[..., LoyaltyApp]) -> None:
