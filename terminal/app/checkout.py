@@ -237,6 +237,8 @@ class CheckoutScreen(Screen[None]):
         self.quote = msg.quote
         self.refresh_cart()
         self.show_totals()
+        if any(v is None for v in self.cart.redeem.values()):
+            self.show_member()  # "all that fits" now has a number
 
     @on(Input.Submitted, "#item-input")
     def _item_entered(self, event: Input.Submitted) -> None:
@@ -450,7 +452,8 @@ class CheckoutScreen(Screen[None]):
         elif self.cart.unknown or self.cart.view is None:
             self._set_panel(render.unknown_panel(self.cart.card, self.cart.profile, self.cfg.bonuses.profile_completed))
         else:
-            self._set_panel(render.member_panel(self.cfg, self.cart.view, self.cart.redeem, self.cart.profile))
+            redeemed = (self.quote or {}).get("redeemed") if self.cart.redeem else None
+            self._set_panel(render.member_panel(self.cfg, self.cart.view, self.cart.redeem, self.cart.profile, redeemed))
 
     def _set_panel(self, content: Text) -> None:
         self.query_one("#member", Panel).show(content)
@@ -539,12 +542,12 @@ class CheckoutScreen(Screen[None]):
                 self.say("No points redeemed.")
             else:
                 self.cart.redeem[program.id] = points
-                self.say(f"Redeeming {points if points is not None else 'all that fits'} {program.name.lower()}.", "ok")
+                self.say(f"Redeeming {points} {program.name.lower()}." if points is not None else f"Redeeming as many {program.name.lower()} as fit.", "ok")
             self.show_member()
             self.request_quote()
 
         title = f"Redeem {program.name}: {state['balance']} = {state['value']} {self.cfg.currency.code}"
-        hint = f"points in steps of {program.step_points}, or an amount; blank = all that fits; 0 = none"
+        hint = f"points in steps of {program.step_points}, or an amount\nblank: as many as fit   0: none   Esc: cancel"
         self.app.push_screen(FormScreen(title, [Field("amount", "Points or amount", "")], hint=hint, validate=check), done)
 
     # ------------------------------------------------------------ pay

@@ -25,9 +25,11 @@ def tier_name(cfg: Config, tier_id: str | None) -> str:
     return "no tier"
 
 
-def member_panel(cfg: Config, view: dict[str, Any], redeem: dict[str, int | None] | None = None, profile: dict[str, str] | None = None) -> Text:
-    """The member panel of a tapped, known card."""
+def member_panel(cfg: Config, view: dict[str, Any], redeem: dict[str, int | None] | None = None, profile: dict[str, str] | None = None,
+                 redeemed: dict[str, int] | None = None) -> Text:
+    """The member panel of a tapped, known card; `redeemed`: what the cart's quote takes, when known."""
     redeem = redeem or {}
+    redeemed = redeemed or {}
     cur = cfg.currency.code
     member = view.get("member", {})
     out = Text()
@@ -61,7 +63,8 @@ def member_panel(cfg: Config, view: dict[str, Any], redeem: dict[str, int | None
             out.append(f"{state['balance']} = {state['value']} {cur}\n")
             if pid in redeem:
                 asked = redeem[pid]
-                out.append(f"  redeeming {asked if asked is not None else 'all that fits'}\n", style="bold green")
+                taken = asked if asked is not None else redeemed.get(pid)
+                out.append(f"  redeeming {taken} points\n" if taken is not None else "  redeeming all that fits\n", style="bold green")
             elif state["balance"] >= program.step_points:
                 out.append("  F5 redeems points\n", style="yellow")
             for lot in state.get("expiring", []):

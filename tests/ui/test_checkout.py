@@ -201,6 +201,12 @@ async def test_partial_points_redemption(make_app: Callable[..., LoyaltyApp]) ->
         # an amount in money works too: 0.500 is one step of 100 points
         await pilot.press("f5", *"0.500", "enter")
         await until(pilot, lambda: (app.checkout.quote or {}).get("redeemed") == {"points": 100}, what="100 points")
+        assert "redeeming 100 points" in text_of(app, "#member")
+        # blank: as many as fit, and the panel says how many that is once the quote knows
+        await pilot.press("f5", "enter")
+        await until(pilot, lambda: "redeeming 900 points" in text_of(app, "#member"), what="all that fits, counted")
+        await pilot.press("f5", *"0.500", "enter")
+        await until(pilot, lambda: (app.checkout.quote or {}).get("redeemed") == {"points": 100}, what="back to 100 points")
         sale_id = app.checkout.cart.sale_id
         await pay(pilot)
         sale = app.services.gate.sale(sale_id)
