@@ -254,28 +254,33 @@ def _block_height(block: TextBlock, width: int, rtl: bool, lang: str) -> int:
 
 
 def _wrap_lines(block: Text | Row, width: int, rtl: bool, lang: str, mode: str = "1") -> list[tuple[LaidOut | None, LaidOut | None]]:
-    """(start, end) pairs, one per printed line; a row too wide for one line takes two."""
+    """The block's lines: (text at the reading start, text at the end) each; words wrap, nothing is cut."""
+    px = BASE_PX * block.size
     if isinstance(block, Row):
-        start = lay_out(block.start, rtl_base=rtl, bold=block.bold, px=BASE_PX * block.size, lang=lang, mode=mode)
-        end = lay_out(block.end, rtl_base=rtl, bold=block.bold, px=BASE_PX * block.size, lang=lang, mode=mode)
-        if start.width + end.width + 12 <= width:
-            return [(start, end)]
-        return [(start, None), (None, end)]
-    laid = lay_out(block.text, rtl_base=rtl, bold=block.bold, px=BASE_PX * block.size, lang=lang, mode=mode)
+        end = lay_out(block.end, rtl_base=rtl, bold=block.bold, px=px, lang=lang, mode=mode)
+        starts = _words(block.start, width, rtl=rtl, bold=block.bold, px=px, lang=lang, mode=mode)
+        if starts[-1].width + end.width + 12 <= width:
+            return [(line, None) for line in starts[:-1]] + [(starts[-1], end)]
+        return [(line, None) for line in starts] + [(None, end)]
+    return [(line, None) for line in _words(block.text, width, rtl=rtl, bold=block.bold, px=px, lang=lang, mode=mode)]
+
+
+def _words(text: str, width: int, *, rtl: bool, bold: bool, px: int, lang: str, mode: str) -> list[LaidOut]:
+    """`text` laid out in as many lines as its width needs, broken between words (a long item name, a long message)."""
+    laid = lay_out(text, rtl_base=rtl, bold=bold, px=px, lang=lang, mode=mode)
     if laid.width <= width:
-        return [(laid, None)]
-    words = block.text.split(" ")
-    lines: list[tuple[LaidOut | None, LaidOut | None]] = []
+        return [laid]
+    lines: list[LaidOut] = []
     current = ""
-    for word in words:
+    for word in text.split(" "):
         trial = f"{current} {word}".strip()
-        if current and lay_out(trial, rtl_base=rtl, bold=block.bold, px=BASE_PX * block.size, lang=lang, mode=mode).width > width:
-            lines.append((lay_out(current, rtl_base=rtl, bold=block.bold, px=BASE_PX * block.size, lang=lang, mode=mode), None))
+        if current and lay_out(trial, rtl_base=rtl, bold=bold, px=px, lang=lang, mode=mode).width > width:
+            lines.append(lay_out(current, rtl_base=rtl, bold=bold, px=px, lang=lang, mode=mode))
             current = word
         else:
             current = trial
     if current:
-        lines.append((lay_out(current, rtl_base=rtl, bold=block.bold, px=BASE_PX * block.size, lang=lang, mode=mode), None))
+        lines.append(lay_out(current, rtl_base=rtl, bold=bold, px=px, lang=lang, mode=mode))
     return lines
 
 

@@ -24,10 +24,16 @@ def cell_width(text: str) -> int:
 
 
 def row(start: str, end: str, width: int) -> list[str]:
+    """A label and a value on one line; a label too long for it wraps between words and the value ends its last line."""
     space = width - cell_width(start) - cell_width(end)
     if space >= 1:
         return [start + " " * space + end]
-    return [start, " " * max(0, width - cell_width(end)) + end]
+    lines = textwrap.wrap(start, width, break_long_words=True) or [""]
+    last = lines.pop()
+    space = width - cell_width(last) - cell_width(end)
+    if space >= 1:
+        return [*lines, last + " " * space + end]
+    return [*lines, last, " " * max(0, width - cell_width(end)) + end]
 
 
 def _aligned(text: str, align: str, width: int) -> str:
