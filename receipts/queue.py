@@ -333,6 +333,7 @@ class PrintQueue:
         """A new job for a receipt printed before; it says COPY."""
         if kind not in self.loaders:
             raise RenderError(f"no receipt of kind {kind!r}; known: {', '.join(sorted(self.loaders))}")
+        self.loaders[kind](self.conn, self.cfg, ref, True)  # a ref that renders nothing queues nothing (RenderError)
         return self._write("INSERT INTO print_jobs (kind, ref, copy, created_at) VALUES (?,?,1,?)", (kind, ref, stamp(self.clock())))
 
     def enqueue(self, kind: str, ref: str, *, copy: bool = False) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sqlite3
 import sys
 from datetime import date
@@ -47,7 +48,7 @@ def register(sub: Any) -> None:
     qt.set_defaults(handler=cmd_queue_retry)
     qp = qsub.add_parser("reprint", help="print a receipt again, marked COPY")
     qp.add_argument("job", nargs="?", type=int, help="the job id to print again")
-    qp.add_argument("--sale", metavar="SALE_ID", help="the sale's receipt")
+    qp.add_argument("--sale", metavar="SALE", help="the sale's receipt: its number (till-1-000042 or 42) or the sale id")
     qp.add_argument("--kind", choices=KINDS, help="with --ref: any receipt kind")
     qp.add_argument("--ref", help="with --kind: sale id, refund id, day (z_report), SALE:PROGRAM (voucher), card (enrolment)")
     _printer_options(qp)
@@ -72,7 +73,11 @@ def _z_loader(conn: sqlite3.Connection, cfg: Config, ref: str, copy: bool) -> Do
     from receipts.templates import z_report
     from sync.endofday import z_report as day_totals
 
-    return z_report(day_totals(conn, cfg, date.fromisoformat(ref)), cfg, copy=copy)
+    try:
+        day = date.fromisoformat(ref)
+    except ValueError:
+        raise RenderError(f"{ref!r} is not a business day (YYYY-MM-DD)") from None
+    return z_report(day_totals(conn, cfg, day), cfg, copy=copy)
 
 
 LOADERS: dict[str, Loader] = {"z_report": _z_loader}
@@ -95,6 +100,15 @@ def after_refund(ctx: Context, result: dict[str, Any]) -> None:
     print_now(ctx, "refund", str(result["refund"]))
 
 
+def _not_printed(ctx: Context, message: str) -> None:
+    """The one stderr line of a committed operation whose paper failed (a warning: the operation stands, exit 0)."""
+    one_line = " ".join(message.split())
+    if ctx.as_json:
+        print(json.dumps({"warning": "not_printed", "message": one_line}, ensure_ascii=False), file=sys.stderr)
+    else:
+        print(f"loyalty: {one_line}", file=sys.stderr)
+
+
 def print_now(ctx: Context, kind: str, ref: str) -> None:
     """One short attempt at a queued job; never raises, so a committed operation never fails on paper."""
     queue: PrintQueue | None = None
@@ -109,10 +123,10 @@ def print_now(ctx: Context, kind: str, ref: str) -> None:
             # The printer is back: what waited behind it goes out too, a few at a time.
             queue.run(printer, limit=5)
         else:
-            print(f"loyalty: receipt not printed, kept in the print queue (job {job.id}): {outcome.error}", file=sys.stderr)
+            _not_printed(ctx, f"receipt not printed, kept in the print queue (job {job.id}): {outcome.error}")
     except Exception as exc:  # a receipt problem must never fail a committed sale
         reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        print(f"loyalty: receipt not printed, kept in the print queue: {' '.join(str(reason).split())}", file=sys.stderr)
+        _not_printed(ctx, f"receipt not printed, kept in the print queue: {reason}")
     finally:
         if queue is not None:
             queue.close()
@@ -181,6 +195,9 @@ def cmd_queue_run(args: argparse.Namespace, ctx: Context) -> Output:
 def cmd_queue_retry(args: argparse.Namespace, ctx: Context) -> Output:
     printer = _open(ctx.config, args)
     with open_queue(ctx, printer) as queue:
+        for job_id in args.job or []:
+            if queue.job(job_id) is None:
+                raise LoyaltyError("unknown_job", f"no print job {job_id} (loyalty print-queue lists them)")
         made_due = queue.retry(args.job or None)
         return _report(queue.run(printer), {"made_due": made_due})
 
@@ -194,7 +211,7 @@ def cmd_queue_reprint(args: argparse.Namespace, ctx: Context) -> Output:
                 raise LoyaltyError("unknown_job", f"no print job {args.job}")
             kind, ref = job.kind, job.ref
         elif args.sale:
-            kind, ref = "sale", args.sale
+            kind, ref = "sale", ctx.service.find_sale(args.sale)  # the receipt number on the paper, its digits, or the id
         elif args.kind and args.ref:
             kind, ref = args.kind, args.ref
         else:

@@ -116,6 +116,16 @@ def test_backoff_grows_and_is_capped(make_store) -> None:
     assert waits[:4] == [2, 4, 8, 16] and max(waits) == 300
 
 
+def test_a_sale_whose_receipt_did_not_print_says_so_as_a_json_warning(make_store) -> None:
+    store: Store = make_store(printer=f"escpos+tcp://127.0.0.1:{free_port()}", timeout_s=1.0)
+    store.service.close()
+    r = run_cli("--config", str(store.path), "--now", "2026-11-20T09:31", "--json", "sale", "--card", CARD, "--item", "LAT")
+    # the sale stands (exit 0, its answer on stdout); the one stderr line is a warning object
+    assert r.code == 0 and r.json["total"]
+    warning = json.loads(r.err)
+    assert warning["warning"] == "not_printed" and "kept in the print queue" in warning["message"]
+
+
 def test_reprint_is_a_new_job_marked_copy(make_store, tmp_path: Path) -> None:
     out = tmp_path / "paper.bin"
     store: Store = make_store(printer=f"file://{out}")
@@ -133,6 +143,18 @@ def test_reprint_is_a_new_job_marked_copy(make_store, tmp_path: Path) -> None:
     assert r.code == 0 and decode(out.read_bytes()).text.count("*** COPY ***") == 2
     listed = run_cli("--config", str(store.path), "--json", "print-queue", "list").json
     assert listed["counts"] == {"printed": 3} and len(listed["jobs"]) == 3
+    # the number printed on the receipt, or its digits, finds the sale too
+    for ref in (sale["receipt"]["number"], str(sale["receipt"]["seq"])):
+        r = run_cli("--config", str(store.path), "--json", "print-queue", "reprint", "--sale", ref)
+        assert r.code == 0 and r.json["printed"] == 1, r.err
+    # a ref that names nothing is refused and queues nothing; so is retrying a job that does not exist
+    for args in (("--sale", "no-such-sale"), ("--kind", "z_report", "--ref", "2099-13-45"), ("--kind", "enrolment", "--ref", "code:NEVER")):
+        r = run_cli("--config", str(store.path), "--json", "print-queue", "reprint", *args)
+        assert r.code == 1 and r.json["error"] in ("unknown_sale", "unknown_receipt"), (args, r.out)
+    r = run_cli("--config", str(store.path), "--json", "print-queue", "retry", "999")
+    assert r.code == 1 and r.json["error"] == "unknown_job"
+    listed = run_cli("--config", str(store.path), "--json", "print-queue", "list").json
+    assert listed["counts"] == {"printed": 5}
 
 
 def test_a_job_that_cannot_be_rendered_is_kept_as_failed(make_store) -> None:
