@@ -129,7 +129,7 @@ def _build(root: Table, file: Path) -> Config:
         locale=s.choice("locale", LOCALES, "en"),
         timezone=tz,
         address=s.strings("address"),
-        digits=s.choice("digits", ("latn", "native"), "latn"),  # type: ignore[arg-type]
+        digits=s.choice("digits", ("latn", "native"), "latn") if s.has("digits") else None,  # type: ignore[arg-type]
     )
     s.done()
     if not store.name:

@@ -33,7 +33,7 @@ class StoreConfig:
     locale: str
     timezone: str
     address: tuple[str, ...] = ()
-    digits: Literal["latn", "native"] = "latn"
+    digits: Literal["latn", "native"] | None = None  # None: not set ($LOYALTY_RECEIPT_DIGITS may choose, else Latin)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -158,6 +158,21 @@ def test_persian_receipt_with_native_digits(tmp_path: Path) -> None:
     assert "6.133" not in text
 
 
+def test_the_digits_variable_chooses_only_when_the_config_does_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from receipts.templates import lang_for
+
+    monkeypatch.setenv("LOYALTY_RECEIPT_DIGITS", "native")
+    unset = config(tmp_path / "unset", locale="fa")
+    assert unset.store.digits is None and lang_for(unset).digits == "native"
+    path = unset.path.read_text(encoding="utf-8").replace('locale = "fa"', 'locale = "fa"\ndigits = "latn"', 1)
+    (tmp_path / "set.toml").write_text(path, encoding="utf-8")
+    from ledger.config import load
+
+    assert lang_for(load(tmp_path / "set.toml")).digits == "latn"  # the store's own choice wins
+    monkeypatch.delenv("LOYALTY_RECEIPT_DIGITS")
+    assert lang_for(unset).digits == "latn"
+
+
 def test_arabic_text_receipt_is_translated_and_marked_rtl(tmp_path: Path) -> None:
     cfg = config(tmp_path, locale="ar")
     text = render_text(build("sale", cfg, Lang("ar", tz=cfg.store.tz)), 48).translate(MARKS)
