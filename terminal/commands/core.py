@@ -7,7 +7,7 @@ from typing import Any
 
 import receipts
 from ledger import verify as ledger_verify
-from ledger.config import load
+from ledger.config import Config, load
 from ledger.errors import LoyaltyError
 from ledger.service import CheckoutRequest
 
@@ -106,8 +106,22 @@ def cmd_expire(args: argparse.Namespace, ctx: Context) -> Output:
     return Output({"expired_points": points}, f"expired {points} points")
 
 
+def _check_printer_url(cfg: Config) -> None:
+    """The printer URL names a printer the drivers can open (nothing is connected): a typo shows now, not at the first sale."""
+    from drivers.printers import PrinterError, open_printer
+    from ledger.tomlpos import key_lines, line_of
+    from ledger.tomltable import ConfigError
+
+    try:
+        open_printer(cfg.printer.url, profile=cfg.printer.profile, paper_mm=cfg.printer.paper_width_mm, timeout_s=cfg.printer.timeout_s)
+    except PrinterError as exc:
+        lines = key_lines(cfg.path.read_text(encoding="utf-8"))
+        raise ConfigError(str(cfg.path), "printer.url", str(exc), line_of(lines, "printer.url")) from None
+
+
 def cmd_check_config(args: argparse.Namespace, ctx: Context) -> Output:
     cfg = load(ctx.config_path)
+    _check_printer_url(cfg)
     text = (
         f"{ctx.config_path}: ok — store {cfg.store.id}/{cfg.store.terminal}, {cfg.currency.code} "
         f"({cfg.currency.digits} digits), {len(cfg.catalog)} items, programs: {', '.join(cfg.programs) or 'none'}; "

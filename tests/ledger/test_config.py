@@ -73,6 +73,19 @@ def test_check_config_reports_the_error_on_one_line_and_writes_nothing(tmp_path)
     assert list(tmp_path.iterdir()) == [path]
 
 
+@pytest.mark.parametrize(("url", "words"), [("bogus://x", "unknown printer URL scheme 'bogus'"),
+                                             ("escpos+tcp://h:notaport", "port 'notaport' is not a number"),
+                                             ("escpos+tcp://10.0.0.5:9100?foo=1", "unknown option 'foo'")])
+def test_check_config_opens_the_printer_url_without_connecting(tmp_path, url, words):
+    path = tmp_path / "store.toml"
+    path.write_text(STORE + f'\n[printer]\nurl = "{url}"\n', encoding="utf-8")
+    result = run_cli("--config", str(path), "check-config")
+    assert result.code == 3 and result.out == ""
+    line = path.read_text(encoding="utf-8").splitlines().index(f'url = "{url}"') + 1
+    assert result.err.strip() == result.err.strip().splitlines()[0]
+    assert f"{path}:{line}: printer.url: " in result.err and words in result.err
+
+
 def test_missing_config_file(tmp_path):
     result = run_cli("--config", str(tmp_path / "none.toml"), "--json", "check-config")
     assert result.code == 3
