@@ -33,6 +33,7 @@ _DIGITS = {
 }
 # Babel's locale for money: "ar" alone formats the currency sign for no region;
 # a store in Kuwait or Iran reads the region's CLDR pattern.
+_BETWEEN_DIGITS = re.compile(r"(?<=\d)([-:/. ])(?=\d)")
 _CODE_THEN_DIGIT = re.compile(r"(^[\u200e\u200f\u061c]?[-\u2212]?[A-Z]{3})(?=\d)")
 _MONEY_LOCALE = {"en": "en", "ar": "ar_KW", "fa": "fa_IR"}
 
@@ -135,8 +136,14 @@ class Lang:
 
     def signed(self, value: int) -> str:
         """+5 / -3 for points and stamps moved, the sign before the number in every language."""
-        text = ("+" if value > 0 else "-" if value < 0 else "") + self.num(abs(value))
-        return f"\u200e{text}" if self.rtl else text
+        sign = "+" if value > 0 else "-" if value < 0 else ""
+        number = self.num(abs(value))
+        if not self.rtl:
+            return sign + number
+        # native Arabic digits are "Arabic numbers" to the bidi algorithm and pull a sign with
+        # only one strong neighbour to their right: the sign gets a mark on both sides
+        inner = "\u200e" if sign and not number.isascii() else ""
+        return f"\u200e{sign}{inner}{number}"
 
     def local_time(self, iso_utc: str) -> str:
         """The ledger's UTC timestamp as the store's wall clock: 2026-11-22 19:07."""
@@ -153,8 +160,14 @@ class Lang:
 
     def ltr(self, text: str) -> str:
         # After an Arabic word the bidi algorithm takes digits as Arabic numbers and would
-        # show 2026-12-15 as 15-12-2026; left-to-right marks keep dates as written.
-        return f"\u200e{text}\u200e" if self.rtl and text else text
+        # show 2026-12-15 as 15-12-2026; left-to-right marks keep dates as written. Native
+        # Arabic digits are Arabic numbers wherever they stand, so each separator between
+        # them gets marks of its own too.
+        if not (self.rtl and text):
+            return text
+        if any(ch.isdigit() and not ch.isascii() for ch in text):
+            text = _BETWEEN_DIGITS.sub("\u200e\\1\u200e", text)
+        return f"\u200e{text}\u200e"
 
 
 @lru_cache(maxsize=2048)

@@ -150,6 +150,19 @@ def test_dates_and_signs_read_left_to_right_after_arabic_words() -> None:
     assert ("+102", False) in [(t.strip("\u200e "), rtl) for t, rtl in _visual(ar.signed(102))]
 
 
+@pytest.mark.parametrize("locale", ["ar", "fa"])
+def test_native_digit_dates_times_and_signs_keep_their_order(locale: str) -> None:
+    lang = Lang(locale, digits="native")
+
+    def seen(text: str) -> str:  # what the paper shows, left to right
+        return "".join(r.text for r in raster.runs(text, rtl_base=True)).translate(MARKS)
+
+    digits = lang.localize_digits
+    assert digits("2027-01-10") in seen(lang._("{points} pts expire on {date}", points=40, date=lang.day("2027-01-10")))
+    assert seen(lang.local_time("2026-12-18T07:00:00Z")).startswith(digits("2026-12-18"))
+    assert seen(lang.signed(48)) == "+" + digits("48") and seen(lang.signed(-3)) == "-" + digits("3")
+
+
 def test_persian_receipt_with_native_digits(tmp_path: Path) -> None:
     cfg = config(tmp_path, locale="fa")
     text = render_text(build("sale", cfg, Lang("fa", digits="native", tz=cfg.store.tz)), 48)
