@@ -8,6 +8,7 @@ switched off between two sales costs one failed attempt, not a stuck socket.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import tempfile
@@ -151,10 +152,28 @@ def _close(link: Any) -> None:
         link.close()
 
 
+_ERRNO_WORDS = {
+    errno.ECONNREFUSED: "connection refused: is the printer on, and at this address and port?",
+    errno.EHOSTUNREACH: "no route to the printer's address",
+    errno.ENETUNREACH: "no route to the printer's network",
+    errno.ENOENT: "no such device",
+    errno.EACCES: "permission denied (the till's user cannot open the device)",
+}
+
+
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, (TimeoutError, socket.timeout)):
-        return "timed out"
+    """Why the link failed, in words a store manager can act on (python-escpos wraps the OS error in its own)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (TimeoutError, socket.timeout)):
+            return "timed out"
+        if isinstance(seen, OSError) and seen.errno in _ERRNO_WORDS:
+            return _ERRNO_WORDS[seen.errno]
+        seen = seen.__cause__ or seen.__context__
     text = " ".join(str(exc).split())
+    for code, words in _ERRNO_WORDS.items():
+        if f"[Errno {code}]" in text:
+            return words
     return text or type(exc).__name__
 
 

@@ -159,7 +159,8 @@ def cmd_printer_status(args: argparse.Namespace, ctx: Context) -> Output:
     printer = _open(ctx.config, args)
     status = _status(printer)
     ok = bool(status.get("ready"))
-    detail = f"{printer.url}: {status.get('detail') or 'unknown'}"
+    said = str(status.get("detail") or "unknown")
+    detail = said if said.startswith(printer.url) else f"{printer.url}: {said}"  # the driver may name the URL itself
     return Output({"url": printer.url, **status}, detail, exit_code=0 if ok else 1, problem=None if ok else ("printer_not_ready", detail))
 
 

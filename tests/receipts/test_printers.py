@@ -248,3 +248,18 @@ def test_usb_printer_that_is_not_plugged_in_is_a_clear_error() -> None:
     with pytest.raises(PrinterError, match="not found"):
         printer.status()
     printer.close()
+
+
+def test_a_printer_that_refuses_the_connection_is_named_in_plain_words(tmp_path: Path) -> None:
+    import socket
+
+    from receipt_support import run_cli, write_config
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"escpos+tcp://127.0.0.1:{port}"
+    r = run_cli("--config", str(write_config(tmp_path, printer=url, timeout_s=1.0)), "printer", "status")
+    assert r.code == 1
+    assert r.out.strip() == f"{url}: cannot connect: connection refused: is the printer on, and at this address and port?"
+    assert "Device not found" not in r.out and r.out.count(url) == 1
