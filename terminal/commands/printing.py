@@ -165,16 +165,30 @@ def cmd_printer_status(args: argparse.Namespace, ctx: Context) -> Output:
 
 
 def cmd_queue_list(args: argparse.Namespace, ctx: Context) -> Output:
+    from ledger.clock import local_time
+
     with open_queue(ctx) as queue:
         jobs = queue.jobs(status=args.status, limit=args.limit)
         counts = queue.counts()
+    # a manager reads receipt numbers (what is printed on the paper) and the store's clock
+    sale_ids = [j.ref for j in jobs if j.kind in ("sale", "refund")]
+    marks = ",".join("?" * len(sale_ids))
+    numbers = dict(ctx.service.conn.execute(
+        f"SELECT id, receipt_no FROM sales WHERE id IN ({marks}) UNION ALL"
+        f" SELECT r.id, s.receipt_no FROM refunds r JOIN sales s ON s.id = r.sale_id WHERE r.id IN ({marks})",
+        (*sale_ids, *sale_ids),
+    ).fetchall()) if sale_ids else {}
+    tz = ctx.config.store.tz
     lines = [", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no print jobs"]
     for job in jobs:
         flag = " COPY" if job.copy else ""
-        extra = f" next try {job.next_try_at}" if job.status == "queued" and job.next_try_at else ""
+        when = local_time(job.next_try_at, tz).strftime("%Y-%m-%d %H:%M") if job.next_try_at else ""
+        extra = f" next try {when}" if job.status == "queued" and when else ""
         error = f" - {job.last_error}" if job.last_error and job.status != "printed" else ""
-        lines.append(f"{job.id:>6} {job.status:<8} {job.kind:<9} {job.ref}{flag} attempts={job.attempts}{extra}{error}")
-    return Output({"counts": counts, "jobs": [j.as_json() for j in jobs]}, "\n".join(lines))
+        ref = numbers.get(job.ref) or job.ref
+        lines.append(f"{job.id:>6} {job.status:<8} {job.kind:<9} {ref}{flag} attempts={job.attempts}{extra}{error}")
+    return Output({"counts": counts, "jobs": [j.as_json() | ({"receipt": numbers[j.ref]} if j.ref in numbers else {}) for j in jobs]},
+                  "\n".join(lines))
 
 
 def _report(outcomes: list[Outcome], extra: dict[str, Any] | None = None) -> Output:

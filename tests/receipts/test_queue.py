@@ -143,6 +143,9 @@ def test_reprint_is_a_new_job_marked_copy(make_store, tmp_path: Path) -> None:
     assert r.code == 0 and decode(out.read_bytes()).text.count("*** COPY ***") == 2
     listed = run_cli("--config", str(store.path), "--json", "print-queue", "list").json
     assert listed["counts"] == {"printed": 3} and len(listed["jobs"]) == 3
+    assert {j["receipt"] for j in listed["jobs"]} == {sale["receipt"]["number"]}  # what is printed on the paper
+    text = run_cli("--config", str(store.path), "print-queue").out
+    assert text.count(sale["receipt"]["number"]) == 3 and sale["sale"] not in text
     # the number printed on the receipt, or its digits, finds the sale too
     for ref in (sale["receipt"]["number"], str(sale["receipt"]["seq"])):
         r = run_cli("--config", str(store.path), "--json", "print-queue", "reprint", "--sale", ref)
