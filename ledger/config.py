@@ -21,6 +21,7 @@ from . import money, tomlpos
 from .money import Currency, MoneyError
 from .settings import (
     LOCALES,
+    MAX_TIER_WINDOW_DAYS,
     RESERVED_PROGRAM_IDS,
     WEEKDAY_NAMES,
     WEEKDAYS,
@@ -378,7 +379,7 @@ def _check_eligibility(t: Table, elig: Eligibility, catalog: dict[str, CatalogIt
 
 
 def _tiers(t: Table, cur: Currency) -> TiersConfig:
-    window = t.integer("window_days", 365, minimum=1, maximum=400)  # a pull carries 400 days of spend (sync.store.SPEND_DAYS)
+    window = t.integer("window_days", 365, minimum=1, maximum=MAX_TIER_WINDOW_DAYS)
     levels: list[Tier] = []
     for lv in t.tables("level"):
         tid = lv.text("id", required=True)

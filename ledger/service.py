@@ -253,11 +253,9 @@ class Loyalty:
                 tx.append("spend", event_id=ids.next(), program_id=MEMBER, account="spend", amount=plan.total, **common)
             for pid, periods in plan.memberships_bought.items():
                 self._extend_membership(tx, ids, member_id, card_id, sale_id, pid, periods, day)
-            bonuses = self._sale_bonuses(tx, ids, member, card_id, sale_id, day)
-            if profile_bonus:
-                bonuses.insert(0, {"bonus": "profile", "program": self.cfg.bonuses.program, "points": profile_bonus})
-            if welcome:
-                bonuses.insert(0, {"bonus": "welcome", "program": self.cfg.bonuses.program, "points": welcome})
+            bonuses = [{"bonus": name, "program": self.cfg.bonuses.program, "points": points}
+                       for name, points in (("welcome", welcome), ("profile", profile_bonus)) if points]
+            bonuses += self._sale_bonuses(tx, ids, member, card_id, sale_id, day)
             spend_after = state.window_spend + plan.total
             tier_change = self._tier_event(tx, ids, member_id, card_id, sale_id, plan.tier.id if plan.tier else None, day, spend_after)
             if member["first_sale_id"] is None:
@@ -343,8 +341,9 @@ class Loyalty:
             sale = tx.conn.execute("SELECT * FROM sales WHERE id=?", (sale_id,)).fetchone()
             if sale is None:
                 raise LoyaltyError("unknown_sale", f"no sale {sale_id!r} in this ledger")
+            receipt = sale["receipt_no"] or sale_id  # what the customer's paper says
             if sale["refund_id"]:
-                raise LoyaltyError("already_refunded", f"sale {sale['receipt_no'] or sale_id} was already refunded")
+                raise LoyaltyError("already_refunded", f"sale {receipt} was already refunded")
             self._check_open_day(tx, day)
             member_id = str(sale["member_id"])
             card_id = str(sale["card_id"])
@@ -380,7 +379,7 @@ class Loyalty:
                     if have < -delta:
                         raise LoyaltyError(
                             "insufficient_balance",
-                            f"cannot refund sale {sale['receipt_no'] or sale_id}: {pid}: the {-delta} points it earned were already spent "
+                            f"cannot refund sale {receipt}: {pid}: the {-delta} points it earned were already spent "
                             f"(balance {have}); {self._refund_first(tx, member_id, pid, 'points', last_seq)}",
                         )
                 drawn = json.loads(ev["payload"]).get("remote") if kind == "redeem" else None
@@ -398,7 +397,7 @@ class Loyalty:
                     entry[account] = entry.get(account, 0) + delta
             for program in self.cfg.programs_of(StampsProgram):
                 if program.id in reversed_:
-                    self._settle_stamps(tx, ids, program, member_id, card_id, sale, last_seq, reversed_)
+                    self._settle_stamps(tx, ids, program, member_id, card_id, sale_id, receipt, last_seq, reversed_)
             for program_id, account, amount in tx.conn.execute(
                 "SELECT b.program_id, b.account, b.amount + COALESCE(r.amount, 0) FROM balances b"
                 " LEFT JOIN remote_balances r USING (member_id, program_id, account)"
@@ -693,11 +692,16 @@ class Loyalty:
         vouchers = stamps // program.stamps_per_reward
         if vouchers <= 0:
             return 0
-        common: dict[str, Any] = {"member_id": member_id, "card_id": card_id, "sale_id": sale_id, "program_id": program_id}
+        self._convert_cards(tx, ids, program, member_id, card_id, sale_id, vouchers)
+        return vouchers
+
+    def _convert_cards(self, tx: Tx, ids: _Ids, program: StampsProgram, member_id: str, card_id: str | None, sale_id: str | None,
+                       vouchers: int) -> None:
+        """Full stamp cards into vouchers (a negative count: vouchers back into stamps)."""
+        common: dict[str, Any] = {"member_id": member_id, "card_id": card_id, "sale_id": sale_id, "program_id": program.id}
         payload = {"stamps_per_reward": program.stamps_per_reward}
         tx.append("reward", event_id=ids.next(), account="stamps", amount=-vouchers * program.stamps_per_reward, payload=payload, **common)
         tx.append("reward", event_id=ids.next(), account="rewards", amount=vouchers, payload=payload, **common)
-        return vouchers
 
     def _refund_first(self, tx: Tx, member_id: str, program_id: str, account: str, after_seq: int) -> str:
         """Which sale to refund first: the latest one not refunded that redeemed from this account after `after_seq`."""
@@ -722,7 +726,7 @@ class Loyalty:
         self._set_membership(tx, member_id, program_id, until)
         return until
 
-    def _settle_stamps(self, tx: Tx, ids: _Ids, program: StampsProgram, member_id: str, card_id: str, sale: sqlite3.Row,
+    def _settle_stamps(self, tx: Tx, ids: _Ids, program: StampsProgram, member_id: str, card_id: str, sale_id: str, receipt: str,
                        last_seq: int, reversed_: dict[str, dict[str, int]]) -> None:
         """After a refund's reversals: the stamps and vouchers the member would hold had the sale never happened.
 
@@ -739,16 +743,13 @@ class Loyalty:
         if total < 0:
             raise LoyaltyError(
                 "insufficient_balance",
-                f"cannot refund sale {sale['receipt_no'] or sale['id']}: {program.id}: the reward its stamps went into was already used; "
+                f"cannot refund sale {receipt}: {program.id}: the reward its stamps went into was already used; "
                 + self._refund_first(tx, member_id, program.id, "rewards", last_seq),
             )
         change = total // per - rewards
         if not change:
             return
-        common: dict[str, Any] = {"member_id": member_id, "card_id": card_id, "sale_id": sale["id"], "program_id": program.id}
-        payload = {"stamps_per_reward": per}
-        tx.append("reward", event_id=ids.next(), account="stamps", amount=-change * per, payload=payload, **common)
-        tx.append("reward", event_id=ids.next(), account="rewards", amount=change, payload=payload, **common)
+        self._convert_cards(tx, ids, program, member_id, card_id, sale_id, change)
         entry = reversed_.setdefault(program.id, {})
         entry["stamps"] = entry.get("stamps", 0) - change * per
         entry["rewards"] = entry.get("rewards", 0) + change

@@ -18,6 +18,8 @@ LOCALES = ("en", "ar", "fa")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 RESERVED_PROGRAM_IDS = frozenset({"member"})
+# the longest tier window: a sync pull carries this many days of a member's spend at the other tills
+MAX_TIER_WINDOW_DAYS = 400
 
 T = TypeVar("T")
 

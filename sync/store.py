@@ -44,12 +44,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from ledger.settings import MAX_TIER_WINDOW_DAYS
 from ledger.store import GENESIS, HASHED, event_hash
 
 from .protocol import WireEvent
-
-# days of money paid per member a pull carries for the tier window ([tiers] window_days up to this)
-SPEND_DAYS = 400
 
 SCHEMA_VERSION = 1
 DEFAULT_DB = "sqlite:///var/server.db"
@@ -574,7 +572,7 @@ class ServerStore:
     ]:
         """What the other terminals' events say about these members beyond balances: money paid per
         business day (the tier window), the last membership change per program, the bonuses paid."""
-        since = (datetime.now(UTC).date() - timedelta(days=SPEND_DAYS)).isoformat()
+        since = (datetime.now(UTC).date() - timedelta(days=MAX_TIER_WINDOW_DAYS)).isoformat()
         sale = events.alias("sale")  # a refund's reversal counts on the day of the sale it reverses
         day = func.coalesce(sale.c.business_day, events.c.business_day)
         spend: dict[str, list[dict[str, Any]]] = {}

@@ -174,23 +174,13 @@ def _emit(ctx: Context, out: Output) -> None:
     elif out.text is not None:
         sys.stdout.write(out.text if out.text.endswith("\n") or not out.text else out.text + "\n")
     if out.exit_code and out.problem is not None:
-        code, message = out.problem
-        one_line = " ".join(message.split())
-        if ctx.as_json:
-            print(json.dumps({"error": code, "message": one_line}, ensure_ascii=False), file=sys.stderr)
-        else:
-            print(f"loyalty: {one_line}", file=sys.stderr)
+        ctx.stderr_line("error", *out.problem)
 
 
 def _fail(ctx: Context, code: str, message: str, exit_code: int) -> int:
-    one_line = " ".join(message.split())
+    line = ctx.stderr_line("error", code, message)
     if ctx.as_json:
-        # The error object goes to stdout for the caller's parser, and is also the one stderr line.
-        payload = json.dumps({"error": code, "message": one_line}, ensure_ascii=False)
-        print(payload)
-        print(payload, file=sys.stderr)
-    else:
-        print(f"loyalty: {one_line}", file=sys.stderr)
+        print(line)  # the error object goes to stdout for the caller's parser too
     return exit_code
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -28,6 +30,14 @@ class Context:
         self.as_json = as_json
         self._config: Config | None = None
         self._service: Loyalty | None = None
+
+    def stderr_line(self, kind: str, code: str, message: str) -> str:
+        """The one stderr line of an error or warning ("loyalty: ..."; with --json the object {kind: code, "message"}),
+        which it also returns."""
+        one_line = " ".join(message.split())
+        line = json.dumps({kind: code, "message": one_line}, ensure_ascii=False) if self.as_json else f"loyalty: {one_line}"
+        print(line, file=sys.stderr)
+        return line
 
     @property
     def config(self) -> Config:

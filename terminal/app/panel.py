@@ -12,6 +12,7 @@ wrapping.
 from __future__ import annotations
 
 from rich.cells import cell_len
+from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -30,6 +31,7 @@ class Panel(Widget):
         self.text = text
         self._height = 0
         self._lines = _split(text)
+        self._widest = _widest(self._lines)
         self._wrapped: tuple[int, list[list[Segment]]] | None = None
         self._strips: list[Strip] | None = None
         self._built_for = 0  # the width the strips were cut for
@@ -42,6 +44,7 @@ class Panel(Widget):
         """Show `text`; the panel grows to fit it and never shrinks (shorter text leaves blank lines)."""
         self.text = text
         self._lines = _split(text)
+        self._widest = _widest(self._lines)
         self._wrapped = None
         self._strips = None
         height = len(self._fit(max(1, self.content_region.width or self.size.width)))
@@ -71,13 +74,11 @@ class Panel(Widget):
 
     def _fit(self, width: int) -> list[list[Segment]]:
         """The lines at `width`: as they are, or wrapped by Rich when one is too wide (a long name or message)."""
-        if all(sum(cell_len(seg.text) for seg in line) <= width for line in self._lines):
+        if self._widest <= width:
             return self._lines
         if self._wrapped is not None and self._wrapped[0] == width:
             return self._wrapped[1]
-        from rich.console import Console
-
-        console = Console(width=width, color_system=None, force_terminal=False, legacy_windows=False)
+        console = _plain_console(width)
         wrapped: list[list[Segment]] = []
         for line in self.text.split("\n", allow_blank=True):
             for part in line.wrap(console, width) if line.cell_len > width else [line]:
@@ -86,6 +87,15 @@ class Panel(Widget):
             wrapped.pop()
         self._wrapped = (width, wrapped)
         return wrapped
+
+
+def _widest(lines: list[list[Segment]]) -> int:
+    return max((sum(cell_len(seg.text) for seg in line) for line in lines), default=0)
+
+
+def _plain_console(width: int) -> Console:
+    """A console that only measures and wraps (no terminal behind it)."""
+    return Console(width=width, color_system=None, force_terminal=False, legacy_windows=False)
 
 
 def _split(text: Text) -> list[list[Segment]]:
@@ -118,9 +128,7 @@ def _split(text: Text) -> list[list[Segment]]:
 
 
 def _by_rich(text: Text) -> list[list[Segment]]:
-    from rich.console import Console
-
-    console = Console(width=10_000, color_system=None, force_terminal=False, legacy_windows=False)
+    console = _plain_console(10_000)
     out: list[list[Segment]] = []
     for line in Segment.split_lines(text.render(console)):
         out.append([s for s in line if s.text])

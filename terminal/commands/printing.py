@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sqlite3
-import sys
 from datetime import date
 from typing import Any
 
@@ -100,15 +98,6 @@ def after_refund(ctx: Context, result: dict[str, Any]) -> None:
     print_now(ctx, "refund", str(result["refund"]))
 
 
-def _not_printed(ctx: Context, message: str) -> None:
-    """The one stderr line of a committed operation whose paper failed (a warning: the operation stands, exit 0)."""
-    one_line = " ".join(message.split())
-    if ctx.as_json:
-        print(json.dumps({"warning": "not_printed", "message": one_line}, ensure_ascii=False), file=sys.stderr)
-    else:
-        print(f"loyalty: {one_line}", file=sys.stderr)
-
-
 def print_now(ctx: Context, kind: str, ref: str) -> None:
     """One short attempt at a queued job; never raises, so a committed operation never fails on paper."""
     queue: PrintQueue | None = None
@@ -123,10 +112,11 @@ def print_now(ctx: Context, kind: str, ref: str) -> None:
             # The printer is back: what waited behind it goes out too, a few at a time.
             queue.run(printer, limit=5)
         else:
-            _not_printed(ctx, f"receipt not printed, kept in the print queue (job {job.id}): {outcome.error}")
+            # a warning, not an error: the operation stands (exit 0)
+            ctx.stderr_line("warning", "not_printed", f"receipt not printed, kept in the print queue (job {job.id}): {outcome.error}")
     except Exception as exc:  # a receipt problem must never fail a committed sale
         reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        _not_printed(ctx, f"receipt not printed, kept in the print queue: {reason}")
+        ctx.stderr_line("warning", "not_printed", f"receipt not printed, kept in the print queue: {reason}")
     finally:
         if queue is not None:
             queue.close()
