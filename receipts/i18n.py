@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.numbers import format_currency, format_decimal
 
 LOCALE_DIR = Path(__file__).parent / "locale"  # package data, beside the code
@@ -123,6 +124,10 @@ class Lang:
         text = format_decimal(value, locale=_MONEY_LOCALE.get(self.locale, self.locale), numbering_system=self.numbering)
         return self.localize_digits(text)
 
+    def percent(self, value: str | int | Decimal) -> str:
+        """12.5 -> "12.5%", with this language's digits and CLDR's percent sign ("٪" in Persian)."""
+        return self.num(Decimal(str(value))) + _percent_sign(_MONEY_LOCALE.get(self.locale, "en"), self.numbering)
+
     def money(self, amount: str | Decimal, currency: str) -> str:
         """A decimal string ("12.500") in the store currency, as CLDR writes it for this language."""
         return _money(str(amount), currency, _MONEY_LOCALE.get(self.locale, "en"), self.numbering)
@@ -168,6 +173,11 @@ class Lang:
         if any(ch.isdigit() and not ch.isascii() for ch in text):
             text = _BETWEEN_DIGITS.sub("\u200e\\1\u200e", text)
         return f"\u200e{text}\u200e"
+
+
+@lru_cache(maxsize=16)
+def _percent_sign(locale: str, numbering: str) -> str:
+    return str(Locale.parse(locale).number_symbols[numbering]["percentSign"])
 
 
 @lru_cache(maxsize=2048)

@@ -152,17 +152,13 @@ def _loyalty_block(doc: Document, result: Mapping[str, Any], cfg: Config, lang: 
             percent = state.get("percent")
             if not percent:
                 continue
-            doc.add(Rule(" "), Row(name, lang._("{percent}% off", percent=_pct(percent, lang)), bold=True))
+            doc.add(Rule(" "), Row(name, lang._("{percent} off", percent=lang.percent(percent)), bold=True))
             step = state.get("next")
             if step and isinstance(program, DiscountProgram):
-                doc.add(Text(lang._("{amount} more to {percent}% off", amount=lang.money(step["spend_needed"], cur),
-                                    percent=_pct(step["percent"], lang))))
+                doc.add(Text(lang._("{amount} more to {percent} off", amount=lang.money(step["spend_needed"], cur),
+                                    percent=lang.percent(step["percent"]))))
         elif kind == "membership" and state.get("active") and isinstance(program, MembershipProgram):
             doc.add(Rule(" "), Row(name, lang._("until {date}", date=lang.day(state.get("until") or ""))))
-
-
-def _pct(value: Any, lang: Lang) -> str:
-    return lang.localize_digits(str(value))
 
 
 def _fmt_minor(minor: int, cfg: Config) -> str:

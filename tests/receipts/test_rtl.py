@@ -141,6 +141,16 @@ def test_eastern_digits_option() -> None:
     assert Lang("en").negative("1.250", "KWD") == "-KWD 1.250"
 
 
+def test_percent_takes_the_languages_sign_and_digits() -> None:
+    assert Lang("fa", digits="native").percent("12.5") == "۱۲٫۵٪"
+    assert Lang("fa").percent(5) == "5%"
+    assert Lang("ar", digits="native").percent(5).translate(MARKS) == "٥٪"
+    assert Lang("ar").percent("7.5").translate(MARKS) == "7.5%"
+    assert Lang("en").percent(10) == "10%"
+    fa = Lang("fa", digits="native")
+    assert fa._("{percent} off", percent=fa.percent(5)) == "۵٪ تخفیف"
+
+
 def test_dates_and_signs_read_left_to_right_after_arabic_words() -> None:
     ar = Lang("ar")
     runs = _visual(ar._("{points} pts expire on {date}", points=40, date=ar.day("2026-12-15")))
