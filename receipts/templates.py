@@ -344,14 +344,21 @@ def enrolment_slip(data: Mapping[str, Any], cfg: Config, *, copy: bool = False, 
 
 
 def printer_test(cfg: Config, *, lang: Lang | None = None, paper_mm: int | None = None) -> Document:
-    """A test page: the store header, a ruler, a QR code, a barcode, the cut."""
+    """A test page: the store header, a ruler, a QR code, a barcode, the cut.
+
+    The ruler is as long as a line of the configured paper and profile: on a printer
+    set up to match, it fills one line exactly and its last digit touches the edge.
+    """
+    from receipts.escpos import paper_for
+
     lang = lang or lang_for(cfg)
     doc = _new("test", lang)
     _store_header(doc, cfg, lang, copy=False)
     doc.add(Text(lang._("PRINTER TEST"), align="center", bold=True, size=2))
     doc.add(Row(lang._("Printer"), cfg.printer.url))
     doc.add(Row(lang._("Paper"), lang.ltr(f"{paper_mm or cfg.printer.paper_width_mm} mm")))
-    doc.add(Rule(), Text("0123456789" * 5), Rule())
+    columns = paper_for(cfg, paper_mm).columns
+    doc.add(Rule(), Text(("1234567890" * (columns // 10 + 1))[:columns]), Rule())
     doc.add(Row(lang._("Total"), lang.money("12.345", cfg.currency.code), bold=True))
     doc.add(Stamps(7, 10, stamp_caption(7, 10, lang)))
     doc.add(QR("LOYALTY:test"), Barcode("TEST-1234"), Cut())

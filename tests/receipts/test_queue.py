@@ -18,6 +18,7 @@ from escpos_decode import decode
 from receipt_support import CARD, Listener, Store, free_port, run_cli
 
 from drivers.printers import open_printer
+from receipts.escpos import paper
 from receipts.queue import LEASE_S, PrintQueue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,6 +213,9 @@ def test_printer_test_and_status_commands(make_store, listener: Listener, tmp_pa
     assert r.code == 0 and r.json["paper_mm"] == 58
     d = decode(out.read_bytes())
     assert "PRINTER TEST" in d.text and d.qr == ["LOYALTY:test"] and d.barcodes == ["{BTEST-1234"] and d.cuts == 1
+    columns = paper(store.cfg.printer.profile, 58).columns
+    rulers = [line for line in d.text.splitlines() if line.startswith("1234567890")]
+    assert [len(line) for line in rulers] == [columns], rulers  # one line, exactly as wide as the paper
     r = run_cli("--config", str(store.path), "--json", "printer", "status", "--url", listener.url)
     assert r.code == 0 and r.json["ready"] is True and r.json["online"] is True
     r = run_cli("--config", str(store.path), "printer", "test", "--url", "lpr://x")
