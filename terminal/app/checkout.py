@@ -44,6 +44,31 @@ def plain_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc} (the cart is kept: try again, or call the manager)"
 
 
+class TillFooter(Footer):
+    """Textual's footer, leaving out the keys a cashier needs least when the terminal is too narrow for all.
+
+    All eleven keys take ~101 columns; at 80 the last ones were cut off, Esc among them.
+    """
+
+    SPARE = frozenset({"remove_line", "quantity", "manager"})
+    WIDE = 104
+
+    def __init__(self, **kw: Any):
+        super().__init__(**kw)
+        self._narrow: bool | None = None
+
+    def compose(self) -> ComposeResult:
+        narrow = self.app.size.width < self.WIDE
+        self._narrow = narrow
+        for widget in super().compose():
+            if not (narrow and getattr(widget, "action", None) in self.SPARE):
+                yield widget
+
+    def on_resize(self) -> None:
+        if self._narrow is not None and (self.app.size.width < self.WIDE) != self._narrow:
+            self.call_after_refresh(self.recompose)
+
+
 class CheckoutScreen(Screen[None]):
     DEFAULT_CSS = """
     CheckoutScreen { layout: vertical; }
@@ -65,19 +90,20 @@ class CheckoutScreen(Screen[None]):
     #print-status { height: auto; text-style: bold; }
     """
 
-    # in footer order: what a cashier needs most comes first, so an 80-column footer still shows it
+    # in footer order: what a cashier needs most comes first; a narrow footer leaves out
+    # TillFooter.SPARE (the F1 help lists every key)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help"),
         Binding("f2", "tap", "Tap"),
         Binding("f9", "pay", "Pay"),
         Binding("f4", "reward", "Reward"),
         Binding("f5", "points", "Points"),
+        Binding("escape", "clear", "Clear"),
         Binding("f3", "profile", "Profile"),
+        Binding("f8", "member", "Member"),
         Binding("f6", "remove_line", "Remove"),
         Binding("f7", "quantity", "Qty"),
-        Binding("f8", "member", "Member"),
         Binding("f12", "manager", "Manager"),
-        Binding("escape", "clear", "Clear"),
         Binding("up", "line_up", "Line up", show=False),
         Binding("down", "line_down", "Line down", show=False),
         Binding("pageup", "receipt_up", "Scroll up", show=False),
@@ -121,7 +147,7 @@ class CheckoutScreen(Screen[None]):
                     yield Static("", id="print-status")
                     yield Static("", id="receipt")
         yield Static("", id="message")
-        yield Footer(compact=True, show_command_palette=False)
+        yield TillFooter(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#cart", DataTable)

@@ -490,3 +490,24 @@ async def test_the_collector_runs_on_a_timer_not_during_taps(make_app: Callable[
             gc.callbacks.remove(seen)
         assert 1 in passes  # the young generations in between
     assert gc.isenabled()  # given back when the app ends
+
+
+async def test_the_footer_keeps_the_cashiers_keys_on_a_narrow_terminal(make_app: Callable[..., LoyaltyApp]) -> None:
+    from textual.widgets._footer import FooterKey
+
+    def shown(app: LoyaltyApp) -> list[str]:
+        return [key.action for key in app.checkout.query(FooterKey) if key.display and key.region.right <= app.size.width]
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: bool(shown(app)), what="footer")
+        narrow = shown(app)
+        assert narrow == ["help", "tap", "pay", "reward", "points", "clear", "profile", "member"]
+        await add(pilot, "LAT")
+        await pilot.press("f6")  # a key the narrow footer leaves out still works
+        await until(pilot, lambda: app.checkout.query_one("#cart").row_count == 0, what="line removed")
+        await pilot.resize_terminal(120, 30)
+        await until(pilot, lambda: "manager" in shown(app), what="wide footer")
+        assert shown(app)[-3:] == ["remove_line", "quantity", "manager"]
+        await pilot.resize_terminal(80, 24)
+        await until(pilot, lambda: "manager" not in shown(app), what="narrow footer again")
