@@ -116,8 +116,11 @@ class SyncClient:
         progress: ProgressFn | None = None,
         rng: random.Random | None = None,
         owns_conn: bool = False,
+        clock: Callable[[], datetime] | None = None,
     ):
         self.conn = conn
+        # the till's clock (`--now` in scripts): snapshot ages are measured against it
+        self.clock = clock
         self.owns_conn = owns_conn
         self.tid = f"{store_id}:{terminal_id}"
         self.http = http or httpx.Client(base_url=server, timeout=timeout_s)
@@ -241,7 +244,7 @@ class SyncClient:
                     out.sent += max(0, ack - acked)
                     acked = max(acked, ack)
                     with self._tx():
-                        self._set({"acked_seq": acked, "acked_hash": ack_hash, "last_push_at": _now()})
+                        self._set({"acked_seq": acked, "acked_hash": ack_hash, "last_push_at": self._stamp()})
                     self._report("push", acked - start, head - start)
         out.acked_seq, out.acked_hash = self.acked()
         return out
@@ -274,7 +277,7 @@ class SyncClient:
 
     def _apply(self, page: dict[str, Any], out: PullSummary) -> None:
         """One page and its cursor, in one transaction."""
-        now = _now()
+        now = self._stamp()
         with self._tx() as conn:
             acked = int(self.state().get("acked_seq", 0))
             pending = {str(r[0]) for r in conn.execute(
@@ -322,6 +325,9 @@ class SyncClient:
             self._set(values)
 
     # ------------------------------------------------------------ both
+
+    def _stamp(self) -> str:
+        return _now(self.clock() if self.clock is not None else None)
 
     def sync(self) -> dict[str, Any]:
         pushed = self.push()
@@ -449,8 +455,8 @@ class BackgroundSync:
             self._wake.clear()
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+def _now(moment: datetime | None = None) -> str:
+    return (moment or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def dumps(value: Any) -> str:

@@ -290,7 +290,7 @@ class ChainSync:
                 progress(share[0] + share[1] * min(1.0, done), f"{p.phase}: {p.done}" + (f" of {p.total}" if p.total else ""))
         return SyncClient(self.gate.loyalty.conn, server=cfg.sync.server, token=read_token(cfg.sync.token_file),
                           store_id=cfg.store.id, terminal_id=cfg.store.terminal, timeout_s=cfg.sync.timeout_s,
-                          attempts=2, progress=bar)
+                          attempts=2, progress=bar, clock=self.gate.clock)
 
     def not_set_up(self) -> str:
         cfg = self.gate.cfg
@@ -390,7 +390,8 @@ class _BackgroundRound:
             assert cfg.sync.server is not None
             token = read_token(cfg.sync.token_file)
             client = SyncClient(connect(cfg.ledger.path), server=cfg.sync.server, token=token, store_id=cfg.store.id,
-                                terminal_id=cfg.store.terminal, timeout_s=cfg.sync.timeout_s, owns_conn=True)
+                                terminal_id=cfg.store.terminal, timeout_s=cfg.sync.timeout_s, owns_conn=True,
+                                clock=chain.gate.clock)
             try:
                 result: dict[str, Any] = client.sync()
             finally:

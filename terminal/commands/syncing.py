@@ -104,6 +104,7 @@ def _client(ctx: Context, args: argparse.Namespace, bar: _Bar) -> Any:
     return SyncClient(
         ctx.service.conn, server=server, token=read_token(cfg.sync.token_file), store_id=cfg.store.id,
         terminal_id=cfg.store.terminal, timeout_s=cfg.sync.timeout_s, attempts=4, progress=bar,
+        clock=(lambda: ctx.now) if ctx.now_text else None,
     )
 
 

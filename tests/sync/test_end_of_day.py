@@ -173,3 +173,23 @@ def test_a_url_that_is_not_the_sync_server_says_so(live: LiveServer, make_termin
         assert err.value.code == "push_refused"
         assert "does not answer as a loyalty sync server; check [sync] server" in err.value.message
         assert "{" not in err.value.message  # no raw body
+
+
+def test_a_scripts_clock_dates_the_chains_snapshot(live: LiveServer, make_terminal: Callable[..., Terminal]) -> None:
+    # `--now` months ahead of the real clock: the pull is dated by the till's clock, so what another
+    # till earned is fresh for a redemption at that same moment (it counted as months old)
+    assert live.store is not None
+    a = make_terminal(live.store, terminal_id="till-1")
+    b = make_terminal(live.store, terminal_id="till-2")
+    later = "2027-03-01T10:00"
+    earned = json.loads(run("sale", "--card", "code:TRAVELLER", "--item", "BEANS", "--now", later, "--json", cwd=a.dir).stdout)
+    points = int(earned["programs"]["points"]["balance"])
+    assert points >= 100
+    for till in (a, b):
+        run("sync", "--server", live.base, "--now", later, cwd=till.dir)
+    sale = run("sale", "--card", "code:TRAVELLER", "--item", "LAT", "--redeem", "points=100", "--now", later, "--json",
+               cwd=b.dir, check=False)
+    assert sale.returncode == 0, sale.stderr
+    done = json.loads(sale.stdout)
+    assert done["redeemed"] == {"points": 100}
+    assert done["programs"]["points"]["balance"] == points - 100 + done["earned"]["points"]
