@@ -12,6 +12,7 @@ cashier types or a keyboard-wedge scanner sends.
 
 from __future__ import annotations
 
+import difflib
 import re
 
 KINDS = ("uid", "ndef", "em", "code")
@@ -30,6 +31,11 @@ def normalize(raw: str) -> str:
         raise CardIdError("empty card id")
     kind, sep, value = text.partition(":")
     if not sep or kind.lower() not in KINDS:
+        # a mistyped prefix would silently enrol a second card (code:uld:04A1...); any other
+        # text before a colon (a URL in a QR code) is the code itself
+        typo = difflib.get_close_matches(kind.lower(), KINDS, n=1, cutoff=0.6) if sep and kind.isalpha() else []
+        if typo:
+            raise CardIdError(f"unknown card type {kind + ':'!r} (did you mean {typo[0] + ':'!r}?); write code:{text} for a code with that text")
         kind, value = "code", text
     kind = kind.lower()
     value = value.strip()

@@ -21,6 +21,7 @@ from . import money, tomlpos
 from .money import Currency, MoneyError
 from .settings import (
     LOCALES,
+    MAX_PERIOD_DAYS,
     MAX_TIER_WINDOW_DAYS,
     RESERVED_PROGRAM_IDS,
     WEEKDAY_NAMES,
@@ -89,7 +90,7 @@ def load(path: str | Path) -> Config:
     except OSError as exc:
         raise ConfigError(str(file), "", f"cannot read: {exc.strerror}") from None
     try:
-        text = raw_text.decode("utf-8")
+        text = raw_text.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is not content
     except UnicodeDecodeError as exc:
         raise ConfigError(str(file), "", f"is not UTF-8 text (byte {exc.start})") from None
     return loads(text, file)
@@ -145,7 +146,7 @@ def _build(root: Table, file: Path) -> Config:
         url=rd.text("url", "sim://"),
         require_signed=rd.choice("require_signed", ("off", "warn", "require"), "off"),  # type: ignore[arg-type]
         public_keys=rd.strings("public_keys"),
-        debounce_ms=rd.integer("debounce_ms", 800, minimum=0),
+        debounce_ms=rd.integer("debounce_ms", 800, minimum=0, maximum=60_000),
     )
     rd.done()
 
@@ -168,14 +169,14 @@ def _build(root: Table, file: Path) -> Config:
     sync = SyncConfig(
         server=server,
         token_file=_path(base, token) if token else None,
-        interval_seconds=sy.integer("interval_seconds", 60, minimum=1),
+        interval_seconds=sy.integer("interval_seconds", 60, minimum=1, maximum=86_400),
         timeout_s=sy.number("timeout_s", 10.0),
     )
     sy.done()
 
     of = root.table("offline")
     offline = OfflineConfig(
-        max_snapshot_age_hours=of.integer("max_snapshot_age_hours", 24, minimum=0),
+        max_snapshot_age_hours=of.integer("max_snapshot_age_hours", 24, minimum=0, maximum=24 * 366),
         max_redeem_per_card_per_day=of.integer("max_redeem_per_card_per_day", 0, minimum=0),
     )
     of.done()
@@ -189,10 +190,13 @@ def _build(root: Table, file: Path) -> Config:
 
     catalog: dict[str, CatalogItem] = {}
     barcodes: dict[str, str] = {}
+    folded: dict[str, str] = {}
     for t in root.tables("catalog"):
         sku = t.text("sku", required=True)
-        if sku in catalog:
-            raise t.error("sku", f"SKU {sku!r} appears twice in the catalog")
+        if sku.casefold() in folded:
+            same = folded[sku.casefold()]
+            raise t.error("sku", f"SKU {sku!r} appears twice in the catalog" + (f" (as {same!r}: SKUs are matched whatever their case)" if same != sku else ""))
+        folded[sku.casefold()] = sku
         item = CatalogItem(
             sku=sku,
             name=t.text("name", required=True),
@@ -219,7 +223,12 @@ def _build(root: Table, file: Path) -> Config:
         t.done()
 
     tiers = _tiers(root.table("tiers"), cur)
-    promotions = tuple(_promotion(t, programs) for t in root.tables("promotion"))
+    promotions: list[Promotion] = []
+    for t in root.tables("promotion"):
+        promotion = _promotion(t, programs)
+        if any(p.id == promotion.id for p in promotions):
+            raise t.error("id", f"promotion id {promotion.id!r} appears twice")
+        promotions.append(promotion)
     bonuses = _bonuses(root.table("bonuses"), programs)
     root.done()
 
@@ -244,7 +253,7 @@ def _build(root: Table, file: Path) -> Config:
         catalog=catalog,
         programs=programs,
         tiers=tiers,
-        promotions=promotions,
+        promotions=tuple(promotions),
         bonuses=bonuses,
         rules_version=digest,
     )
@@ -279,7 +288,7 @@ def _program(t: Table, cur: Currency, catalog: dict[str, CatalogItem]) -> Progra
         return StampsProgram(
             id=pid,
             name=name,
-            stamps_per_reward=t.integer("stamps_per_reward", required=True, minimum=1),
+            stamps_per_reward=t.integer("stamps_per_reward", required=True, minimum=1, maximum=1000),
             per=t.choice("per", ("item", "visit"), "item"),  # type: ignore[arg-type]
             eligible=t.eligibility("eligible", catalog),
             reward_eligible=reward_eligible,
@@ -313,6 +322,8 @@ def _program(t: Table, cur: Currency, catalog: dict[str, CatalogItem]) -> Progra
         if step_value <= 0:
             raise redeem.error("step_value", "must be more than zero")
         min_points = redeem.integer("min_points", step_points, minimum=0)
+        if min_points % step_points:
+            raise redeem.error("min_points", f"must be a whole number of steps ({step_points} points), not {min_points}")
         redeem.done()
         return PointsProgram(
             id=pid,
@@ -325,8 +336,8 @@ def _program(t: Table, cur: Currency, catalog: dict[str, CatalogItem]) -> Progra
             step_points=step_points,
             step_value=step_value,
             min_redeem_points=min_points,
-            expire_after_days=t.opt_integer("expire_after_days", minimum=1),
-            expiring_notice_days=t.integer("expiring_notice_days", 30, minimum=0),
+            expire_after_days=t.opt_integer("expire_after_days", minimum=1, maximum=MAX_PERIOD_DAYS),
+            expiring_notice_days=t.integer("expiring_notice_days", 30, minimum=0, maximum=MAX_PERIOD_DAYS),
             names=names,
         )
     if kind == "discount":
@@ -358,7 +369,7 @@ def _program(t: Table, cur: Currency, catalog: dict[str, CatalogItem]) -> Progra
         id=pid,
         name=name,
         sku=sku,
-        period_days=t.integer("period_days", 365, minimum=1),
+        period_days=t.integer("period_days", 365, minimum=1, maximum=MAX_PERIOD_DAYS),
         discount_percent=benefit.ratio("discount_percent", Fraction(0), maximum=Fraction(100)),
         points_multiplier=benefit.ratio("points_multiplier", Fraction(1), minimum=Fraction(1)),
         eligible=t.eligibility("eligible", catalog),
@@ -398,7 +409,9 @@ def _tiers(t: Table, cur: Currency) -> TiersConfig:
     ids = [lv.id for lv in levels]
     if len(set(ids)) != len(ids):
         raise t.error("level", "tier ids must be unique")
-    levels.sort(key=lambda lv: lv.min_spend)
+    for i, (a, b) in enumerate(itertools.pairwise(levels), start=1):
+        if b.min_spend <= a.min_spend:
+            raise t.ctx.error(f"{t.key('level')}[{i}].min_spend", f"levels must be in ascending order of min_spend ({b.id!r} after {a.id!r})")
     return TiersConfig(window, tuple(levels))
 
 
@@ -447,7 +460,7 @@ def _bonuses(t: Table, programs: dict[str, Program]) -> Bonuses:
         welcome=t.integer("welcome", 0, minimum=0),
         profile_completed=t.integer("profile_completed", 0, minimum=0),
         birthday=t.integer("birthday", 0, minimum=0),
-        birthday_window_days=t.integer("birthday_window_days", 7, minimum=1),
+        birthday_window_days=t.integer("birthday_window_days", 7, minimum=1, maximum=366),
         referral_referrer=t.integer("referral_referrer", 0, minimum=0),
         referral_referee=t.integer("referral_referee", 0, minimum=0),
     )

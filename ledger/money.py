@@ -55,6 +55,11 @@ def _known_currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
 
+# a price or amount at most this many minor units: a sale of 200 lines of 999 such items still
+# sums inside SQLite's 64-bit integers
+MAX_MINOR = 10**12
+
+
 def parse(text: str | int | Decimal, cur: Currency, *, allow_negative: bool = False) -> int:
     """Parse a decimal string into minor units, refusing extra digits.
 
@@ -70,6 +75,8 @@ def parse(text: str | int | Decimal, cur: Currency, *, allow_negative: bool = Fa
     if len(match.group(1) or "") > cur.digits:
         raise MoneyError(f"{plain} has more than {cur.digits} decimal digit(s), the most {cur.code} allows")
     minor = int(Decimal(plain) * cur.scale)
+    if abs(minor) > MAX_MINOR:
+        raise MoneyError(f"{plain} is more than the largest amount this till takes ({fmt(MAX_MINOR, cur)} {cur.code})")
     if minor < 0 and not allow_negative:
         raise MoneyError(f"amount {plain} must not be negative")
     return minor

@@ -38,6 +38,7 @@ from .config import (
     Tier,
 )
 from .errors import LoyaltyError
+from .settings import MAX_LINES, MAX_QTY
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,16 @@ class Line:
     @property
     def net(self) -> int:
         return self.gross - self.reward - self.discount - self.redeemed
+
+    @property
+    def money_units(self) -> int:
+        """Units paid (at least in part) in money: not by a reward, not wholly by points or a full discount."""
+        left = self.qty - self.reward_units
+        priced = self.gross - self.reward - self.discount
+        if left <= 0 or priced <= 0:
+            return 0
+        # points cover whole units first: a unit counts as paid while any money is left on it
+        return left - self.redeemed * left // priced
 
 
 @dataclass(slots=True)
@@ -105,11 +116,13 @@ def parse_item(spec: str) -> tuple[str, int]:
     if not code:
         raise LoyaltyError("bad_item", f"item {spec!r} has no SKU (expected SKU or SKU*QTY)")
     try:
+        if not qty_text.strip().isdigit():  # int() also takes "+5" and "1_000"
+            raise ValueError(qty_text)
         qty = int(qty_text)
     except ValueError:
         raise LoyaltyError("bad_item", f"quantity in {spec!r} must be a whole number") from None
-    if qty < 1 or qty > 999:
-        raise LoyaltyError("bad_item", f"quantity in {spec!r} must be between 1 and 999")
+    if qty < 1 or qty > MAX_QTY:
+        raise LoyaltyError("bad_item", f"quantity in {spec!r} must be between 1 and {MAX_QTY}")
     return code, qty
 
 
@@ -122,12 +135,18 @@ def price_cart(
 ) -> Plan:
     if not items:
         raise LoyaltyError("empty_sale", "a sale needs at least one item")
+    if len(items) > MAX_LINES:
+        raise LoyaltyError("bad_item", f"a sale takes at most {MAX_LINES} lines, not {len(items)}")
     lines: list[Line] = []
+    per_sku: dict[str, int] = {}
     for code, qty in items:
         item = cfg.item(code)
         if item is None:
             hint = _closest(code, list(cfg.catalog))
             raise LoyaltyError("unknown_sku", f"no item with SKU or barcode {code!r} in the catalog" + (f" (did you mean {hint!r}?)" if hint else ""))
+        per_sku[item.sku] = per_sku.get(item.sku, 0) + qty
+        if per_sku[item.sku] > MAX_QTY:
+            raise LoyaltyError("bad_item", f"{item.sku}: {per_sku[item.sku]} in all, at most {MAX_QTY} of one item in a sale")
         lines.append(Line(item=item, qty=qty, gross=item.price * qty))
 
     for pid in redeem:
@@ -240,7 +259,7 @@ def price_cart(
 
     # 5. earnings on what was paid in money
     for program in cfg.programs_of(StampsProgram):
-        paid_units = sum(line.qty - line.reward_units for line in lines if program.eligible.matches(line.item))
+        paid_units = sum(line.money_units for line in lines if program.eligible.matches(line.item))
         earned = paid_units if program.per == "item" else (1 if paid_units > 0 else 0)
         if earned:
             plan.stamps_earned[program.id] = earned
@@ -264,7 +283,7 @@ def price_cart(
                 continue
             cat = pp.category_multipliers.get(line.item.category, Fraction(1))
             if pp.per_item is not None:
-                base += Fraction((line.qty - line.reward_units) * pp.per_item) * cat
+                base += Fraction(line.money_units * pp.per_item) * cat
             else:
                 assert pp.per_amount is not None
                 base += Fraction(line.net * pp.points, pp.per_amount) * cat

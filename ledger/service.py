@@ -24,6 +24,7 @@ from .errors import LoyaltyError
 from .ids import derived_id
 from .ids import new_id as new_op_id
 from .pricing import MemberState, Plan, parse_item, price_cart
+from .settings import MAX_ADJUST, MAX_MEMBERSHIP_DAYS
 from .store import Ledger, Tx, canonical
 from .views import MEMBER, advance, card_view, member_state, tier_spend
 
@@ -103,7 +104,8 @@ class Loyalty:
 
     @classmethod
     def open(cls, cfg: Config) -> Loyalty:
-        ledger = Ledger(cfg.ledger.path, terminal_id=cfg.store.terminal, store_id=cfg.store.id, rules_version=cfg.rules_version)
+        ledger = Ledger(cfg.ledger.path, terminal_id=cfg.store.terminal, store_id=cfg.store.id, rules_version=cfg.rules_version,
+                        currency=cfg.currency.code)
         return cls(cfg, ledger)
 
     def close(self) -> None:
@@ -134,14 +136,26 @@ class Loyalty:
         _, _, digits = ref.rpartition("-")
         seq = int(digits) if digits.isdigit() and len(digits) < 19 else -1
         number = f"{self.cfg.store.terminal}-{seq:06d}" if ref == digits and seq >= 0 else ref
-        row = self.conn.execute(
-            "SELECT id FROM sales WHERE id=?"
-            " UNION ALL SELECT s.id FROM events e JOIN sales s ON s.id = e.sale_id WHERE e.seq=? AND s.receipt_no=? LIMIT 1",
+        rows = self.conn.execute(
+            "SELECT id, receipt_no FROM sales WHERE id=?"
+            " UNION SELECT s.id, s.receipt_no FROM events e JOIN sales s ON s.id = e.sale_id WHERE e.seq=? AND s.receipt_no=?",
             (ref, seq, number),
-        ).fetchone()
-        if row is None:
+        ).fetchall()
+        if not rows:
             raise LoyaltyError("unknown_sale", f"no sale with id or receipt number {ref!r} in this ledger")
-        return str(row[0])
+        if len(rows) > 1:  # a caller's own sale id (a POS transaction number) can read as another sale's receipt number
+            named = " and ".join(f"receipt {r['receipt_no']}" for r in rows)
+            raise LoyaltyError("ambiguous_sale", f"{ref!r} names two sales ({named}): give the full receipt number")
+        return str(rows[0][0])
+
+    def _check_sale_id(self, sale_id: str) -> None:
+        if not sale_id.strip() or sale_id != sale_id.strip():
+            raise LoyaltyError("bad_sale_id", f"sale id {sale_id!r} is empty or has spaces around it")
+        if len(sale_id) > 128:
+            raise LoyaltyError("bad_sale_id", "a sale id is at most 128 characters")
+        prefix, _, digits = sale_id.rpartition("-")
+        if prefix == self.cfg.store.terminal and digits.isdigit():
+            raise LoyaltyError("bad_sale_id", f"sale id {sale_id!r} reads as one of this till's receipt numbers; choose another")
 
     def sale(self, ref: str) -> dict[str, Any]:
         """A committed sale's result, by sale id or receipt number."""
@@ -181,6 +195,8 @@ class Loyalty:
     def checkout(self, req: CheckoutRequest, now: datetime) -> dict[str, Any]:
         """Commit a sale: lines, rewards, discounts, earnings, print job. Idempotent by sale id."""
         card_id = _normalize(req.card)
+        if req.sale_id is not None:
+            self._check_sale_id(req.sale_id)
         sale_id = req.sale_id or new_op_id()
         fingerprint = req.fingerprint(card_id, self.cfg)
         day = self.day(now)
@@ -391,7 +407,8 @@ class Loyalty:
                         lots.take(tx, event_id=rev.event_id, member_id=member_id, program_id=pid, points=min(-delta, local), prefer_lot=ev["event_id"])
                     else:
                         returned = lots.give_back(tx, event_id=rev.event_id, original_event_id=ev["event_id"])
-                        self._expire_returned(tx, ids, member_id, card_id, pid, returned)
+                        # the net change: points given back into a lot past its day are gone again
+                        delta -= self._expire_returned(tx, ids, member_id, card_id, pid, returned)
                 if account in ("points", "stamps", "rewards") and pid != MEMBER:
                     entry = reversed_.setdefault(pid, {})
                     entry[account] = entry.get(account, 0) + delta
@@ -407,7 +424,7 @@ class Loyalty:
                 what = "reward(s) it earned were" if account in ("rewards", "stamps") else "points it earned were"
                 raise LoyaltyError(
                     "insufficient_balance",
-                    f"cannot refund sale {sale_id}: {program_id}: the {what} already used ({account} would be {amount}); refund the later sale first",
+                    f"cannot refund sale {receipt}: {program_id}: the {what} already used ({account} would be {amount}); refund the later sale first",
                 )
             tier_change = self._tier_event(tx, ids, member_id, card_id, sale_id, tier_before.id if tier_before else None, day)
             view = card_view(tx.conn, self.cfg, tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone(), day)
@@ -503,6 +520,8 @@ class Loyalty:
             raise LoyaltyError("bad_reason", "an adjustment needs a reason")
         if amount == 0:
             raise LoyaltyError("bad_amount", "an adjustment of zero changes nothing")
+        if abs(amount) > MAX_ADJUST:
+            raise LoyaltyError("bad_amount", f"an adjustment of {amount} is more than one adjustment may move ({MAX_ADJUST:,})")
         program = self.cfg.programs.get(program_id)
         if not isinstance(program, (PointsProgram, StampsProgram)):
             raise LoyaltyError("unknown_program", f"{program_id!r} is not a points or stamps program")
@@ -586,7 +605,8 @@ class Loyalty:
             (member_id, day.isoformat()),
         ).fetchone()[0]
         if used >= cap:
-            raise LoyaltyError("redeem_cap", f"this card already redeemed {used} time(s) today; the limit is {cap} per day")
+            raise LoyaltyError("redeem_cap", f"this card (with any card it replaced) already redeemed {used} time(s) today;"
+                                             f" the limit is {cap} per day")
 
     def _enrol_new(self, tx: Tx, ids: _Ids, card_id: str, sale_id: str | None = None) -> tuple[str, int]:
         """A new member for the card; returns the member's id and the welcome points paid."""
@@ -604,6 +624,8 @@ class Loyalty:
             raise LoyaltyError("unknown_card", f"referrer card {referrer_card} is not enrolled")
         if ref["member_id"] == member_id:
             raise LoyaltyError("bad_referrer", "a member cannot refer themselves")
+        if ref["status"] != "active":  # a blocked card (stolen?) or one replaced by another
+            raise LoyaltyError("bad_referrer", f"referrer card {referrer_card} is {ref['status']}; give the card the member uses now")
         member = tx.conn.execute("SELECT referrer_id, first_sale_id FROM members WHERE id=?", (member_id,)).fetchone()
         if member["referrer_id"] == ref["member_id"]:
             return
@@ -761,13 +783,16 @@ class Loyalty:
             lots.take(tx, event_id=ev.event_id, member_id=member_id, program_id=program_id, points=remaining, prefer_lot=lot_id)
 
     def _expire_returned(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, program_id: str,
-                         returned: list[tuple[str, int, str | None]]) -> None:
-        # points given back to a lot whose day has passed expire at once, as they would have
+                         returned: list[tuple[str, int, str | None]]) -> int:
+        """Points given back to a lot whose day has passed expire at once, as they would have; returns how many."""
+        expired = 0
         for lot_id, points, expires_on in returned:
             if expires_on is not None and expires_on <= tx.day and points > 0:
                 ev = tx.append("expire", event_id=ids.next(), member_id=member_id, card_id=card_id, program_id=program_id,
                                account="points", amount=-points, payload={"lot": lot_id})
                 lots.take(tx, event_id=ev.event_id, member_id=member_id, program_id=program_id, points=points, prefer_lot=lot_id)
+                expired += points
+        return expired
 
     def _extend_membership(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, sale_id: str, program_id: str, periods: int, day: date) -> None:
         program = self.cfg.programs[program_id]
@@ -780,6 +805,10 @@ class Loyalty:
         ).fetchone()
         previous = row[0] if row else None
         start = day if previous is None or date.fromisoformat(previous) < day else date.fromisoformat(previous) + timedelta(days=1)
+        if (start - day).days + program.period_days * periods > MAX_MEMBERSHIP_DAYS:
+            raise LoyaltyError("bad_item", f"{program.name}: this would run the membership past {MAX_MEMBERSHIP_DAYS // 365} years"
+                                           f" from today (paid until {previous})" if previous else
+                               f"{program.name}: {periods} periods would run past {MAX_MEMBERSHIP_DAYS // 365} years")
         until = start + timedelta(days=program.period_days * periods - 1)
         self._set_membership(tx, member_id, program_id, until.isoformat())
         tx.append("membership", event_id=ids.next(), member_id=member_id, card_id=card_id, program_id=program_id, sale_id=sale_id,

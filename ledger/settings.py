@@ -20,6 +20,14 @@ WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturd
 RESERVED_PROGRAM_IDS = frozenset({"member"})
 # the longest tier window: a sync pull carries this many days of a member's spend at the other tills
 MAX_TIER_WINDOW_DAYS = 400
+# Ceilings that keep every sum in SQLite's 64-bit integers and every date before year 9999,
+# whatever a config or a command asks for; each is far past what a store does.
+MAX_COUNT = 1_000_000_000          # a count in the config (points, stamps, steps)
+MAX_ADJUST = 1_000_000_000         # points or stamps in one manager adjustment
+MAX_QTY = 999                      # units of one item in a sale
+MAX_LINES = 200                    # lines in a sale
+MAX_MEMBERSHIP_DAYS = 100 * 365    # how far ahead a membership may be paid
+MAX_PERIOD_DAYS = 3660             # a config's period in days (membership, expiry)
 
 T = TypeVar("T")
 
@@ -273,6 +281,8 @@ class Config:
     rules_version: str
     # programs by kind, asked for many times per sale
     _by_kind: dict[type, tuple[Program, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # SKUs case-folded and barcodes, for item(); filled on first use
+    _codes: dict[str, CatalogItem] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def currency(self) -> Currency:
@@ -280,13 +290,16 @@ class Config:
 
     def item(self, code: str) -> CatalogItem | None:
         """An item by SKU (case-insensitive) or by barcode."""
-        found = self.catalog.get(code) or self.catalog.get(code.upper())
+        found = self.catalog.get(code)
         if found:
             return found
-        for item in self.catalog.values():
-            if item.barcode == code:
-                return item
-        return None
+        if not self._codes:
+            for item in self.catalog.values():
+                if item.barcode:
+                    self._codes[item.barcode] = item
+            for item in self.catalog.values():  # a SKU wins over a barcode spelled the same
+                self._codes[item.sku.casefold()] = item
+        return self._codes.get(code) or self._codes.get(code.casefold())
 
     def programs_of(self, kind: type[T]) -> tuple[T, ...]:
         found = self._by_kind.get(kind)

@@ -121,8 +121,9 @@ def connect(path: Path) -> sqlite3.Connection:
 class Ledger:
     """An open ledger file for one terminal of one store."""
 
-    def __init__(self, path: Path, *, terminal_id: str, store_id: str, rules_version: str):
+    def __init__(self, path: Path, *, terminal_id: str, store_id: str, rules_version: str, currency: str | None = None):
         self.path = path
+        self.currency = currency
         self.terminal_id = terminal_id
         self.store_id = store_id
         self.rules_version = rules_version
@@ -156,6 +157,17 @@ class Ledger:
                     "wrong_terminal",
                     f"ledger {self.path} belongs to terminal {row['value']!r}, not {self.terminal_id!r} (check [store].terminal or [ledger].path)",
                 )
+            if self.currency is not None:
+                # amounts are kept in minor units: read in another currency they would change value
+                kept = tx.conn.execute("SELECT value FROM meta WHERE key='currency'").fetchone()
+                if kept is None:
+                    kept = tx.conn.execute("SELECT currency AS value FROM sales LIMIT 1").fetchone()
+                    tx.conn.execute("INSERT INTO meta(key, value) VALUES ('currency', ?)", (kept["value"] if kept else self.currency,))
+                if kept is not None and kept["value"] != self.currency:
+                    raise LoyaltyError(
+                        "wrong_currency",
+                        f"ledger {self.path} keeps its amounts in {kept['value']}, not {self.currency} (check [store].currency or [ledger].path)",
+                    )
 
     def close(self) -> None:
         self.conn.close()

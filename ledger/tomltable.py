@@ -4,14 +4,14 @@ key and the line of every problem, and refuse unknown keys with a hint."""
 from __future__ import annotations
 
 import difflib
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
 from . import money, tomlpos
 from .money import Currency, MoneyError
-from .settings import LOCALES, CatalogItem, Eligibility
+from .settings import LOCALES, MAX_COUNT, CatalogItem, Eligibility
 
 
 class ConfigError(Exception):
@@ -107,17 +107,18 @@ class Table:
     def integer(self, name: str, default: int | None = None, *, required: bool = False, minimum: int | None = None,
                 maximum: int | None = None) -> int:
         value = self._get(name, int, "a whole number", default, required)
+        maximum = MAX_COUNT if maximum is None else maximum
         if value is not None and minimum is not None and value < minimum:
             raise self.error(name, f"must be at least {minimum}, not {value}")
         if value is not None and maximum is not None and value > maximum:
             raise self.error(name, f"must be at most {maximum}, not {value}")
         return value  # type: ignore[no-any-return]
 
-    def opt_integer(self, name: str, *, minimum: int | None = None) -> int | None:
+    def opt_integer(self, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int | None:
         if name not in self.data:
             self.seen.add(name)
             return None
-        return self.integer(name, minimum=minimum)
+        return self.integer(name, minimum=minimum, maximum=maximum)
 
     def number(self, name: str, default: float) -> float:
         value = self._get(name, (int, float), "a number", default, False)
@@ -169,6 +170,8 @@ class Table:
         if name not in self.data:
             return None
         value = self.data[name]
+        if isinstance(value, datetime):
+            raise self.error(name, f"must be a date such as 2026-12-31, not a date and time ({value.isoformat()})")
         if isinstance(value, date):
             return value
         if isinstance(value, str):

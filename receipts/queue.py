@@ -208,6 +208,7 @@ class Outcome:
     job: Job
     printed: bool
     error: str | None = None
+    elsewhere: bool = False  # another process had claimed the job (it prints or printed it)
 
     def as_json(self) -> dict[str, Any]:
         return {"job": self.job.id, "kind": self.job.kind, "ref": self.job.ref, "printed": self.printed, "error": self.error}
@@ -355,7 +356,7 @@ class PrintQueue:
             current = self.job(job_id)
             if current is None:
                 raise RenderError(f"no print job {job_id}")
-            return Outcome(current, False, f"job is {current.status}, not queued")
+            return Outcome(current, False, f"job is {current.status}, not queued", elsewhere=current.status in ("printing", "printed"))
         try:
             doc = self.document(job)
         except Exception as exc:

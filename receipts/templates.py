@@ -47,6 +47,13 @@ def _program_name(program: Program | None, pid: str, lang: Lang) -> str:
     return program.names.get(lang.locale, program.name)
 
 
+def _source_name(cfg: Config, source: str, lang: Lang) -> str:
+    """Who gave a discount: a program by its name, a tier's discount (source `tier:gold`) as "Tier Gold"."""
+    if source.startswith("tier:"):
+        return f"{lang._('Tier')} {_tier_name(cfg, source[5:], lang)}"
+    return _program_name(cfg.programs.get(source), source, lang)
+
+
 def _tier_name(cfg: Config, tier_id: str | None, lang: Lang) -> str:
     for level in cfg.tiers.levels:
         if level.id == tier_id:
@@ -193,9 +200,7 @@ def sale_receipt(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, 
     for source, amount in (result.get("discounts", {}) or {}).items():
         if _is_zero(amount):
             continue
-        program = cfg.programs.get(source)
-        label = _program_name(program, source, lang) if program else lang._(source)
-        doc.add(Row("  " + label, lang.negative(amount, cur)))
+        doc.add(Row("  " + _source_name(cfg, source, lang), lang.negative(amount, cur)))
     doc.add(Row(lang._("TOTAL"), lang.money(result["total"], cur), bold=True, size=2))
     doc.add(Rule("="))
     _loyalty_block(doc, result, cfg, lang)
@@ -267,7 +272,7 @@ def z_report(totals: Mapping[str, Any], cfg: Config, *, copy: bool = False, lang
     doc.add(Row(lang._("Subtotal"), lang.money(str(sales.get("subtotal", "0")), cur)))
     doc.add(Row(lang._("Discounts"), lang.negative(str(sales.get("discount", "0")), cur)))
     for pid, amount in (totals.get("discounts", {}) or {}).items():
-        doc.add(Row("  " + _program_name(cfg.programs.get(pid), pid, lang), lang.negative(str(amount), cur)))
+        doc.add(Row("  " + _source_name(cfg, pid, lang), lang.negative(str(amount), cur)))
     doc.add(Row(lang._("Total"), lang.money(str(sales.get("total", "0")), cur)))
     doc.add(Row(lang._("Refunds"), f"{lang.num(int(refunds.get('count', 0)))} / {lang.negative(str(refunds.get('total', '0')), cur)}"))
     doc.add(Row(lang._("Net"), lang.money(str(totals.get("net_total", "0")), cur), bold=True))

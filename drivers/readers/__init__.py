@@ -87,6 +87,14 @@ class Reader:
             raise AttributeError(f"reader {self.name} has no {attr!r} (feed: keyboard://; tap, remove: sim://)") from None
 
 
+def check_url(url: str) -> None:
+    """ReaderError unless `url` names a reader scheme this terminal has (nothing is opened)."""
+    parsed = parse_url(url)
+    if parsed.scheme not in SCHEMES:
+        known = "; ".join(EXAMPLES[s] for s in SCHEMES)
+        raise ReaderError(f"unknown reader scheme {parsed.scheme!r} in {url!r}; known: {known}")
+
+
 def open_reader(
     url: str,
     *,
@@ -99,12 +107,9 @@ def open_reader(
     Raises ReaderError for an unknown scheme (naming the known ones), bad
     options, or a missing hardware library.
     """
+    check_url(url)
     parsed = parse_url(url)
-    module_name = SCHEMES.get(parsed.scheme)
-    if module_name is None:
-        known = "; ".join(EXAMPLES[s] for s in SCHEMES)
-        raise ReaderError(f"unknown reader scheme {parsed.scheme!r} in {url!r}; known: {known}")
-    module = importlib.import_module(module_name)
+    module = importlib.import_module(SCHEMES[parsed.scheme])
     from .. import identity
 
     try:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..context import Context, Output
-from . import optional
+from . import limit_arg, optional
 
 
 def register(sub: Any) -> None:
@@ -52,7 +52,7 @@ def register(sub: Any) -> None:
 
     s = csub.add_parser("history", help="the card's member's events, newest first")
     s.add_argument("card")
-    s.add_argument("--limit", type=_positive, default=50, help="the latest N events (default 50)")
+    s.add_argument("--limit", type=limit_arg, default=50, help="the latest N events (default 50)")
     s.set_defaults(handler=cmd_history)
 
 
@@ -104,16 +104,6 @@ def cmd_replace(args: argparse.Namespace, ctx: Context) -> Output:
 def cmd_adjust(args: argparse.Namespace, ctx: Context) -> Output:
     view = ctx.service.adjust(args.card, args.program, args.amount, args.reason, ctx.now)
     return Output(view, describe(view))
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
-    return value
 
 
 def cmd_history(args: argparse.Namespace, ctx: Context) -> Output:

@@ -56,6 +56,7 @@ def cmd_init(args: argparse.Namespace, ctx: Context) -> Output:
 
 
 def cmd_sale(args: argparse.Namespace, ctx: Context) -> Output:
+    check_printer_url(ctx.config)  # a sale prints: a config that names no printer is refused before it commits
     req = CheckoutRequest.from_cli(args.card, args.item, args.redeem, args.sale_id)
     result = ctx.service.checkout(req, ctx.now)
     _after(ctx, "after_sale", result)
@@ -67,6 +68,7 @@ def cmd_sale(args: argparse.Namespace, ctx: Context) -> Output:
 
 
 def cmd_refund(args: argparse.Namespace, ctx: Context) -> Output:
+    check_printer_url(ctx.config)
     result = ctx.service.refund(args.sale_id, ctx.now)
     _after(ctx, "after_refund", result)
     lines = [f"refunded sale {result.get('receipt') or result['sale']}: {result['currency']} {result['total']} ({result['refund']})"]
@@ -106,22 +108,36 @@ def cmd_expire(args: argparse.Namespace, ctx: Context) -> Output:
     return Output({"expired_points": points}, f"expired {points} points")
 
 
-def _check_printer_url(cfg: Config) -> None:
+def check_printer_url(cfg: Config) -> None:
     """The printer URL names a printer the drivers can open (nothing is connected): a typo shows now, not at the first sale."""
     from drivers.printers import PrinterError, open_printer
-    from ledger.tomlpos import key_lines, line_of
-    from ledger.tomltable import ConfigError
 
     try:
         open_printer(cfg.printer.url, profile=cfg.printer.profile, paper_mm=cfg.printer.paper_width_mm, timeout_s=cfg.printer.timeout_s)
     except PrinterError as exc:
-        lines = key_lines(cfg.path.read_text(encoding="utf-8"))
-        raise ConfigError(str(cfg.path), "printer.url", str(exc), line_of(lines, "printer.url")) from None
+        raise _url_error(cfg, "printer.url", str(exc)) from None
+
+
+def _check_reader_url(cfg: Config) -> None:
+    from drivers.readers import ReaderError, check_url
+
+    try:
+        check_url(cfg.reader.url)
+    except ReaderError as exc:
+        raise _url_error(cfg, "reader.url", str(exc)) from None
+
+
+def _url_error(cfg: Config, key: str, message: str) -> Exception:
+    from ledger.tomlpos import key_lines, line_of
+    from ledger.tomltable import ConfigError
+
+    return ConfigError(str(cfg.path), key, message, line_of(key_lines(cfg.path.read_text(encoding="utf-8")), key))
 
 
 def cmd_check_config(args: argparse.Namespace, ctx: Context) -> Output:
     cfg = load(ctx.config_path)
-    _check_printer_url(cfg)
+    check_printer_url(cfg)
+    _check_reader_url(cfg)
     text = (
         f"{ctx.config_path}: ok — store {cfg.store.id}/{cfg.store.terminal}, {cfg.currency.code} "
         f"({cfg.currency.digits} digits), {len(cfg.catalog)} items, programs: {', '.join(cfg.programs) or 'none'}; "

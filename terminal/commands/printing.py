@@ -14,6 +14,7 @@ from receipts.model import Document
 from receipts.queue import Loader, Outcome, PrintQueue, RenderedJob, RenderError
 
 from ..context import Context, Output
+from . import limit_arg
 
 AFTER_SALE_TIMEOUT_S = 2.0  # the cashier waits for this at most; the queue keeps the rest
 KINDS = ("sale", "refund", "z_report", "voucher", "enrolment")
@@ -35,7 +36,7 @@ def register(sub: Any) -> None:
     q.set_defaults(handler=cmd_queue_list, status=None, limit=20)
     ql = qsub.add_parser("list", help="the latest jobs (default action)")
     ql.add_argument("--status", choices=("queued", "printing", "printed", "failed"))
-    ql.add_argument("--limit", type=int, default=20)
+    ql.add_argument("--limit", type=limit_arg, default=20, help="the latest N jobs (default 20)")
     ql.set_defaults(handler=cmd_queue_list)
     qr = qsub.add_parser("run", help="print every job that is due now")
     _printer_options(qr)
@@ -108,6 +109,8 @@ def print_now(ctx: Context, kind: str, ref: str) -> None:
         if job is None or job.status != "queued":
             return
         outcome = queue.print_job(job.id, printer)
+        if outcome.elsewhere:
+            return  # another process (a queue run, a second till command) took it between find and claim
         if outcome.printed:
             # The printer is back: what waited behind it goes out too, a few at a time.
             queue.run(printer, limit=5)

@@ -88,9 +88,17 @@ def test_global_options_after_the_command(store):
         (("sale", "--card", CARD, "--item", "LAT", "--redeem", "points=1.5"), "bad_amount"),
         (("sale", "--card", CARD, "--item", "LAT*0"), "bad_item"),
         (("sale", "--card", "uid:XYZ", "--item", "LAT"), "bad_card"),
+        (("sale", "--card", "uld:04A1B2C3", "--item", "LAT"), "bad_card"),  # a typo would enrol a second card
         (("refund", "no-such-sale"), "unknown_sale"),
         (("card", "show", "code:never-seen"), "unknown_card"),
         (("--now", "yesterday", "sale", "--card", CARD, "--item", "LAT"), "bad_time"),
+        (("sale", "--card", CARD, "--item", "LAT*+5"), "bad_item"),
+        (("sale", "--card", CARD, "--item", "LAT*999", "--item", "lat*2"), "bad_item"),  # 1001 of one item, on two lines
+        (("sale", "--card", CARD, *[a for _ in range(201) for a in ("--item", "ESP")]), "bad_item"),
+        (("sale", "--card", CARD, "--item", "LAT", "--sale-id", ""), "bad_sale_id"),
+        (("sale", "--card", CARD, "--item", "LAT", "--sale-id", "till-9-000042"), "bad_sale_id"),
+        (("card", "adjust", CARD, "--program", "points", "--amount", "9223372036854775807", "--reason", "x"), "bad_amount"),
+        (("card", "adjust", CARD, "--program", "points", "--amount", "-1000000001", "--reason", "x"), "bad_amount"),
     ],
 )
 def test_errors_are_one_line_and_write_nothing(cli, store, args, code):
@@ -114,6 +122,9 @@ def test_errors_are_one_line_and_write_nothing(cli, store, args, code):
         (("bogus",), "invalid choice: 'bogus'"),
         (("sale", "--card", CARD, "--item", "LAT", "--frobnicate"), "unrecognized arguments: --frobnicate"),
         (("card",), "the following arguments are required"),
+        (("card", "history", CARD, "--limit", "0"), "'0' is not a whole number from 1 to 1,000,000"),
+        (("card", "history", CARD, "--limit", "100000000000000000000000"), "is not a whole number from 1 to"),
+        (("print-queue", "list", "--limit", "-1"), "'-1' is not a whole number from 1 to"),
     ],
 )
 def test_usage_errors_follow_the_error_contract(cli, store, args, says):
@@ -126,6 +137,29 @@ def test_usage_errors_follow_the_error_contract(cli, store, args, says):
     assert as_json.code == 2
     assert as_json.json["error"] == "usage" and says in as_json.json["message"]
     assert json.loads(as_json.err) == as_json.json
+    assert counts(store) == before
+
+
+def test_a_sale_id_that_reads_as_a_receipt_number_is_named_as_ambiguous(cli):
+    first = cli("--json", "sale", "--card", CARD, "--item", "LAT").json
+    number = first["receipt"]["number"]
+    digits = str(int(number.rpartition("-")[2]))
+    mine = cli("--json", "sale", "--card", CARD, "--item", "ESP", "--sale-id", digits).json  # a POS's own transaction number
+    plain = cli("--json", "refund", digits)
+    assert plain.code == 1 and plain.json["error"] == "ambiguous_sale"
+    assert number in plain.json["message"] and mine["receipt"]["number"] in plain.json["message"]
+    assert cli("--json", "refund", number).json["sale"] == first["sale"]
+    assert cli("--json", "refund", mine["receipt"]["number"]).json["sale"] == digits
+
+
+def test_a_ledger_refuses_a_config_in_another_currency(cli, store):
+    cli("sale", "--card", CARD, "--item", "LAT")
+    other = store.path.with_name("bhd.toml")  # beside the first: the same ledger file
+    other.write_text(store.path.read_text(encoding="utf-8").replace('currency = "KWD"', 'currency = "BHD"'), encoding="utf-8")
+    before = counts(store)
+    moved = run_cli("--config", str(other), "--json", "--now", "2026-11-22T10:00", "sale", "--card", CARD, "--item", "LAT")
+    assert moved.code == 1 and moved.json["error"] == "wrong_currency"
+    assert "keeps its amounts in KWD, not BHD" in moved.json["message"]
     assert counts(store) == before
 
 

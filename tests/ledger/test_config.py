@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,24 @@ BAD = [
     ("no_store", ('[store]', '[stor]'), "stor", True, ["unknown key", "did you mean 'store'"]),
     ("sync_server_not_a_url", ('timezone = "Asia/Kuwait"', 'timezone = "Asia/Kuwait"\n\n[sync]\nserver = "notaurl"'), "sync.server", True,
      ["http:// or https:// URL", "'notaurl'"]),
+    ("promotion_date_and_time", ('expiring_notice_days = 10', 'expiring_notice_days = 10\n\n[[promotion]]\nid = "p"\nmultiplier = 2\nfrom = 2027-03-20T10:00:00'),
+     "promotion[0].from", True, ["must be a date such as", "not a date and time"]),
+    ("promotion_end_date_and_time", ('expiring_notice_days = 10', 'expiring_notice_days = 10\n\n[[promotion]]\nid = "p"\nmultiplier = 2\nto = 2027-04-10T00:00:00'),
+     "promotion[0].to", True, ["not a date and time"]),
+    ("duplicate_promotion", ('expiring_notice_days = 10', 'expiring_notice_days = 10\n\n[[promotion]]\nmultiplier = 2\nid = "p"\n\n[[promotion]]\nmultiplier = 3\nid = "p"'),
+     "promotion[1].id", True, ["promotion id 'p' appears twice"]),
+    ("sku_differs_only_in_case", ('sku = "LAT"', 'sku = "esp"'), "catalog[1].sku", True, ["appears twice", "as 'ESP'", "whatever their case"]),
+    ("tiers_out_of_order", ('expiring_notice_days = 10', 'expiring_notice_days = 10\n\n[tiers]\n[[tiers.level]]\nid = "gold"\nmin_spend = "50.000"'
+                                                        '\n[[tiers.level]]\nid = "silver"\nmin_spend = "20.000"'),
+     "tiers.level[1].min_spend", True, ["ascending order of min_spend", "'silver' after 'gold'"]),
+    ("tiers_equal_spend", ('expiring_notice_days = 10', 'expiring_notice_days = 10\n\n[tiers]\n[[tiers.level]]\nid = "silver"\nmin_spend = "20.000"'
+                                                       '\n[[tiers.level]]\nid = "gold"\nmin_spend = "20.000"'),
+     "tiers.level[1].min_spend", True, ["ascending order of min_spend"]),
+    ("min_points_not_whole_steps", ('redeem = { step_points = 100, step_value = "0.500" }', 'redeem = { step_points = 100, step_value = "0.500", min_points = 150 }'),
+     "program[1].redeem.min_points", True, ["whole number of steps (100 points)", "150"]),
+    ("stamps_past_any_card", ('stamps_per_reward = 10', 'stamps_per_reward = 99999999999999999999'), "program[0].stamps_per_reward", True, ["at most 1000"]),
+    ("price_past_any_sum", ('price = "0.750"', 'price = "99999999999.000"'), "catalog[0].price", True, ["largest amount this till takes"]),
+    ("expiry_past_any_date", ('expire_after_days = 30', 'expire_after_days = 100000000'), "program[1].expire_after_days", True, ["at most 3660"]),
     ("sync_server_ftp", ('timezone = "Asia/Kuwait"', 'timezone = "Asia/Kuwait"\n\n[sync]\nserver = "ftp://10.0.0.2"'), "sync.server", True,
      ["http:// or https:// URL"]),
 ]
@@ -84,6 +103,29 @@ def test_check_config_opens_the_printer_url_without_connecting(tmp_path, url, wo
     line = path.read_text(encoding="utf-8").splitlines().index(f'url = "{url}"') + 1
     assert result.err.strip() == result.err.strip().splitlines()[0]
     assert f"{path}:{line}: printer.url: " in result.err and words in result.err
+
+
+def test_check_config_knows_the_reader_schemes(tmp_path):
+    path = tmp_path / "store.toml"
+    path.write_text(STORE + '\n[reader]\nurl = "pcscc://"\n', encoding="utf-8")
+    result = run_cli("--config", str(path), "check-config")
+    line = path.read_text(encoding="utf-8").splitlines().index('url = "pcscc://"') + 1
+    assert result.code == 3 and f"{path}:{line}: reader.url: unknown reader scheme 'pcscc'" in result.err
+
+
+def test_a_sale_on_a_config_that_names_no_printer_is_refused_before_it_commits(tmp_path):
+    path = tmp_path / "store.toml"
+    path.write_text(STORE + '\n[printer]\nurl = "escpos+usbb://04b8:0e15"\n', encoding="utf-8")
+    result = run_cli("--config", str(path), "--json", "sale", "--card", "code:1", "--item", "LAT")
+    assert result.code == 3 and result.json["error"] == "config" and "printer.url" in result.json["message"]
+    assert not (tmp_path / "ledger.db").exists() or sqlite3.connect(tmp_path / "ledger.db").execute(
+        "SELECT COUNT(*) FROM sales").fetchone()[0] == 0
+
+
+def test_a_byte_order_mark_is_not_content(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + STORE.encode("utf-8"))
+    assert load(path).store.id == "kw-test-01"
 
 
 def test_missing_config_file(tmp_path):

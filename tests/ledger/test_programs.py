@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.config import ConfigError
+from ledger.errors import LoyaltyError
 from ledger.service import CheckoutRequest
 from ledger.verify import verify
 
@@ -249,6 +250,16 @@ def test_referral_is_paid_to_both_once(make_store):
     assert second["bonuses"] == []
     assert store.show(FRIEND)["programs"]["points"]["balance"] == 56 + 70
     assert verify(store.service.conn).ok
+
+
+def test_a_blocked_or_replaced_card_cannot_refer(make_store):
+    store = make_store(BONUSES)
+    store.sale(FRIEND, ["CRO"])
+    store.service.block(FRIEND, store.now("2026-11-22T09:00"), "reported stolen")
+    with pytest.raises(LoyaltyError) as err:
+        store.service.enrol(CARD, store.now("2026-11-22T10:00"), referrer=FRIEND)
+    assert err.value.code == "bad_referrer" and "is blocked" in err.value.message
+    assert store.count("members") == 1  # nothing written
 
 
 def test_a_profile_given_with_a_sale_pays_its_bonuses_on_that_sale(make_store):

@@ -134,8 +134,10 @@ def test_refund_does_not_take_points_that_already_expired(store):
 def test_points_given_back_to_an_expired_lot_expire_again(store):
     store.sale(CARD, ["LAT*8"], at="2026-11-01T10:00")  # lot A, 100, gone 12-01
     sale = store.sale(CARD, ["LAT*2"], ["points=100"], at="2026-11-20T10:00")  # takes lot A; earns 20
+    assert store.show(CARD, at="2026-12-05T10:00")["programs"]["points"]["balance"] == 20
     refund = store.service.refund(sale["sale"], store.now("2026-12-05T10:00"))
     assert refund["programs"]["points"]["balance"] == 0
+    assert refund["reversed"]["points"] == {"points": -20}  # the net change: the 100 given back are gone again
     assert verify(store.service.conn).ok
 
 

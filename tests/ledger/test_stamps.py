@@ -82,3 +82,22 @@ def test_reward_not_ready_is_refused(store):
     with pytest.raises(LoyaltyError) as err:
         store.sale(CARD, ["ESP"], ["coffee"])
     assert err.value.code == "insufficient_balance"
+
+
+def test_units_paid_by_points_earn_no_stamps(store):
+    store.sale(CARD, ["BEANS*4"])  # 360 points
+    free = store.sale(CARD, ["ESP*2"], ["points=300"])  # 1.500: both espressos paid by points
+    assert free["total"] == "0.000" and free["earned"] == {}
+    # points cover whole units first: 1.000 of 1.500 pays one espresso, the other is paid (in part) in money
+    store.sale(CARD, ["BEANS*4"])
+    part = store.sale(CARD, ["ESP*2"], ["points=200"])
+    assert part["total"] == "0.500" and part["earned"]["coffee"] == 1
+    some = store.sale(CARD, ["ESP*2"], ["points=100"])  # 0.500 covers no whole unit
+    assert some["earned"]["coffee"] == 2
+
+
+def test_a_visit_paid_wholly_by_points_earns_no_visit_stamp(make_store):
+    store = make_store(replace={"stamps_per_reward = 10": 'stamps_per_reward = 10\nper = "visit"'})
+    store.sale(CARD, ["BEANS*5"])  # 450 points
+    assert store.sale(CARD, ["ESP*2"], ["points=300"])["earned"] == {}
+    assert store.sale(CARD, ["ESP*2"], ["points=100"])["earned"]["coffee"] == 1

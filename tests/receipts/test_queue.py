@@ -183,6 +183,8 @@ def test_a_job_claimed_elsewhere_waits_for_its_lease(make_store) -> None:
     # another till printing it over a shared file: alive as far as we can tell
     queue.conn.execute("UPDATE print_jobs SET last_error='printing by other-host:1'")
     assert queue.recover() == 0 and queue.job(job.id).status == "printing"  # type: ignore[union-attr]
+    taken = queue.print_job(job.id, Listener())  # a second try meets the claim: it prints nothing and says why
+    assert not taken.printed and taken.elsewhere and taken.error == "job is printing, not queued"
     later = PrintQueue(store.cfg.ledger.path, store.cfg, clock=lambda: now + timedelta(seconds=LEASE_S + 1))
     assert later.recover() == 1
     recovered = later.job(job.id)

@@ -232,3 +232,12 @@ def test_documents_know_their_direction(tmp_path: Path) -> None:
         cfg = config(tmp_path / locale, locale=locale)
         doc: Document = build("voucher", cfg, Lang(locale, tz=cfg.store.tz))
         assert doc.direction == direction and doc.locale == locale
+
+
+def test_a_tier_discount_is_named_by_its_tier(tmp_path: Path) -> None:
+    from receipts.templates import _source_name
+
+    cfg = config(tmp_path, locale="ar")
+    level = cfg.tiers.levels[-1]
+    assert _source_name(cfg, f"tier:{level.id}", Lang("en")) == f"Tier {level.name}"
+    assert _source_name(cfg, f"tier:{level.id}", Lang("ar")) == f"المستوى {level.names.get('ar', level.name)}"
