@@ -507,6 +507,9 @@ class ServerStore:
             elif kind == "replace" and card_id:
                 new_card = json.loads(ev["payload"]).get("new_card")
                 self._put_card(conn, tid, card_id, member_id, "replaced", new_card, force=True)
+                # cards this one had replaced point at the card in use now, as on the till
+                conn.execute(update(cards).where(cards.c.replaced_by == card_id, cards.c.status == "replaced",
+                                                 cards.c.member_id == member_id).values(replaced_by=new_card))
                 if isinstance(new_card, str):
                     self._put_card(conn, tid, new_card, member_id, "active", None)
             touched.add(member_id)

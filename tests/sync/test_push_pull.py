@@ -211,6 +211,14 @@ def test_replace_moves_the_member_to_the_new_card_everywhere(server: ServerStore
     rows = dict(b.conn.execute("SELECT id, status FROM cards").fetchall())
     assert rows == {CARD: "replaced", "code:NEW-1": "active"}
     assert b.sale("code:NEW-1", "ESP")["member"]["id"] == a.member(CARD)
+    # replaced again at the other store: the first card points at the card in use, at the server and at every till
+    b.loyalty.replace("code:NEW-1", "code:NEW-2", NOW)
+    with in_process(server) as http:
+        b.client(http).sync()
+        a.client(http).sync()
+    for till in (a, b):
+        rows = {r[0]: (r[1], r[2]) for r in till.conn.execute("SELECT id, status, replaced_by FROM cards")}
+        assert rows == {CARD: ("replaced", "code:NEW-2"), "code:NEW-1": ("replaced", "code:NEW-2"), "code:NEW-2": ("active", None)}
 
 
 def test_reports_list_tills_not_synced_for_a_day(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
