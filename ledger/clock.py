@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from .errors import LoyaltyError
@@ -41,3 +41,8 @@ def from_iso(ts: str) -> datetime:
 def local_time(ts: str, tz: ZoneInfo) -> datetime:
     """A ledger time on the store's clock: what people read (reports, history)."""
     return from_iso(ts).astimezone(tz)
+
+
+def last_day(gone_on: str) -> str:
+    """The last day points can be used, for a lot whose `on` is the first day they are gone."""
+    return (date.fromisoformat(gone_on) - timedelta(days=1)).isoformat()

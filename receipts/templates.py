@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from ledger.clock import last_day
 from ledger.config import (
     Config,
     DiscountProgram,
@@ -154,7 +155,7 @@ def _loyalty_block(doc: Document, result: Mapping[str, Any], cfg: Config, lang: 
                 doc.add(Text(lang._("{points} pts = {value}", points=program.step_points,
                                     value=lang.money(_fmt_minor(program.step_value, cfg), cur))))
             for lot in state.get("expiring", []) or []:
-                doc.add(Text(lang._("{points} pts expire on {date}", points=int(lot["points"]), date=lang.day(lot["on"]))))
+                doc.add(Text(lang._("{points} pts valid until {date}", points=int(lot["points"]), date=lang.day(last_day(lot["on"])))))
         elif kind == "discount":
             percent = state.get("percent")
             if not percent:

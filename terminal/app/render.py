@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.text import Text
 
+from ledger.clock import last_day
 from ledger.config import Config, DiscountProgram, MembershipProgram, PointsProgram, StampsProgram
 
 
@@ -68,7 +69,7 @@ def member_panel(cfg: Config, view: dict[str, Any], redeem: dict[str, int | None
             elif state["balance"] >= program.step_points:
                 out.append("  F5 redeems points\n", style="yellow")
             for lot in state.get("expiring", []):
-                out.append(f"  {lot['points']} expire on {lot['on']}\n", style="bold red")
+                out.append(f"  {lot['points']} valid until {last_day(lot['on'])}\n", style="bold red")
         elif isinstance(program, DiscountProgram):
             out.append(f"\n{program.name} ", style="bold")
             out.append(f"{state['percent']}% off\n")

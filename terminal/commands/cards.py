@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ledger.clock import last_day
+
 from ..context import Context, Output
 from . import limit_arg, optional
 
@@ -68,7 +70,7 @@ def describe(view: dict[str, Any]) -> str:
         elif kind == "points":
             lines.append(f"  {pid}: {st['balance']} points (worth {st['value']})")
             for lot in st["expiring"]:
-                lines.append(f"    {lot['points']} expire on {lot['on']}")
+                lines.append(f"    {lot['points']} valid until {last_day(lot['on'])}")
         elif kind == "discount":
             lines.append(f"  {pid}: {st['percent']}% discount")
         elif kind == "membership":

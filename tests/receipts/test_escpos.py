@@ -57,7 +57,7 @@ def test_english_sale_reads_right(width: int, tmp_path: Path) -> None:
     assert d.inits == 1 and d.cuts == 1
     for expected in ("Salmiya Coffee House", "Latte", "Beans 250 g", "Date cake", "KWD 7.950", "KWD 6.133",
                      "Coffee card", "8 more to a free coffee", "Rewards ready", "Birthday bonus", "+100",
-                     "191 pts", "40 pts expire on 2026-12-15", "Tier", "Silver", "KWD 129.948 more to Gold",
+                     "191 pts", "40 pts valid until 2026-12-14", "Tier", "Silver", "KWD 129.948 more to Gold",
                      "Receipt till-1-000014", "#14 · 1b8b4ed3c168", "Thank you!"):
         assert expected in text, expected
     assert "2026-11-20 09:30" in text and "06:30" not in text  # store time (UTC+3), not the ledger's UTC

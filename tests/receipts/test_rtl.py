@@ -153,7 +153,7 @@ def test_percent_takes_the_languages_sign_and_digits() -> None:
 
 def test_dates_and_signs_read_left_to_right_after_arabic_words() -> None:
     ar = Lang("ar")
-    runs = _visual(ar._("{points} pts expire on {date}", points=40, date=ar.day("2026-12-15")))
+    runs = _visual(ar._("{points} pts valid until {date}", points=40, date=ar.day("2026-12-15")))
     assert ("2026-12-15", False) in [(t.strip("\u200e "), rtl) for t, rtl in runs]
     runs = _visual(ar.negative("1.250", "KWD"))
     assert ("-1.250", False) in [(t.strip("\u200e "), rtl) for t, rtl in runs]
@@ -168,7 +168,7 @@ def test_native_digit_dates_times_and_signs_keep_their_order(locale: str) -> Non
         return "".join(r.text for r in raster.runs(text, rtl_base=True)).translate(MARKS)
 
     digits = lang.localize_digits
-    assert digits("2027-01-10") in seen(lang._("{points} pts expire on {date}", points=40, date=lang.day("2027-01-10")))
+    assert digits("2027-01-10") in seen(lang._("{points} pts valid until {date}", points=40, date=lang.day("2027-01-10")))
     assert seen(lang.local_time("2026-12-18T07:00:00Z")).startswith(digits("2026-12-18"))
     assert seen(lang.signed(48)) == "+" + digits("48") and seen(lang.signed(-3)) == "-" + digits("3")
 
@@ -199,7 +199,7 @@ def test_the_digits_variable_chooses_only_when_the_config_does_not(tmp_path: Pat
 def test_arabic_text_receipt_is_translated_and_marked_rtl(tmp_path: Path) -> None:
     cfg = config(tmp_path, locale="ar")
     text = render_text(build("sale", cfg, Lang("ar", tz=cfg.store.tz)), 48).translate(MARKS)
-    for expected in ("الإجمالي", "لاتيه", "بطاقة القهوة", "8 متبقية للحصول على قهوة مجانًا", "40 نقطة تنتهي في 2026-12-15"):
+    for expected in ("الإجمالي", "لاتيه", "بطاقة القهوة", "8 متبقية للحصول على قهوة مجانًا", "40 نقطة صالحة حتى 2026-12-14"):
         assert expected in text, expected
     raw = render_text(build("sale", cfg, Lang("ar", tz=cfg.store.tz)), 48)
     assert all(line.startswith("\u200f") for line in raw.splitlines() if line)

@@ -64,7 +64,7 @@ async def test_expiring_points_are_shown(make_app: Callable[..., LoyaltyApp]) ->
         await tap(pilot, "3")
         panel = text_of(app, "#member")
         assert "Maryam Hosseini" in panel
-        assert "450 expire on 2026-12-07" in panel
+        assert "450 valid until 2026-12-06" in panel
 
 
 async def test_sale_shows_receipt_and_next_customer_starts_clean(make_app: Callable[..., LoyaltyApp]) -> None:
