@@ -12,6 +12,7 @@ from .helpers import text_of, until
 
 async def _ready(pilot: Any) -> None:
     app = pilot.app
+    app.checkout.query_one("#item-input").cursor_blink = False  # a blinking cursor made screenshots differ by timing
     await until(pilot, lambda: "reader ● sim" in text_of(app, "#status") and "queued" in text_of(app, "#status"), what="status bar")
 
 
