@@ -777,10 +777,24 @@ class Loyalty:
         entry["rewards"] = entry.get("rewards", 0) + change
 
     def _expire(self, tx: Tx, ids: _Ids, member_id: str) -> None:
-        for lot_id, program_id, remaining in lots.due_lots(tx, member_id):
+        due = lots.due_lots(tx, member_id)
+        room: dict[str, int] = {}
+        for program_id in dict.fromkeys(p for _, p, _ in due):
+            # Points another till spent on this member's chain balance came from no lot here; they are
+            # counted as taken from this till's earliest lots, so what expires never takes the member below
+            # the points of their lots still valid (it used to expire them whole: a negative balance
+            # and an overdraft flag for a member who never overdrew)
+            due_here = sum(r for _, p, r in due if p == program_id)
+            not_due = lots.held(tx, member_id, program_id) - due_here
+            room[program_id] = max(0, min(due_here, self._effective(tx, member_id, program_id, "points") - not_due))
+        for lot_id, program_id, remaining in due:
+            points = min(remaining, room[program_id])
+            if points <= 0:
+                continue
+            room[program_id] -= points
             ev = tx.append("expire", event_id=ids.next(), member_id=member_id, program_id=program_id, account="points",
-                           amount=-remaining, payload={"lot": lot_id})
-            lots.take(tx, event_id=ev.event_id, member_id=member_id, program_id=program_id, points=remaining, prefer_lot=lot_id)
+                           amount=-points, payload={"lot": lot_id})
+            lots.take(tx, event_id=ev.event_id, member_id=member_id, program_id=program_id, points=points, prefer_lot=lot_id)
 
     def _expire_returned(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, program_id: str,
                          returned: list[tuple[str, int, str | None]]) -> int:

@@ -56,6 +56,7 @@ def member_state(
     bal: dict[tuple[str, str], int] = {}
     remote: dict[tuple[str, str], int] = {}
     due: dict[str, int] = {}
+    held: dict[str, int] = {}
     until: dict[str, str] = {}
     stale_before = (now - timedelta(hours=cfg.offline.max_snapshot_age_hours)) if now is not None else None
     fresh = True
@@ -70,6 +71,7 @@ def member_state(
             until[program_id] = max(text, until.get(program_id, text))
         elif source == "d":
             due[program_id] = int(amount)
+            held[program_id] = int(text)
         else:
             window_spend = int(amount)
     if window_spend is None:
@@ -82,6 +84,10 @@ def member_state(
         return total(key) if fresh else min(total(key), bal.get(key, 0))
 
     stamps_programs, points_programs = cfg.programs_of(StampsProgram), cfg.programs_of(PointsProgram)
+    for pid, points in due.items():
+        # as Loyalty._expire writes it: points other tills spent came from this till's earliest lots
+        drawn_elsewhere = held[pid] - total((pid, "points"))
+        due[pid] = min(points, max(0, points - drawn_elsewhere))
     return MemberState(
         stamps={p.id: total((p.id, "stamps")) for p in stamps_programs},
         rewards={p.id: total((p.id, "rewards")) for p in stamps_programs},
@@ -101,9 +107,9 @@ _STATE_SQL = (
     " UNION ALL SELECT 'm', program_id, NULL, 0, valid_until FROM memberships WHERE member_id=:m"
     " UNION ALL SELECT 'm', program_id, NULL, 0, valid_until FROM remote_memberships WHERE member_id=:m AND valid_until IS NOT NULL"
 )
-_DUE_SQL = (
-    "SELECT 'd', program_id, NULL, SUM(remaining), NULL FROM lots"
-    " WHERE member_id=:m AND remaining > 0 AND expires_on <= :day GROUP BY program_id"
+_DUE_SQL = (  # points of lots come due, and all points this till's lots hold
+    "SELECT 'd', program_id, NULL, SUM(CASE WHEN expires_on <= :day THEN remaining ELSE 0 END), SUM(remaining) FROM lots"
+    " WHERE member_id=:m AND remaining > 0 GROUP BY program_id"
 )
 # A refund's reversal counts on the day of the sale it reverses: refunding a sale that has
 # left the window takes nothing from the spend still in it (a reversal is never older than its sale)
@@ -202,7 +208,7 @@ def card_view(
                 "kind": "points",
                 "balance": balance,
                 "value": money.fmt(program.value_of(balance), cur),
-                "expiring": expiring(conn, member_id, program, day),
+                "expiring": expiring(conn, member_id, program, day, balance),
             }
         elif isinstance(program, DiscountProgram):
             entry: dict[str, Any] = {"kind": "discount", "percent": number(program.percent_for(state.spend))}
@@ -233,14 +239,26 @@ def _local_day(ts: str, cfg: Config) -> str:
     return local_time(ts, cfg.store.tz).date().isoformat()
 
 
-def expiring(conn: sqlite3.Connection, member_id: str, program: PointsProgram, day: date) -> list[dict[str, Any]]:
-    """Lots that expire within the program's notice window, by expiry day."""
+def expiring(conn: sqlite3.Connection, member_id: str, program: PointsProgram, day: date, balance: int | None = None) -> list[dict[str, Any]]:
+    """Lots that expire within the program's notice window, by expiry day.
+
+    With `balance` (the member's points, the chain's included): points this till's lots
+    hold beyond it were spent at other tills, and are counted from the earliest lots,
+    as Loyalty._expire counts them, so the list never promises more than will expire.
+    """
     if program.expire_after_days is None:
         return []
     until = (day + timedelta(days=program.expiring_notice_days)).isoformat()
     rows = conn.execute(
         "SELECT expires_on, SUM(remaining) FROM lots WHERE member_id=? AND program_id=? AND remaining > 0"
-        " AND expires_on > ? AND expires_on <= ? GROUP BY expires_on ORDER BY expires_on",
-        (member_id, program.id, day.isoformat(), until),
+        " AND (expires_on IS NULL OR expires_on > ?) GROUP BY expires_on ORDER BY expires_on IS NULL, expires_on",
+        (member_id, program.id, day.isoformat()),
     ).fetchall()
-    return [{"points": int(r[1]), "on": r[0]} for r in rows]
+    spent = max(0, sum(int(r[1]) for r in rows) - balance) if balance is not None else 0
+    out = []
+    for on, points in rows:
+        left = int(points) - min(spent, int(points))
+        spent -= int(points) - left
+        if on is not None and on <= until and left > 0:
+            out.append({"points": left, "on": on})
+    return out

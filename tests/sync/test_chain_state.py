@@ -73,3 +73,33 @@ def test_a_bonus_is_paid_once_per_member_across_the_chain(server: ServerStore, m
         again = b.sale(CARD, "ESP", when=NOW + timedelta(days=1))
         assert again["bonuses"] == []
         assert again["programs"]["points"]["balance"] == before + again["earned"]["points"]
+
+
+def test_points_spent_at_another_till_do_not_expire_again_where_they_were_earned(
+        server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    earned = a.sale(CARD, "BEANS*7")["programs"]["points"]["balance"]  # one lot at a, gone in a year
+    with in_process(server) as http:
+        sync(http, a, b)
+        spent = b.sale(CARD, "BEANS*2", redeem=("points=600",))  # drawn on a's points; b's own lot is its earnings
+        chain = earned - 600 + spent["earned"]["points"]
+        assert spent["programs"]["points"]["balance"] == chain
+        sync(http, b, a)
+        soon = NOW + timedelta(days=340)
+        for t in (a, b):  # the notice never promises more than the member holds, whichever till is asked
+            lots = t.loyalty.card(CARD, soon)["programs"]["points"]["expiring"]
+            assert 0 < sum(lot["points"] for lot in lots) <= chain, (t.tid, lots)
+        later = NOW + timedelta(days=366)
+        # the till that holds the lot knows it has come due: what the other till spent of it is not counted twice
+        assert a.loyalty.card(CARD, later)["programs"]["points"]["balance"] == 0
+        a.loyalty.expire_all(later)
+        sync(http, a, b)
+        b.loyalty.expire_all(later)
+        sync(http, b, a)
+        for t in (a, b):
+            assert t.loyalty.card(CARD, later)["programs"]["points"]["balance"] == 0, t.tid
+        assert server.reports()["overdrafts"] == []
+        for t in (a, b):
+            from ledger.verify import verify
+            assert verify(t.conn).ok, t.tid
