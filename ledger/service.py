@@ -376,7 +376,7 @@ class Loyalty:
             reversed_: dict[str, dict[str, int]] = {}
             for ev in events:
                 kind, pid, account, amount = ev["kind"], ev["program_id"], ev["account"], int(ev["amount"])
-                if kind in ("sale", "enrol", "tier", "profile"):
+                if kind in ("sale", "enrol", "tier", "profile", "referrer"):
                     continue
                 if kind == "membership":
                     until = self._unextend_membership(tx, member_id, pid, json.loads(ev["payload"]))
@@ -466,7 +466,7 @@ class Loyalty:
                     raise _card_refused(row)
                 member_id = str(row["member_id"])
             if referrer is not None:
-                self._set_referrer(tx, member_id, _normalize(referrer))
+                self._set_referrer(tx, ids, member_id, card_id, _normalize(referrer))
             if profile:
                 self._update_profile(tx, ids, member_id, card_id, profile)
             card = tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
@@ -618,7 +618,7 @@ class Loyalty:
         tx.append("enrol", event_id=ids.next(), member_id=member_id, card_id=card_id, sale_id=sale_id)
         return member_id, self._bonus(tx, ids, member_id, card_id, sale_id, "welcome", self.cfg.bonuses.welcome)
 
-    def _set_referrer(self, tx: Tx, member_id: str, referrer_card: str) -> None:
+    def _set_referrer(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, referrer_card: str) -> None:
         ref = tx.conn.execute("SELECT member_id, status FROM cards WHERE id=?", (referrer_card,)).fetchone()
         if ref is None:
             raise LoyaltyError("unknown_card", f"referrer card {referrer_card} is not enrolled")
@@ -634,6 +634,8 @@ class Loyalty:
         if member["first_sale_id"] is not None:
             raise LoyaltyError("bad_referrer", "a referrer can only be set before the member's first purchase")
         tx.conn.execute("UPDATE members SET referrer_id=? WHERE id=?", (ref["member_id"], member_id))
+        # an event, so the chain learns it: the referee's first sale may be at another till
+        tx.append("referrer", event_id=ids.next(), member_id=member_id, card_id=card_id, payload={"referrer": ref["member_id"]})
 
     def _update_profile(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, profile: dict[str, str]) -> int:
         """Save profile fields; returns the profile bonus paid (when the profile became complete).

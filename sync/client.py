@@ -299,7 +299,7 @@ class SyncClient:
                         out.new_cards += 1
                     elif row[0] == mid and c["card_id"] not in pending and (row[1], row[2]) != (c["status"], c.get("replaced_by")):
                         # the chain's word on a card's status wins unless this till changed it and has not pushed yet
-                        conn.execute("UPDATE cards SET status=?, replaced_by=?, reason=CASE WHEN ?='blocked' THEN COALESCE(reason, 'blocked at another store') ELSE NULL END WHERE id=?",
+                        conn.execute("UPDATE cards SET status=?, replaced_by=?, reason=CASE WHEN ?='blocked' THEN COALESCE(reason, 'blocked at another till') ELSE NULL END WHERE id=?",
                                      (c["status"], c.get("replaced_by"), c["status"], c["card_id"]))
                         out.hotlisted += c["status"] == "blocked"
                 conn.execute("DELETE FROM remote_balances WHERE member_id=?", (mid,))
@@ -315,6 +315,10 @@ class SyncClient:
                                  [(mid, ms["program_id"], ms["until"]) for ms in m.get("memberships", [])])
                 conn.executemany("INSERT INTO remote_awards (member_id, award) VALUES (?, ?)",
                                  [(mid, award) for award in m.get("awards", [])])
+                referrer = m.get("referrer_id")
+                if isinstance(referrer, str):  # referred at another till: the first sale here pays the referral
+                    conn.execute("INSERT OR IGNORE INTO members (id, enrolled_store, enrolled_at) VALUES (?, '', ?)", (referrer, now))
+                    conn.execute("UPDATE members SET referrer_id=? WHERE id=? AND referrer_id IS NULL", (referrer, mid))
                 out.members += 1
             out.cursor = int(page["cursor"])
             values: dict[str, Any] = {"cursor": out.cursor, "last_pull_at": now}

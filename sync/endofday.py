@@ -56,6 +56,10 @@ def end_of_day(loyalty: Loyalty, client: SyncClient | Offline, now: datetime, da
             raise
         offline = exc.message
     z = z_report(loyalty.conn, loyalty.cfg, day)
+    if offline is not None:  # nothing was sent: the push says where the server's ack and the head stand
+        chain = z["chain"]
+        pushed = PushSummary(acked_seq=int(chain["server_acked_seq"] or 0), acked_hash=chain.get("server_acked_hash") or GENESIS,
+                             head_seq=int(chain["head_seq"] or 0))
     result: dict[str, Any] = {
         "day": day.isoformat(),
         "closed_at": closed_at,
@@ -100,6 +104,10 @@ def z_report(conn: sqlite3.Connection, cfg: Config, day: date) -> dict[str, Any]
         head = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('head_seq', 'head_hash')").fetchall())
         state = dict(conn.execute("SELECT key, value FROM sync_state").fetchall())
         closed = conn.execute("SELECT closed_at FROM business_days WHERE day=?", (d,)).fetchone()
+        if closed:
+            # a closed day's report shows the chain as the day left it, printed again later or not
+            last = conn.execute("SELECT seq, hash FROM events WHERE business_day <= ? ORDER BY seq DESC LIMIT 1", (d,)).fetchone()
+            head = {"head_seq": last[0], "head_hash": last[1]} if last else {}
     finally:
         conn.execute("COMMIT")
 
@@ -148,7 +156,8 @@ def z_report(conn: sqlite3.Connection, cfg: Config, day: date) -> dict[str, Any]
             "head_hash": head_hash,
             "server_acked_seq": acked_seq,
             "server_acked_hash": acked_hash,
-            "in_sync": (acked_seq, acked_hash) == (head_seq, head_hash),
+            # the server holds the head, or (a closed day printed again) events past it
+            "in_sync": (acked_seq, acked_hash) == (head_seq, head_hash) or (closed is not None and acked_seq > head_seq),
             "last_push_at": state.get("last_push_at"),
         },
     }

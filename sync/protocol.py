@@ -136,6 +136,7 @@ class MemberSnapshot(BaseModel):
     spend_days: list[SpendDay] = []  # money paid per business day over the last SPEND_DAYS days: the tier window
     memberships: list[MembershipSnapshot] = []  # the last membership change per program
     awards: list[str] = []  # bonuses paid (welcome, profile, birthday:2026, referral:...): each at most once per member
+    referrer_id: str | None = None  # who referred the member, as another till recorded it
 
 
 class ChangesPage(BaseModel):

@@ -494,7 +494,7 @@ class ServerStore:
         ins = _insert(conn)
         for ev in new:
             kind, member_id, card_id = ev["kind"], ev["member_id"], ev["card_id"]
-            if member_id is None or kind not in ("enrol", "block", "unblock", "replace"):
+            if member_id is None or kind not in ("enrol", "block", "unblock", "replace", "referrer"):
                 continue
             if kind == "enrol":
                 conn.execute(
@@ -571,10 +571,11 @@ class ServerStore:
         return conn
 
     def _others_state(self, conn: Connection, tid: str, ids: list[str]) -> tuple[
-        dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]], dict[str, list[str]]
+        dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]], dict[str, list[str]], dict[str, str]
     ]:
         """What the other terminals' events say about these members beyond balances: money paid per
-        business day (the tier window), the last membership change per program, the bonuses paid."""
+        business day (the tier window), the last membership change per program, the bonuses paid,
+        who referred them."""
         since = (datetime.now(UTC).date() - timedelta(days=MAX_TIER_WINDOW_DAYS)).isoformat()
         sale = events.alias("sale")  # a refund's reversal counts on the day of the sale it reverses
         day = func.coalesce(sale.c.business_day, events.c.business_day)
@@ -592,13 +593,17 @@ class ServerStore:
                 spend.setdefault(row.member_id, []).append({"day": row.day, "amount": int(row.amount)})
         last: dict[tuple[str, str], str | None] = {}
         paid: dict[str, list[str]] = {}
+        referrers: dict[str, str] = {}
         for ev in conn.execute(
             select(events.c.member_id, events.c.program_id, events.c.account, events.c.kind, events.c.payload)
-            .where(events.c.member_id.in_(ids), events.c.tid != tid, events.c.kind.in_(("membership", "reverse", "bonus")))
+            .where(events.c.member_id.in_(ids), events.c.tid != tid, events.c.kind.in_(("membership", "reverse", "bonus", "referrer")))
             .order_by(events.c.ts, events.c.tid, events.c.seq)
         ):
             payload = json.loads(ev.payload) if ev.payload else {}
-            if ev.kind == "bonus":
+            if ev.kind == "referrer":
+                if isinstance(payload.get("referrer"), str):
+                    referrers.setdefault(ev.member_id, payload["referrer"])  # the first one set holds, as at a till
+            elif ev.kind == "bonus":
                 if isinstance(payload.get("bonus"), str):
                     paid.setdefault(ev.member_id, []).append(payload["bonus"])
             elif ev.program_id and "until" in payload and (ev.kind == "membership" or ev.account is None):
@@ -607,7 +612,7 @@ class ServerStore:
         memberships: dict[str, list[dict[str, Any]]] = {}
         for (member_id, program_id), until in sorted(last.items()):
             memberships.setdefault(member_id, []).append({"program_id": program_id, "until": until})
-        return spend, memberships, {m: sorted(set(keys)) for m, keys in paid.items()}
+        return spend, memberships, {m: sorted(set(keys)) for m, keys in paid.items()}, referrers
 
     def changes_in(self, conn: Connection, tid: str, since: int, limit: int) -> dict[str, Any]:
         page = conn.execute(
@@ -636,7 +641,7 @@ class ServerStore:
                 bal.setdefault(r.member_id, []).append(
                     {"program_id": r.program_id, "account": r.account, "chain": chain, "amount": chain - own.get((r.member_id, r.program_id, r.account), 0)}
                 )
-            spend, memberships, awards = self._others_state(conn, tid, ids)
+            spend, memberships, awards, referrers = self._others_state(conn, tid, ids)
             for r in page:
                 m = info.get(r.member_id)
                 out.append({
@@ -649,6 +654,7 @@ class ServerStore:
                     "spend_days": spend.get(r.member_id, []),
                     "memberships": memberships.get(r.member_id, []),
                     "awards": awards.get(r.member_id, []),
+                    "referrer_id": referrers.get(r.member_id),
                 })
         rules = conn.execute(
             select(terminals.c.rules_version).where(terminals.c.last_push_at.is_not(None)).order_by(terminals.c.last_push_at.desc()).limit(1)

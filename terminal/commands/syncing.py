@@ -190,11 +190,16 @@ def cmd_add_terminal(args: argparse.Namespace, ctx: Context) -> Output:
 
 
 def cmd_server_report(args: argparse.Namespace, ctx: Context) -> Output:
+    from zoneinfo import ZoneInfo
+
+    from ledger import clock
     from sync.store import ServerStore
 
+    # the server has no store of its own: a naive --now is UTC here
+    now = clock.parse_now(ctx.now_text, ZoneInfo("UTC")) if ctx.now_text else None
     store = ServerStore(_db_url(args))
     try:
-        rep = store.reports()
+        rep = store.reports(now=now)
     finally:
         store.close()
     lines = [f"overdrafts: {len(rep['overdrafts'])}"]

@@ -103,3 +103,23 @@ def test_points_spent_at_another_till_do_not_expire_again_where_they_were_earned
         for t in (a, b):
             from ledger.verify import verify
             assert verify(t.conn).ok, t.tid
+
+
+def test_a_referral_recorded_at_one_till_is_paid_on_the_first_sale_at_another(
+        server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    friend = "code:FRIEND"
+    b.sale(friend, "ESP")
+    with in_process(server) as http:
+        sync(http, b, a)
+        a.loyalty.enrol(CARD, NOW, referrer=friend)
+        sync(http, a, b)
+        first = b.sale(CARD, "ESP")  # the referee's first purchase, at the other store
+        assert {"bonus": "referral", "program": "points", "points": 50} in first["bonuses"]
+        friend_points = b.loyalty.card(friend, NOW)["programs"]["points"]["balance"]
+        assert friend_points == 50 + 7 + 100  # welcome, an espresso, the referrer's bonus
+        sync(http, b, a)
+        assert a.sale(CARD, "ESP")["bonuses"] == []  # not again at the till that recorded the referral
+        sync(http, a, b)
+        assert b.loyalty.card(friend, NOW)["programs"]["points"]["balance"] == friend_points

@@ -84,8 +84,14 @@ def test_end_of_day_against_loyalty_server(db_url: str, tmp_path: Path) -> None:
         run("sale", "--card", CARD, "--item", "LAT", "--now", "2026-11-23T08:00", cwd=till)
         plain = run("sync", "--now", "2026-11-23T08:00", cwd=till).stdout
         assert "server holds seq" in plain
+        # the closed day's Z printed again shows the chain as the day left it, not the head of the next day
+        again = json.loads(run("report", "z", "--day", "2026-11-22", "--now", "2026-11-23T08:05", "--json", cwd=till).stdout)
+        assert again["chain"]["head_seq"] == z["chain"]["head_seq"] and again["chain"]["head_hash"] == z["chain"]["head_hash"]
+        assert again["chain"]["in_sync"] and {k: v for k, v in again.items() if k != "chain"} == {k: v for k, v in z.items() if k != "chain"}
         report = json.loads(run("server", "report", "--db", db_url, "--json", cwd=tmp_path).stdout)
-        assert report["flags"] == [] and report["overdrafts"] == []
+        assert report["flags"] == [] and report["overdrafts"] == [] and report["stale_terminals"] == []
+        later = json.loads(run("server", "report", "--db", db_url, "--now", "2030-01-01T00:00", "--json", cwd=tmp_path).stdout)
+        assert [t["tid"] for t in later["stale_terminals"]] == [added["tid"]]  # --now is the report's clock too
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(20)
@@ -161,6 +167,9 @@ def test_end_of_day_offline_raises_after_closing_unless_tolerated(server: Server
         result = end_of_day(a.loyalty, a.client(http, attempts=2), NOW, tolerate_offline=True)
     assert "unreachable" in result["offline"]
     assert not result["z"]["chain"]["in_sync"] and result["z"]["sales"]["count"] == 1
+    chain = result["z"]["chain"]  # nothing sent: the push says where the ack and the head stand (it said 0 and 0)
+    assert result["push"]["sent"] == 0 and result["push"]["head_seq"] == chain["head_seq"] > 0
+    assert (result["push"]["acked_seq"], result["push"]["acked_hash"]) == (chain["server_acked_seq"], chain["server_acked_hash"])
 
 
 def test_a_url_that_is_not_the_sync_server_says_so(live: LiveServer, make_terminal: Callable[..., Terminal]) -> None:
