@@ -112,14 +112,32 @@ def cmd_history(args: argparse.Namespace, ctx: Context) -> Output:
     from ledger.cards import normalize
     from ledger.clock import local_time
 
-    events = ctx.service.history(args.card, args.limit)
-    tz = ctx.config.store.tz
+    from ledger import money
 
-    def local(ts: str) -> str:  # people read the store's clock; the JSON keeps the ledger's UTC time
-        return local_time(ts, tz).strftime("%Y-%m-%d %H:%M")
+    events = ctx.service.history(args.card, args.limit + 1)  # one more tells whether the list was cut
+    more = len(events) > args.limit
+    events = events[: args.limit]
+    cfg = ctx.config
+
+    def local(ts: str) -> str:  # people read the store's clock and zone; the JSON keeps the ledger's UTC time
+        return local_time(ts, cfg.store.tz).strftime("%Y-%m-%d %H:%M %Z")
+
+    def what(e: dict[str, Any]) -> str:
+        payload = e["payload"] if isinstance(e["payload"], dict) else {}
+        if e["account"] == "spend":
+            return f"{'+' if e['amount'] >= 0 else '-'}{money.fmt(abs(e['amount']), cfg.currency)} {cfg.currency.code}"
+        if e["kind"] == "sale" and "total" in payload:
+            return f"total {money.fmt(int(payload['total']), cfg.currency)} {cfg.currency.code}"
+        if e["kind"] == "tier":
+            return f"{payload.get('from') or 'no tier'} -> {payload.get('to') or 'no tier'}"
+        if "until" in payload and e["account"] is None:  # a membership bought, or one taken back
+            return f"until {payload['until'] or '(ended)'}"
+        return f"{e['amount']:+d}" if e["account"] else ""
 
     text = "\n".join(
-        f"{e['seq']:>6} {local(e['ts'])} {e['kind']:<10} {e['program_id'] or '':<10} {e['account'] or '':<8} {e['amount']:+d}"
+        f"{e['seq']:>6} {local(e['ts'])} {(e['receipt'] or '-'):<14} {e['kind']:<10} {e['program_id'] or '':<10} {e['account'] or '':<8} {what(e)}"
         for e in events
     )
-    return Output({"card": normalize(args.card), "events": events}, text or "no events")
+    if more:
+        text += f"\n(the latest {args.limit} events; --limit N shows more)"
+    return Output({"card": normalize(args.card), "events": events, "more": more}, text or "no events")

@@ -206,8 +206,14 @@ def test_card_commands(cli):
     assert replaced["card"] == "uid:04FFEEDDCCBBAA" and replaced["member"]["name"] == "Fatima"
     adjusted = cli("--json", "card", "adjust", "uid:04FFEEDDCCBBAA", "--program", "points", "--amount", "40", "--reason", "goodwill").json
     assert adjusted["programs"]["points"]["balance"] == 40
-    history = cli("--json", "card", "history", "uid:04FFEEDDCCBBAA").json["events"]
-    assert [e["kind"] for e in history][:3] == ["adjust", "replace", "block"]
+    history = cli("--json", "card", "history", "uid:04FFEEDDCCBBAA").json
+    assert [e["kind"] for e in history["events"]][:3] == ["adjust", "replace", "block"] and history["more"] is False
+    cut = cli("--json", "card", "history", "uid:04FFEEDDCCBBAA", "--limit", "2").json
+    assert len(cut["events"]) == 2 and cut["more"] is True
+    sale = cli("--json", "sale", "--card", "uid:04FFEEDDCCBBAA", "--item", "BEANS").json
+    text = cli("card", "history", "uid:04FFEEDDCCBBAA", "--limit", "4").out
+    assert f"{sale['receipt']['number']}" in text and "+4.500 KWD" in text and "total 4.500 KWD" in text  # money as money
+    assert "10:00 +03" in text and "--limit N shows more" in text  # the store's clock, with its zone
 
 
 def test_every_command_is_documented_in_the_readme():
