@@ -231,7 +231,7 @@ class Loyalty:
                 profile_bonus = self._update_profile(tx, ids, member_id, card_id, given)
                 row = tx.conn.execute(_CARD_AND_MEMBER, (card_id,)).fetchone()
             member = row  # the card's row carries its member's columns
-            self._expire(tx, ids, member_id)
+            expired = self._expire(tx, ids, member_id)
             state = member_state(tx.conn, self.cfg, member_id, day, swept=True, now=now)
             seen = len(tx.appended)  # the expiry above is already in `state`
             plan = price_cart(self.cfg, req.items, state, req.redeem, day)
@@ -289,6 +289,7 @@ class Loyalty:
                 **self._totals_json(plan),
                 "earned": _earned(plan),
                 "redeemed": _redeemed(plan),
+                "expired": expired,  # points of lots come due, written off by this sale
                 "rewards_issued": rewards_issued,
                 "bonuses": bonuses,
                 "tier_change": tier_change,
@@ -778,9 +779,11 @@ class Loyalty:
         entry["stamps"] = entry.get("stamps", 0) - change * per
         entry["rewards"] = entry.get("rewards", 0) + change
 
-    def _expire(self, tx: Tx, ids: _Ids, member_id: str) -> None:
+    def _expire(self, tx: Tx, ids: _Ids, member_id: str) -> dict[str, int]:
+        """Write off the member's lots come due; returns the points expired per program."""
         due = lots.due_lots(tx, member_id)
         room: dict[str, int] = {}
+        expired: dict[str, int] = {}
         for program_id in dict.fromkeys(p for _, p, _ in due):
             # Points another till spent on this member's chain balance came from no lot here; they are
             # counted as taken from this till's earliest lots, so what expires never takes the member below
@@ -797,6 +800,8 @@ class Loyalty:
             ev = tx.append("expire", event_id=ids.next(), member_id=member_id, program_id=program_id, account="points",
                            amount=-points, payload={"lot": lot_id})
             lots.take(tx, event_id=ev.event_id, member_id=member_id, program_id=program_id, points=points, prefer_lot=lot_id)
+            expired[program_id] = expired.get(program_id, 0) + points
+        return expired
 
     def _expire_returned(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, program_id: str,
                          returned: list[tuple[str, int, str | None]]) -> int:

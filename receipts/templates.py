@@ -145,6 +145,8 @@ def _loyalty_block(doc: Document, result: Mapping[str, Any], cfg: Config, lang: 
                 doc.add(Row(lang._("Earned"), lang.signed(int(earned[pid]))))
             if redeemed.get(pid):
                 doc.add(Row(lang._("Redeemed"), lang.signed(-int(redeemed[pid]))))
+            if (result.get("expired") or {}).get(pid):  # lots come due, written off by this sale: the balance says why
+                doc.add(Row(lang._("Expired"), lang.signed(-int(result["expired"][pid]))))
             for bonus in result.get("bonuses", []) or []:
                 if bonus.get("program") == pid:
                     label = BONUS_LABELS.get(str(bonus.get("bonus")), "Bonus")

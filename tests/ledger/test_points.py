@@ -95,6 +95,10 @@ def test_points_expire_on_the_boundary_day(store):
     # the next write records the expiry as an event
     result = store.sale(CARD, ["CRO"], at="2026-12-01T08:00")
     assert result["programs"]["points"]["balance"] == 6
+    assert result["expired"] == {"points": 100}  # the sale says what it wrote off, so the receipt can
+    from receipts.text import render_sale_text
+    assert "Expired" in render_sale_text(result, store.cfg) and "-100" in render_sale_text(result, store.cfg)
+    assert store.sale(CARD, ["CRO"], at="2026-12-01T09:00")["expired"] == {}
     kinds = [r[0] for r in store.service.conn.execute("SELECT kind FROM events WHERE kind='expire'")]
     assert kinds == ["expire"]
     assert verify(store.service.conn).ok
