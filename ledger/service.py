@@ -380,7 +380,7 @@ class Loyalty:
                 if kind in ("sale", "enrol", "tier", "profile", "referrer"):
                     continue
                 if kind == "membership":
-                    until = self._unextend_membership(tx, member_id, pid, json.loads(ev["payload"]))
+                    until = self._unextend_membership(tx, member_id, pid, json.loads(ev["payload"]), sale_id)
                     tx.append("reverse", event_id=ids.next(), program_id=pid, ref_event_id=ev["event_id"],
                               payload={"until": until}, **common)
                     continue
@@ -737,7 +737,7 @@ class Loyalty:
         ).fetchone()
         return f"refund sale {later[0] or later[1]} first" if later else "refund the later sale first"
 
-    def _unextend_membership(self, tx: Tx, member_id: str, program_id: str, bought: dict[str, Any]) -> str | None:
+    def _unextend_membership(self, tx: Tx, member_id: str, program_id: str, bought: dict[str, Any], sale_id: str) -> str | None:
         """Take back the days a refunded purchase added; returns the membership's last day after that."""
         row = tx.conn.execute("SELECT valid_until FROM memberships WHERE member_id=? AND program_id=?", (member_id, program_id)).fetchone()
         current = row[0] if row else None
@@ -748,6 +748,11 @@ class Loyalty:
             # a later purchase extended it further: only this purchase's days go
             days = (date.fromisoformat(bought["until"]) - date.fromisoformat(bought["from"])).days + 1
             until = (date.fromisoformat(current) - timedelta(days=days)).isoformat()
+            if not tx.conn.execute(  # every purchase refunded: no last day to show, none was paid for
+                "SELECT 1 FROM events e JOIN sales s ON s.id = e.sale_id WHERE e.member_id=? AND e.program_id=?"
+                " AND e.kind='membership' AND s.refund_id IS NULL AND s.id != ? LIMIT 1", (member_id, program_id, sale_id)
+            ).fetchone():
+                until = None
         self._set_membership(tx, member_id, program_id, until)
         return until
 

@@ -221,7 +221,7 @@ def card_view(
             programs[program.id] = {
                 "kind": "membership",
                 "active": active,
-                "until": state.membership_until.get(program.id) if active else None,
+                "until": state.membership_until.get(program.id),  # the last day, ended or not (None: never bought)
                 "percent": number(program.discount_percent),
             }
     out: dict[str, Any] = {"card": card["id"], "status": card["status"]}

@@ -96,9 +96,13 @@ def qr_payload(card: str, receipt_number: str, seq: int | str, hash_prefix: str)
 
 
 def _free_item(cfg: Config, program: StampsProgram, lang: Lang) -> str:
+    """What the reward is: its one category ("coffee"), or the one or two items it is limited to."""
     categories = sorted(program.reward_eligible.categories)
-    if len(categories) == 1:
+    skus = sorted(program.reward_eligible.skus)
+    if len(categories) == 1 and not skus:
         return lang._(categories[0])
+    if skus and not categories and len(skus) <= 2:
+        return "/".join(_item_name(cfg, sku, sku, lang) for sku in skus)
     return lang._("reward")
 
 

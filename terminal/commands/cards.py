@@ -109,10 +109,9 @@ def cmd_adjust(args: argparse.Namespace, ctx: Context) -> Output:
 
 
 def cmd_history(args: argparse.Namespace, ctx: Context) -> Output:
+    from ledger import money
     from ledger.cards import normalize
     from ledger.clock import local_time
-
-    from ledger import money
 
     events = ctx.service.history(args.card, args.limit + 1)  # one more tells whether the list was cut
     more = len(events) > args.limit

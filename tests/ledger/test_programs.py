@@ -169,7 +169,7 @@ def test_refunding_one_of_two_stacked_membership_purchases_takes_back_its_days_o
     assert refund["programs"]["vip"] == {"kind": "membership", "active": True, "until": "2027-11-21", "percent": 15}
     assert store.sale(CARD, ["LAT"], at="2026-11-24T11:00")["discounts"] == {"vip": "0.188"}
     refund = store.service.refund(second["sale"], store.now("2026-11-24T12:00"))
-    assert refund["programs"]["vip"]["active"] is False
+    assert refund["programs"]["vip"]["active"] is False and refund["programs"]["vip"]["until"] is None  # none paid for
     assert verify(store.service.conn).ok
 
 
@@ -194,6 +194,7 @@ def test_paid_membership_gives_its_benefit_for_the_period(make_store):
     expired = store.sale(CARD, ["LAT"], at="2027-11-22T10:00")
     assert expired["total"] == "1.250"
     assert expired["programs"]["vip"]["active"] is False
+    assert expired["programs"]["vip"]["until"] == "2027-11-21"  # the last day it gave its benefit
 
 
 def test_renewing_a_membership_extends_it(make_store):

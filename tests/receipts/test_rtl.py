@@ -241,3 +241,21 @@ def test_a_tier_discount_is_named_by_its_tier(tmp_path: Path) -> None:
     level = cfg.tiers.levels[-1]
     assert _source_name(cfg, f"tier:{level.id}", Lang("en")) == f"Tier {level.name}"
     assert _source_name(cfg, f"tier:{level.id}", Lang("ar")) == f"المستوى {level.names.get('ar', level.name)}"
+
+
+def test_the_stamp_card_names_the_reward_it_leads_to(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from ledger.settings import Eligibility
+    from receipts.templates import _free_item
+
+    cfg = config(tmp_path, locale="en")
+    coffee = next(p for p in cfg.programs.values() if p.kind == "stamps")
+    en = Lang("en")
+    assert _free_item(cfg, coffee, en) == "coffee"  # one category
+    one = replace(coffee, reward_eligible=Eligibility(frozenset(), frozenset({"LAT"})))
+    assert _free_item(cfg, one, en) == cfg.catalog["LAT"].name
+    two = replace(coffee, reward_eligible=Eligibility(frozenset(), frozenset({"LAT", "ESP"})))
+    assert _free_item(cfg, two, en) == f"{cfg.catalog['ESP'].name}/{cfg.catalog['LAT'].name}"
+    mixed = replace(coffee, reward_eligible=Eligibility(frozenset({"coffee"}), frozenset({"CRO"})))
+    assert _free_item(cfg, mixed, en) == "reward"
