@@ -95,7 +95,21 @@ def _levels(text: str, base_level: int) -> list[tuple[str, int]]:
     bidi_algorithm.resolve_weak_types(storage)
     bidi_algorithm.resolve_neutral_types(storage, False)
     bidi_algorithm.resolve_implicit_levels(storage, False)
-    return [(c["ch"], int(c["level"])) for c in storage["chars"]]
+    resolved = storage["chars"]
+    # Rule X9 took out the zero-width (non-)joiners, which Persian spells with (می‌شود): they go back
+    # in where they stood, at their neighbour's level, for the shaper to see
+    out: list[tuple[str, int]] = []
+    j = 0
+    for ch in text:
+        if j < len(resolved) and resolved[j]["ch"] == ch:
+            out.append((ch, int(resolved[j]["level"])))
+            j += 1
+        elif ch in _JOINERS:
+            out.append((ch, out[-1][1] if out else base_level))
+    return out
+
+
+_JOINERS = frozenset("\u200c\u200d")
 
 
 def _scripts(text: str) -> list[Script]:

@@ -259,3 +259,10 @@ def test_the_stamp_card_names_the_reward_it_leads_to(tmp_path: Path) -> None:
     assert _free_item(cfg, two, en) == f"{cfg.catalog['ESP'].name}/{cfg.catalog['LAT'].name}"
     mixed = replace(coffee, reward_eligible=Eligibility(frozenset({"coffee"}), frozenset({"CRO"})))
     assert _free_item(cfg, mixed, en) == "reward"
+
+
+def test_persian_zero_width_non_joiners_reach_the_shaper() -> None:
+    # the bidi step drops them (rule X9); without them "استفاده‌شده" prints as one misspelt word
+    for word in ("استفاده\u200cشده", "جایزه\u200cهای", "می\u200cشود"):
+        drawn = "".join(r.text for r in raster.runs(word, rtl_base=True))
+        assert drawn == word, drawn.encode("unicode_escape")
