@@ -120,7 +120,7 @@ def parse_item(spec: str) -> tuple[str, int]:
             raise ValueError(qty_text)
         qty = int(qty_text)
     except ValueError:
-        raise LoyaltyError("bad_item", f"quantity in {spec!r} must be a whole number") from None
+        raise LoyaltyError("bad_item", f"quantity in {spec!r} must be a whole number from 1 to {MAX_QTY}") from None
     if qty < 1 or qty > MAX_QTY:
         raise LoyaltyError("bad_item", f"quantity in {spec!r} must be between 1 and {MAX_QTY}")
     return code, qty

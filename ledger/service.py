@@ -9,6 +9,7 @@ result instead of charging twice.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -81,6 +82,18 @@ class CheckoutRequest:
             qty[sku] = qty.get(sku, 0) + n
         body = {"card": card_id, "items": sorted(qty.items()), "redeem": sorted(self.redeem.items())}
         return hashlib.sha256(canonical(body).encode()).hexdigest()
+
+
+def _net(moved: dict[str, dict[str, int]], memberships: dict[str, str | None]) -> dict[str, dict[str, Any]]:
+    """A refund's net change per program: accounts that came back to where they were are left out."""
+    out: dict[str, dict[str, Any]] = {}
+    for pid, accounts in moved.items():
+        changed = {account: amount for account, amount in accounts.items() if amount}
+        if changed:
+            out[pid] = changed
+    for pid, until in memberships.items():
+        out.setdefault(pid, {})["until"] = until
+    return out
 
 
 class _Ids:
@@ -375,6 +388,7 @@ class Loyalty:
             events.sort(key=lambda ev: not (ev["account"] == "points" and int(ev["amount"]) < 0))
             common: dict[str, Any] = {"member_id": member_id, "card_id": card_id, "sale_id": sale_id}
             reversed_: dict[str, dict[str, int]] = {}
+            taken_back: dict[str, str | None] = {}  # memberships: the last day left
             for ev in events:
                 kind, pid, account, amount = ev["kind"], ev["program_id"], ev["account"], int(ev["amount"])
                 if kind in ("sale", "enrol", "tier", "profile", "referrer"):
@@ -383,6 +397,7 @@ class Loyalty:
                     until = self._unextend_membership(tx, member_id, pid, json.loads(ev["payload"]), sale_id)
                     tx.append("reverse", event_id=ids.next(), program_id=pid, ref_event_id=ev["event_id"],
                               payload={"until": until}, **common)
+                    taken_back[pid] = until
                     continue
                 if account is None or amount == 0:
                     continue
@@ -431,7 +446,8 @@ class Loyalty:
             view = card_view(tx.conn, self.cfg, tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone(), day)
             cur = self.cfg.currency
             result = {"refund": refund_id, "sale": sale_id, "receipt": sale["receipt_no"], "currency": cur.code,
-                      "total": money.fmt(int(sale["total"]), cur), "reversed": reversed_, "tier_change": tier_change, **view}
+                      "total": money.fmt(int(sale["total"]), cur), "reversed": _net(reversed_, taken_back),
+                      "tier_change": tier_change, **view}
             tx.conn.execute(
                 "INSERT INTO refunds (id, sale_id, ts, business_day, result) VALUES (?,?,?,?,?)",
                 (refund_id, sale_id, tx.ts, tx.day, canonical(result)),
@@ -525,7 +541,10 @@ class Loyalty:
             raise LoyaltyError("bad_amount", f"an adjustment of {amount} is more than one adjustment may move ({MAX_ADJUST:,})")
         program = self.cfg.programs.get(program_id)
         if not isinstance(program, (PointsProgram, StampsProgram)):
-            raise LoyaltyError("unknown_program", f"{program_id!r} is not a points or stamps program")
+            ids_ = [p.id for p in self.cfg.programs.values() if isinstance(p, (PointsProgram, StampsProgram))]
+            hint = difflib.get_close_matches(program_id, ids_, n=1)
+            raise LoyaltyError("unknown_program", f"{program_id!r} is not a points or stamps program"
+                                                  + (f" (did you mean {hint[0]!r}?)" if hint else f"; these are: {', '.join(ids_)}"))
         day = self.day(now)
         ids = _Ids(new_op_id())
         with self.ledger.transaction(now, day) as tx:

@@ -236,7 +236,10 @@ def refund_slip(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, l
     for pid, moved in (result.get("reversed", {}) or {}).items():
         name = _program_name(cfg.programs.get(pid), pid, lang)
         for account, amount in moved.items():
-            doc.add(Row(f"{name}: {lang._(account)}", lang.signed(int(amount))))
+            if account == "until":  # a membership taken back: the last day it has left, or none
+                doc.add(Row(name, lang._("until {date}", date=lang.day(amount)) if amount else lang._("not active")))
+            else:
+                doc.add(Row(f"{name}: {lang._(account)}", lang.signed(int(amount))))
     doc.add(Rule())
     for pid, state in (result.get("programs", {}) or {}).items():
         name = _program_name(cfg.programs.get(pid), pid, lang)

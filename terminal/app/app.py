@@ -284,7 +284,8 @@ class LoyaltyApp(App[None]):
         try:
             if action == "refund":
                 result = gate.refund(values["sale"])
-                moved = ", ".join(f"{amount:+d} {acct}" for accts in result["reversed"].values() for acct, amount in accts.items())
+                moved = ", ".join(f"{acct} {amount or 'none'}" if acct == "until" else f"{amount:+d} {acct}"
+                                  for accts in result["reversed"].values() for acct, amount in accts.items())
                 from receipts import render
                 from receipts.templates import refund_slip
 

@@ -139,4 +139,16 @@ def cmd_history(args: argparse.Namespace, ctx: Context) -> Output:
     )
     if more:
         text += f"\n(the latest {args.limit} events; --limit N shows more)"
-    return Output({"card": normalize(args.card), "events": events, "more": more}, text or "no events")
+
+    def as_json(e: dict[str, Any]) -> dict[str, Any]:
+        """Money as decimal strings, as everywhere in the JSON: spend moves and a sale's totals."""
+        out = dict(e)
+        if e["account"] == "spend":
+            out["amount"] = money.fmt(int(e["amount"]), cfg.currency)
+        if e["kind"] == "sale" and isinstance(e["payload"], dict):
+            out["payload"] = {k: money.fmt(int(v), cfg.currency) if k in ("subtotal", "discount", "total") else v
+                              for k, v in e["payload"].items()}
+        return out
+
+    data = {"card": normalize(args.card), "events": [as_json(e) for e in events], "more": more}
+    return Output(data, text or "no events")

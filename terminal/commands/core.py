@@ -73,7 +73,8 @@ def cmd_refund(args: argparse.Namespace, ctx: Context) -> Output:
     _after(ctx, "after_refund", result)
     lines = [f"refunded sale {result.get('receipt') or result['sale']}: {result['currency']} {result['total']} ({result['refund']})"]
     for pid, moved in result["reversed"].items():
-        lines.append(f"  {pid}: " + ", ".join(f"{acct} {amount:+d}" for acct, amount in moved.items()))
+        lines.append(f"  {pid}: " + ", ".join(f"until {amount or '(none left)'}" if acct == "until" else f"{acct} {amount:+d}"
+                                              for acct, amount in moved.items()))
     return Output(result, "\n".join(lines))
 
 

@@ -214,6 +214,10 @@ def test_card_commands(cli):
     text = cli("card", "history", "uid:04FFEEDDCCBBAA", "--limit", "4").out
     assert f"{sale['receipt']['number']}" in text and "+4.500 KWD" in text and "total 4.500 KWD" in text  # money as money
     assert "10:00 +03" in text and "--limit N shows more" in text  # the store's clock, with its zone
+    events = cli("--json", "card", "history", "uid:04FFEEDDCCBBAA", "--limit", "4").json["events"]
+    spend = next(e for e in events if e["account"] == "spend")
+    sold = next(e for e in events if e["kind"] == "sale")
+    assert spend["amount"] == "4.500" and sold["payload"]["total"] == "4.500"  # money as decimal strings
 
 
 def test_every_command_is_documented_in_the_readme():

@@ -167,9 +167,15 @@ def test_refunding_one_of_two_stacked_membership_purchases_takes_back_its_days_o
     assert second["programs"]["vip"]["until"] == "2028-11-20"
     refund = store.service.refund(first["sale"], store.now("2026-11-24T10:00"))
     assert refund["programs"]["vip"] == {"kind": "membership", "active": True, "until": "2027-11-21", "percent": 15}
+    assert refund["reversed"]["vip"] == {"until": "2027-11-21"}  # what the refund took back, as the slip prints it
+    assert all(all(v != 0 for v in accounts.values()) for accounts in refund["reversed"].values())
     assert store.sale(CARD, ["LAT"], at="2026-11-24T11:00")["discounts"] == {"vip": "0.188"}
     refund = store.service.refund(second["sale"], store.now("2026-11-24T12:00"))
     assert refund["programs"]["vip"]["active"] is False and refund["programs"]["vip"]["until"] is None  # none paid for
+    assert refund["reversed"]["vip"] == {"until": None}
+    from receipts.templates import refund_slip
+    from receipts.text import render_text
+    assert "not active" in render_text(refund_slip(refund, store.cfg), 42)
     assert verify(store.service.conn).ok
 
 
