@@ -19,9 +19,15 @@ def parse_now(text: str | None, tz: ZoneInfo) -> datetime:
             when = datetime.combine(date.fromisoformat(text), datetime.min.time().replace(hour=12))
         except ValueError:
             raise LoyaltyError("bad_time", f"--now {text!r} is not an ISO 8601 time such as 2026-11-22T10:30") from None
+    if not FIRST_YEAR <= when.year <= LAST_YEAR:  # expiry and membership dates run years past it
+        raise LoyaltyError("bad_time", f"--now {text!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
     if when.tzinfo is None:
         when = when.replace(tzinfo=tz)
     return when.astimezone(UTC)
+
+
+# the clock a till may be told it is: room on both sides for the dates the rules compute from it
+FIRST_YEAR, LAST_YEAR = 2000, 2199
 
 
 def business_day(now: datetime, tz: ZoneInfo) -> date:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from . import money, tomlpos
 from .money import Currency, MoneyError
 from .settings import (
+    ID_PATTERN,
     LOCALES,
     MAX_PERIOD_DAYS,
     MAX_TIER_WINDOW_DAYS,
@@ -80,11 +81,17 @@ __all__ = [
 
 
 
+MAX_CONFIG_BYTES = 4_000_000
+
+
 def load(path: str | Path) -> Config:
     """Read and validate a config file; raises ConfigError."""
     file = Path(path)
     try:
-        raw_text = file.read_bytes()
+        with file.open("rb") as f:  # a device or a runaway file is not read to its end
+            raw_text = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw_text) > MAX_CONFIG_BYTES:
+            raise ConfigError(str(file), "", f"is larger than {MAX_CONFIG_BYTES // 1_000_000} MB: not a config file")
     except FileNotFoundError:
         raise ConfigError(str(file), "", "no such config file (pass --config PATH or set LOYALTY_CONFIG)") from None
     except OSError as exc:
@@ -123,6 +130,10 @@ def _build(root: Table, file: Path) -> Config:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise s.error("timezone", f"unknown time zone {tz!r} (IANA name such as Asia/Kuwait)") from None
+    for key in ("id", "terminal"):
+        if not re.fullmatch(ID_PATTERN, s.text(key, required=True)):
+            raise s.error(key, "letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit"
+                               " (it is part of the chain's terminal ids and of receipt numbers)")
     store = StoreConfig(
         id=s.text("id", required=True),
         terminal=s.text("terminal", required=True),

@@ -20,6 +20,8 @@ WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturd
 RESERVED_PROGRAM_IDS = frozenset({"member"})
 # the longest tier window: a sync pull carries this many days of a member's spend at the other tills
 MAX_TIER_WINDOW_DAYS = 400
+# a store or terminal id: it goes into the chain's terminal ids (store:terminal) and receipt numbers
+ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 # Ceilings that keep every sum in SQLite's 64-bit integers and every date before year 9999,
 # whatever a config or a command asks for; each is far past what a store does.
 MAX_COUNT = 1_000_000_000          # a count in the config (points, stamps, steps)

@@ -127,15 +127,18 @@ class Ledger:
         self.terminal_id = terminal_id
         self.store_id = store_id
         self.rules_version = rules_version
-        self.conn = connect(path)
-        if not self._migrated():
-            from sqlite_utils import Database
+        try:
+            self.conn = connect(path)
+            if not self._migrated():
+                from sqlite_utils import Database
 
-            from .schema import migrations
+                from .schema import migrations
 
-            db = Database(self.conn)
-            if migrations.pending(db):
-                migrations.apply(db)
+                db = Database(self.conn)
+                if migrations.pending(db):
+                    migrations.apply(db)
+        except sqlite3.DatabaseError as exc:  # a directory, another kind of file, a disk that refuses
+            raise LoyaltyError("ledger", f"cannot open the ledger {path}: {exc} (check [ledger] path)") from None
         self._check_identity()
 
     def _migrated(self) -> bool:

@@ -94,6 +94,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser for `argv`'s command (every command when argv is None)."""
     parser = _Parser(
         prog="loyalty",
+        allow_abbrev=False,  # `--js` read as --json by the parser but not by the error path: one spelling each
         description="Offline-first loyalty terminal for the point of sale.",
         epilog="Every command accepts --json for machine-readable output. Docs: README.md, docs/config.md.",
     )
@@ -143,6 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .context import Context, Output
 
+    bad = next((a for a in argv if not _utf8(a)), None)
+    if bad is not None:  # bytes the terminal could not decode: nothing downstream could print or store them
+        shown = bad.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return _fail(Context(config_path="", now_text=None, as_json="--json" in argv), "usage",
+                     f"argument {shown!r} is not UTF-8 text", EXIT_USAGE)
     parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
@@ -155,16 +161,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = args.handler(args, ctx)
     except ConfigError as exc:
         return _fail(ctx, "config", str(exc), EXIT_CONFIG)
-    except LoyaltyError as exc:
-        return _fail(ctx, exc.code, exc.message, EXIT_ERROR)
+    except LoyaltyError as exc:  # "usage": a handler's own check of how options go together
+        return _fail(ctx, exc.code, exc.message, EXIT_USAGE if exc.code == "usage" else EXIT_ERROR)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug or a case no check foresaw: still one line, never a traceback
+        if os.environ.get("LOYALTY_DEBUG"):
+            raise
+        what = " ".join(str(exc).split()) or "no detail"
+        return _fail(ctx, "internal", f"{type(exc).__name__}: {what} (set LOYALTY_DEBUG=1 to see where)", EXIT_ERROR)
     finally:
         ctx.close()
     if isinstance(result, Output):
         _emit(ctx, result)
         return result.exit_code
     return int(result or 0)
+
+
+def _utf8(arg: str) -> bool:
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _emit(ctx: Context, out: Output) -> None:

@@ -4,9 +4,26 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from collections.abc import Callable
 from types import ModuleType
 
 MAX_LIMIT = 1_000_000
+
+
+def bounded(low: float, high: float, *, whole: bool = True) -> Callable[[str], float]:
+    """An argparse type: a number from `low` to `high` (digits only for whole numbers)."""
+
+    def parse(text: str) -> float:
+        try:
+            value: float = int(text) if whole and text.strip().lstrip("-").isdigit() else float("nan") if whole else float(text)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:  # nan, inf and out of range all fail this
+            span = f"{int(low):,} to {int(high):,}" if whole else f"{low:g} to {high:g}"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if whole else 'a number'} from {span}")
+        return value
+
+    return parse
 
 
 def limit_arg(text: str) -> int:

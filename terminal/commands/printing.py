@@ -14,7 +14,7 @@ from receipts.model import Document
 from receipts.queue import Loader, Outcome, PrintQueue, RenderedJob, RenderError
 
 from ..context import Context, Output
-from . import limit_arg
+from . import bounded, limit_arg
 
 AFTER_SALE_TIMEOUT_S = 2.0  # the cashier waits for this at most; the queue keeps the rest
 KINDS = ("sale", "refund", "z_report", "voucher", "enrolment")
@@ -42,11 +42,11 @@ def register(sub: Any) -> None:
     _printer_options(qr)
     qr.set_defaults(handler=cmd_queue_run)
     qt = qsub.add_parser("retry", help="make waiting and failed jobs due now and print them")
-    qt.add_argument("job", nargs="*", type=int, help="job ids (default: all waiting and failed)")
+    qt.add_argument("job", nargs="*", type=bounded(1, 2**62), help="job ids (default: all waiting and failed)")
     _printer_options(qt)
     qt.set_defaults(handler=cmd_queue_retry)
     qp = qsub.add_parser("reprint", help="print a receipt again, marked COPY")
-    qp.add_argument("job", nargs="?", type=int, help="the job id to print again")
+    qp.add_argument("job", nargs="?", type=bounded(1, 2**62), help="the job id to print again")
     qp.add_argument("--sale", metavar="SALE", help="the sale's receipt: its number (till-1-000042 or 42) or the sale id")
     qp.add_argument("--kind", choices=KINDS, help="with --ref: any receipt kind")
     qp.add_argument("--ref", help="with --kind: sale id, refund id, day (z_report), SALE:PROGRAM (voucher), card (enrolment)")

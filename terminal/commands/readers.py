@@ -26,6 +26,7 @@ from ledger.config import ReaderConfig
 from ledger.errors import LoyaltyError
 
 from ..context import Context, Output
+from . import bounded
 
 
 def register(sub: Any) -> None:
@@ -37,8 +38,8 @@ def register(sub: Any) -> None:
 
     s = rsub.add_parser("test", help="print each tap with timing until Ctrl-C (or --count taps)")
     s.add_argument("--url", help="reader URL (default: [reader] url from the config)")
-    s.add_argument("--count", type=int, default=0, metavar="N", help="stop after N taps")
-    s.add_argument("--timeout", type=float, default=0.0, metavar="SECONDS",
+    s.add_argument("--count", type=bounded(0, 1_000_000), default=0, metavar="N", help="stop after N taps")
+    s.add_argument("--timeout", type=bounded(0, 86_400, whole=False), default=0.0, metavar="SECONDS",
                    help="give up after SECONDS (exit 1 if fewer than --count taps came)")
     s.set_defaults(handler=cmd_test)
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from ledger.errors import LoyaltyError
+from ledger.settings import ID_PATTERN
 
 from ..context import Context, Output
+from . import bounded
 
 DEFAULT_SERVER_DB = "sqlite:///var/server.db"
 
@@ -32,7 +35,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("server", help="the chain's central server (SQLite by default, postgresql://... in production)")
     _db_arg(p, DEFAULT_SERVER_DB)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=bounded(1, 65_535), default=8765)
     p.set_defaults(handler=cmd_server)
     ssub = p.add_subparsers(dest="server_command", metavar="ACTION")
     a = ssub.add_parser("add-terminal", help="register a till; prints its one-time token (only its hash is kept)")
@@ -63,9 +66,14 @@ def _day(ctx: Context, text: str | None) -> date:
     if text is None:
         return ctx.today
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise LoyaltyError("bad_day", f"--day {text!r} is not a date such as 2026-11-22") from None
+    if day.year < 2000:
+        raise LoyaltyError("bad_day", f"--day {text} is before any day this till kept")
+    if day > ctx.today:  # closing a day still to come would refuse its sales when it comes
+        raise LoyaltyError("bad_day", f"--day {text} has not begun yet (today is {ctx.today.isoformat()} at this store)")
+    return day
 
 
 class _Bar:
@@ -101,6 +109,15 @@ def _client(ctx: Context, args: argparse.Namespace, bar: _Bar) -> Any:
     server = getattr(args, "server", None) or cfg.sync.server
     if not server:
         raise LoyaltyError("no_server", "[sync] server is not set in the config")
+    import httpx
+
+    try:
+        url = httpx.URL(server)
+        url.port  # noqa: B018  (a port that is no number fails only when asked)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise LoyaltyError("bad_url", f"sync server {server!r} is not a URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise LoyaltyError("bad_url", f"sync server {server!r} is not an http:// or https:// URL")
     return SyncClient(
         ctx.service.conn, server=server, token=read_token(cfg.sync.token_file), store_id=cfg.store.id,
         terminal_id=cfg.store.terminal, timeout_s=cfg.sync.timeout_s, attempts=4, progress=bar,
@@ -164,27 +181,81 @@ def cmd_server(args: argparse.Namespace, ctx: Context) -> Output:
     from sync.app import make_app
 
     url = _db_url(args)
+    _check_listen(args.host, args.port)
     app = make_app(url)
     print(f"loyalty server on http://{args.host}:{args.port} (store {url.split('@')[-1]}); API docs at /docs", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return Output(None, None)
 
 
-def cmd_add_terminal(args: argparse.Namespace, ctx: Context) -> Output:
-    from sync.store import Conflict, ServerStore
+def _open_store(url: str) -> Any:
+    """The server's store, or one error line naming the URL (its password hidden)."""
+    from sync.store import ServerStore
 
-    store = ServerStore(_db_url(args))
     try:
-        tid, token = store.add_terminal(args.store, args.terminal, rotate=args.rotate)
-    except Conflict as exc:
-        raise LoyaltyError("exists", exc.message) from None
-    finally:
-        store.close()
-    if args.token_file:
+        return ServerStore(url)  # it creates or checks its schema: a database it cannot reach fails here
+    except Exception as exc:
+        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+        what = " ".join(str(exc).split()).split(" (Background on this error")[0] or type(exc).__name__
+        raise LoyaltyError("server_db", f"cannot open the server database {shown}: {what[:300]}") from None
+
+
+_ID = re.compile(ID_PATTERN)
+
+
+def _check_listen(host: str, port: int) -> None:
+    """The address the server is to listen on can be taken: one error line instead of the web server's log."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise LoyaltyError("server", f"cannot listen on {host!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise LoyaltyError("server", f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def cmd_add_terminal(args: argparse.Namespace, ctx: Context) -> Output:
+    from sync.store import Conflict
+
+    for name in ("store", "terminal"):
+        value = getattr(args, name)
+        if not _ID.fullmatch(value):
+            raise LoyaltyError("usage", f"--{name} {value!r}: letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit")
+    out = None
+    if args.token_file:  # opened before the till is registered: a token nobody could write down would lock it out
         path = Path(args.token_file)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(token + "\n", encoding="utf-8")
-        path.chmod(0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            out = path.open("w", encoding="utf-8")
+            path.chmod(0o600)
+        except OSError as exc:
+            raise LoyaltyError("token_file", f"cannot write the token file {path}: {exc.strerror or exc}") from None
+    try:
+        store = _open_store(_db_url(args))
+        try:
+            tid, token = store.add_terminal(args.store, args.terminal, rotate=args.rotate)
+        except Conflict as exc:
+            raise LoyaltyError("exists", exc.message) from None
+        finally:
+            store.close()
+        if out is not None:
+            try:
+                out.write(token + "\n")
+                out.close()
+            except OSError as exc:
+                raise LoyaltyError("token_file", f"terminal {tid} is registered but its token could not be written to"
+                                                 f" {args.token_file} ({exc.strerror or exc}); issue a new one with --rotate") from None
+    except BaseException:
+        if out is not None and not out.closed:
+            out.close()
+            Path(args.token_file).unlink(missing_ok=True)
+        raise
     text = f"terminal {tid} registered. Its token (shown once; put it in the till's [sync] token_file):\n{token}"
     return Output({"tid": tid, "token": token, "token_file": args.token_file}, text)
 
@@ -193,11 +264,10 @@ def cmd_server_report(args: argparse.Namespace, ctx: Context) -> Output:
     from zoneinfo import ZoneInfo
 
     from ledger import clock
-    from sync.store import ServerStore
 
     # the server has no store of its own: a naive --now is UTC here
     now = clock.parse_now(ctx.now_text, ZoneInfo("UTC")) if ctx.now_text else None
-    store = ServerStore(_db_url(args))
+    store = _open_store(_db_url(args))
     try:
         rep = store.reports(now=now)
     finally:

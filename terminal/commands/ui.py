@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ledger.errors import LoyaltyError
+
 from ..context import Context, Output
 
 
@@ -41,6 +43,8 @@ def cmd_demo(args: argparse.Namespace, ctx: Context) -> Output | int:
     from terminal.demo import open_demo
 
     workdir = Path(args.dir or tempfile.mkdtemp(prefix="loyalty-demo-"))
+    if workdir.exists() and not workdir.is_dir():
+        raise LoyaltyError("usage", f"--dir {workdir} is a file, not a folder")
     if args.script:
         return _script(workdir, ctx)
     from ledger import config as config_mod

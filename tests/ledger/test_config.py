@@ -52,6 +52,7 @@ BAD = [
     ("stamps_past_any_card", ('stamps_per_reward = 10', 'stamps_per_reward = 99999999999999999999'), "program[0].stamps_per_reward", True, ["at most 1000"]),
     ("price_past_any_sum", ('price = "0.750"', 'price = "99999999999.000"'), "catalog[0].price", True, ["largest amount this till takes"]),
     ("expiry_past_any_date", ('expire_after_days = 30', 'expire_after_days = 100000000'), "program[1].expire_after_days", True, ["at most 3660"]),
+    ("terminal_id_with_a_space", ('terminal = "till-9"', 'terminal = "till 9"'), "store.terminal", True, ["letters, digits", "receipt numbers"]),
     ("sync_server_ftp", ('timezone = "Asia/Kuwait"', 'timezone = "Asia/Kuwait"\n\n[sync]\nserver = "ftp://10.0.0.2"'), "sync.server", True,
      ["http:// or https:// URL"]),
 ]

@@ -1,0 +1,92 @@
+"""Inputs no check foresaw still get the error contract: one stderr line, the right exit code, no traceback,
+nothing written (found by running the CLI on a few thousand generated command lines)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from ledger_store import run_cli
+
+CARD = "uid:04A1B2C3D4E5F6"
+
+
+@pytest.fixture
+def cli(store):
+    store.service.close()
+
+    def run(*args: str):
+        return run_cli("--config", str(store.path), *args)
+
+    return run
+
+
+def _one_error(result, code: str, exit_code: int) -> None:
+    assert result.code == exit_code, (result.out, result.err)
+    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    assert json.loads(result.out)["error"] == code == json.loads(result.err)["error"]
+
+
+@pytest.mark.parametrize(("args", "code", "exit_code"), [
+    (("card", "show", "code:\udcff"), "usage", 2),  # bytes that are not UTF-8, as a shell passes them
+    (("--js", "card", "show", CARD), "usage", 2),  # no abbreviations: --js was JSON to the parser, text to errors
+    (("--now", "0001-01-01", "card", "show", CARD), "bad_time", 1),
+    (("--now", "9999-12-31T23:59:59-12:00", "sale", "--card", CARD, "--item", "LAT"), "bad_time", 1),
+    (("sync", "--server", "http://[::1"), "bad_url", 1),
+    (("sync", "--end-of-day", "--day", "9999-12-31"), "bad_day", 1),
+    (("print-queue", "retry", "99999999999999999999999"), "usage", 2),
+    (("print-queue", "reprint", "--kind", "sale"), "usage", 2),
+    (("reader", "test", "--timeout", "inf"), "usage", 2),
+    (("server", "report", "--db", "garbage"), "server_db", 1),
+    (("server", "--port", "99999"), "usage", 2),
+])
+def test_odd_input_gets_one_clear_error_and_writes_nothing(cli, store, args, code, exit_code):
+    before = sqlite3.connect(store.cfg.ledger.path).execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    _one_error(cli("--json", *args), code, exit_code)
+    assert sqlite3.connect(store.cfg.ledger.path).execute("SELECT COUNT(*) FROM events").fetchone()[0] == before
+
+
+def test_a_ledger_path_that_is_no_ledger(tmp_path: Path, store):
+    store.service.close()
+    for target in (tmp_path, tmp_path / "junk.db"):
+        if target.name == "junk.db":
+            target.write_bytes(b"not a database" * 100)
+        config = tmp_path / "c.toml"
+        config.write_text(store.path.read_text(encoding="utf-8").replace('path = "ledger.db"', f'path = "{target}"'), encoding="utf-8")
+        result = run_cli("--config", str(config), "--json", "init")
+        _one_error(result, "ledger", 1)
+        assert "check [ledger] path" in json.loads(result.out)["message"]
+
+
+def test_a_config_that_never_ends_is_refused(store):
+    store.service.close()
+    result = run_cli("--config", "/dev/zero", "check-config")
+    assert result.code == 3 and "larger than 4 MB" in result.err and len(result.err.splitlines()) == 1
+
+
+def test_a_token_file_that_cannot_be_written_registers_nothing(tmp_path: Path):
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    failed = run_cli("--json", "server", "add-terminal", "--db", db, "--store", "kw", "--terminal", "t1", "--token-file", str(tmp_path))
+    _one_error(failed, "token_file", 1)
+    token = tmp_path / "t1.token"
+    done = run_cli("--json", "server", "add-terminal", "--db", db, "--store", "kw", "--terminal", "t1", "--token-file", str(token))
+    assert done.code == 0 and token.read_text().strip() == done.json["token"]  # not "already registered"
+    bad = run_cli("--json", "server", "add-terminal", "--db", db, "--store", "", "--terminal", " ")
+    _one_error(bad, "usage", 2)
+
+
+def test_an_unforeseen_failure_is_one_line_not_a_traceback(cli, monkeypatch):
+    from ledger.service import Loyalty
+
+    def boom(*_args, **_kw):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(Loyalty, "card", boom)
+    result = cli("--json", "card", "show", CARD)
+    _one_error(result, "internal", 1)
+    assert "RuntimeError: disk on fire second line" in json.loads(result.out)["message"]
+    monkeypatch.setenv("LOYALTY_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        cli("card", "show", CARD)
