@@ -26,6 +26,15 @@ def bounded(low: float, high: float, *, whole: bool = True) -> Callable[[str], f
     return parse
 
 
+def signed_int(text: str) -> int:
+    """A whole number with an optional minus or plus sign: digits only (int() also takes "1_000")."""
+    body = text.strip()
+    digits = body[1:] if body[:1] in "+-" else body
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(body)
+
+
 def limit_arg(text: str) -> int:
     """A `--limit N`: a whole number from 1 to MAX_LIMIT (SQLite's LIMIT takes no more than 64 bits)."""
     value = int(text) if text.strip().isdigit() else 0

@@ -8,7 +8,7 @@ from typing import Any
 from ledger.clock import last_day
 
 from ..context import Context, Output
-from . import limit_arg, optional
+from . import limit_arg, optional, signed_int
 
 
 def register(sub: Any) -> None:
@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
     s = csub.add_parser("adjust", help="correct a points or stamps balance (manager), with a reason")
     s.add_argument("card")
     s.add_argument("--program", required=True)
-    s.add_argument("--amount", required=True, type=int, help="points or stamps to add (negative: take)")
+    s.add_argument("--amount", required=True, type=signed_int, help="points or stamps to add (negative: take)")
     s.add_argument("--reason", required=True)
     s.set_defaults(handler=cmd_adjust)
 

@@ -211,6 +211,10 @@ def cmd_queue_retry(args: argparse.Namespace, ctx: Context) -> Output:
 
 
 def cmd_queue_reprint(args: argparse.Namespace, ctx: Context) -> Output:
+    given = [name for name, value in (("a job id", args.job), ("--sale", args.sale), ("--kind/--ref", args.kind or args.ref))
+             if value is not None]
+    if len(given) > 1:
+        raise LoyaltyError("usage", f"give one of a job id, --sale or --kind with --ref, not {' and '.join(given)}")
     printer = _open(ctx.config, args)
     with open_queue(ctx, printer) as queue:
         if args.job is not None:

@@ -41,6 +41,8 @@ def _one_error(result, code: str, exit_code: int) -> None:
     (("reader", "test", "--timeout", "inf"), "usage", 2),
     (("server", "report", "--db", "garbage"), "server_db", 1),
     (("server", "--port", "99999"), "usage", 2),
+    (("card", "adjust", CARD, "--program", "points", "--amount", "1_000", "--reason", "x"), "usage", 2),
+    (("print-queue", "reprint", "1", "--sale", "18"), "usage", 2),  # two ways to name one receipt
 ])
 def test_odd_input_gets_one_clear_error_and_writes_nothing(cli, store, args, code, exit_code):
     before = sqlite3.connect(store.cfg.ledger.path).execute("SELECT COUNT(*) FROM events").fetchone()[0]
