@@ -7,7 +7,10 @@ print job) through the Loyalty service. Goal: ratio >= 0.5.
 
 Beside it, `sql_only_ratio`: the same sales' statements replayed on a copy of
 the ledger with no Python around them, against raw commits again; it bounds
-what any speed-up of the rules, hashing and JSON could give.
+what any speed-up of the rules, hashing and JSON could give. And
+`pages_only_ratio`: commits that write as many pages as a sale does
+(`wal_frames_per_sale`) and nothing else: what this disk allows a sale of
+that size at all.
 
 Prints progress, then one JSON object on the last line.
 """
@@ -151,6 +154,42 @@ def sql_only(till: Till, base: Raw, directory: Path, n: int) -> tuple[list[float
     return raw, replay
 
 
+def wal_frames_per_sale(till: Till, directory: Path, n: int = 200) -> float:
+    """How many pages a sale writes: WAL frames over `n` sales, with no checkpoint in between."""
+    conn = till.service.ledger.conn
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    try:
+        till.run(n)
+        page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        return (os.path.getsize(directory / "ledger.db-wal") - 32) / (page + 24) / n
+    finally:
+        conn.execute("PRAGMA wal_autocheckpoint=4000")
+
+
+def pages_only(base: Raw, directory: Path, pages: int, n: int) -> tuple[list[float], list[float]]:
+    """Durable commits that write as many pages as a sale and do nothing else, against raw commits again:
+    the ratio a sale could reach if pricing, hashing and its statements cost nothing."""
+    conn = sqlite3.connect(directory / "pages.db", isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "wal_autocheckpoint=4000"):
+        conn.execute(f"PRAGMA {pragma}")
+    conn.execute("CREATE TABLE p (id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+    page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    blob = os.urandom(page - 200)  # one row fills one page
+    raw: list[float] = []
+    timed: list[float] = []
+    for _ in range(max(1, n // 100)):
+        raw += base.run(100)
+        for _ in range(100):
+            start = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO p (v) VALUES (?)", [(blob,)] * pages)
+            conn.execute("COMMIT")
+            timed.append(time.perf_counter() - start)
+    conn.close()
+    return raw, timed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=3000)
@@ -166,6 +205,8 @@ def main() -> None:
             raw += base.run(100)
             sales += till.run(100)
         ceiling_raw, ceiling = sql_only(till, base, directory, max(100, args.n // 3))
+        frames = wal_frames_per_sale(till, directory)
+        floor_raw, floor = pages_only(base, directory, round(frames), max(100, args.n // 3))
         till.service.close()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -186,6 +227,10 @@ def main() -> None:
         "sql_only_p50_ms": round(statistics.median(ceiling) * 1000, 3),
         "sql_only_raw_per_s": round(len(ceiling_raw) / sum(ceiling_raw), 1),
         "sql_only_ratio": round((len(ceiling) / sum(ceiling)) / (len(ceiling_raw) / sum(ceiling_raw)), 3),
+        # a sale's pages written durably with nothing else: the bound of this disk, whatever the code
+        "wal_frames_per_sale": round(frames, 1),
+        "pages_only_p50_ms": round(statistics.median(floor) * 1000, 3),
+        "pages_only_ratio": round((len(floor) / sum(floor)) / (len(floor_raw) / sum(floor_raw)), 3),
         "goal_ratio": 0.5,
         "cpus": os.cpu_count(),
     }
