@@ -227,13 +227,19 @@ def cmd_add_terminal(args: argparse.Namespace, ctx: Context) -> Output:
         value = getattr(args, name)
         if not _ID.fullmatch(value):
             raise LoyaltyError("usage", f"--{name} {value!r}: letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit")
-    out = None
-    if args.token_file:  # opened before the till is registered: a token nobody could write down would lock it out
+    out, path, fresh = None, None, None
+    if args.token_file:
+        # a new file beside the token file is opened before the till is registered (a token nobody could
+        # write down would lock the till out) and takes its place only once the server has the till:
+        # a refused registration leaves the token file there was
         path = Path(args.token_file)
+        fresh = path.with_name(path.name + ".new")
         try:
+            if path.is_dir():
+                raise IsADirectoryError(21, "Is a directory")
             path.parent.mkdir(parents=True, exist_ok=True)
-            out = path.open("w", encoding="utf-8")
-            path.chmod(0o600)
+            out = fresh.open("w", encoding="utf-8")
+            fresh.chmod(0o600)
         except OSError as exc:
             raise LoyaltyError("token_file", f"cannot write the token file {path}: {exc.strerror or exc}") from None
     try:
@@ -244,18 +250,19 @@ def cmd_add_terminal(args: argparse.Namespace, ctx: Context) -> Output:
             raise LoyaltyError("exists", exc.message) from None
         finally:
             store.close()
-        if out is not None:
+        if out is not None and path is not None and fresh is not None:
             try:
                 out.write(token + "\n")
                 out.close()
+                os.replace(fresh, path)
             except OSError as exc:
                 raise LoyaltyError("token_file", f"terminal {tid} is registered but its token could not be written to"
-                                                 f" {args.token_file} ({exc.strerror or exc}); issue a new one with --rotate") from None
-    except BaseException:
+                                                 f" {path} ({exc.strerror or exc}); issue a new one with --rotate") from None
+    finally:
         if out is not None and not out.closed:
             out.close()
-            Path(args.token_file).unlink(missing_ok=True)
-        raise
+        if fresh is not None:
+            fresh.unlink(missing_ok=True)
     text = f"terminal {tid} registered. Its token (shown once; put it in the till's [sync] token_file):\n{token}"
     return Output({"tid": tid, "token": token, "token_file": args.token_file}, text)
 

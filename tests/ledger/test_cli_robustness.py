@@ -92,3 +92,16 @@ def test_an_unforeseen_failure_is_one_line_not_a_traceback(cli, monkeypatch):
     monkeypatch.setenv("LOYALTY_DEBUG", "1")
     with pytest.raises(RuntimeError):
         cli("card", "show", CARD)
+
+
+def test_a_refused_registration_leaves_the_token_file_there_was(tmp_path: Path):
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    token = tmp_path / "till.token"
+    first = run_cli("--json", "server", "add-terminal", "--db", db, "--store", "kw", "--terminal", "t1", "--token-file", str(token))
+    assert first.code == 0 and token.read_text().strip() == first.json["token"]
+    again = run_cli("--json", "server", "add-terminal", "--db", db, "--store", "kw", "--terminal", "t1", "--token-file", str(token))
+    _one_error(again, "exists", 1)
+    assert token.read_text().strip() == first.json["token"] and sorted(p.name for p in tmp_path.iterdir()) == ["server.db", "till.token"]
+    rotated = run_cli("--json", "server", "add-terminal", "--db", db, "--store", "kw", "--terminal", "t1", "--rotate",
+                      "--token-file", str(token))
+    assert rotated.code == 0 and token.read_text().strip() == rotated.json["token"] != first.json["token"]
