@@ -166,6 +166,8 @@ class Loyalty:
             raise LoyaltyError("bad_sale_id", f"sale id {sale_id!r} is empty or has spaces around it")
         if len(sale_id) > 128:
             raise LoyaltyError("bad_sale_id", "a sale id is at most 128 characters")
+        if any(ord(c) < 32 or ord(c) == 127 for c in sale_id):  # it is printed in lines of text and on receipts
+            raise LoyaltyError("bad_sale_id", f"sale id {sale_id!r} holds control characters")
         prefix, _, digits = sale_id.rpartition("-")
         if prefix == self.cfg.store.terminal and digits.isdigit():
             raise LoyaltyError("bad_sale_id", f"sale id {sale_id!r} reads as one of this till's receipt numbers; choose another")
@@ -377,7 +379,7 @@ class Loyalty:
             self._check_open_day(tx, day)
             member_id = str(sale["member_id"])
             card_id = str(sale["card_id"])
-            self._expire(tx, ids, member_id)
+            expired = self._expire(tx, ids, member_id)  # due before the refund: not the refund's doing, but said
             tier_before = self.cfg.tiers.tier_for(member_state(tx.conn, self.cfg, member_id, day).window_spend)
             events = tx.conn.execute(
                 "SELECT * FROM events WHERE member_id=? AND sale_id=? ORDER BY seq DESC", (member_id, sale_id)
@@ -446,7 +448,7 @@ class Loyalty:
             view = card_view(tx.conn, self.cfg, tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone(), day)
             cur = self.cfg.currency
             result = {"refund": refund_id, "sale": sale_id, "receipt": sale["receipt_no"], "currency": cur.code,
-                      "total": money.fmt(int(sale["total"]), cur), "reversed": _net(reversed_, taken_back),
+                      "total": money.fmt(int(sale["total"]), cur), "reversed": _net(reversed_, taken_back), "expired": expired,
                       "tier_change": tier_change, **view}
             tx.conn.execute(
                 "INSERT INTO refunds (id, sale_id, ts, business_day, result) VALUES (?,?,?,?,?)",

@@ -4,7 +4,7 @@ key and the line of every problem, and refuse unknown keys with a hint."""
 from __future__ import annotations
 
 import difflib
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
@@ -172,6 +172,8 @@ class Table:
         value = self.data[name]
         if isinstance(value, datetime):
             raise self.error(name, f"must be a date such as 2026-12-31, not a date and time ({value.isoformat()})")
+        if isinstance(value, time):
+            raise self.error(name, f"must be a date such as 2026-12-31, not a time of day ({value.isoformat()})")
         if isinstance(value, date):
             return value
         if isinstance(value, str):

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from .context import Context, Output
@@ -86,6 +86,11 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any):
+        # no abbreviations in any command: `--sale` must not quietly become --sale-id on a till
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(self.prog, message)
 
@@ -94,7 +99,6 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser for `argv`'s command (every command when argv is None)."""
     parser = _Parser(
         prog="loyalty",
-        allow_abbrev=False,  # `--js` read as --json by the parser but not by the error path: one spelling each
         description="Offline-first loyalty terminal for the point of sale.",
         epilog="Every command accepts --json for machine-readable output. Docs: README.md, docs/config.md.",
     )

@@ -74,7 +74,8 @@ def describe(view: dict[str, Any]) -> str:
         elif kind == "discount":
             lines.append(f"  {pid}: {st['percent']}% discount")
         elif kind == "membership":
-            lines.append(f"  {pid}: " + (f"active until {st['until']}" if st["active"] else "not active"))
+            ended = f" (ended {st['until']})" if st.get("until") else ""
+            lines.append(f"  {pid}: " + (f"active until {st['until']}" if st["active"] else f"not active{ended}"))
     return "\n".join(lines)
 
 

@@ -43,6 +43,10 @@ def _one_error(result, code: str, exit_code: int) -> None:
     (("server", "--port", "99999"), "usage", 2),
     (("card", "adjust", CARD, "--program", "points", "--amount", "1_000", "--reason", "x"), "usage", 2),
     (("print-queue", "reprint", "1", "--sale", "18"), "usage", 2),  # two ways to name one receipt
+    (("sale", "--card", CARD, "--it", "LAT"), "usage", 2),  # no abbreviations after the command either
+    (("card", "show", CARD, "--js"), "usage", 2),
+    (("sale", "--card", CARD, "--item", "LAT", "--sale", "abc"), "usage", 2),  # --sale is not --sale-id
+    (("sale", "--card", CARD, "--item", "LAT", "--sale-id", "a\nb"), "bad_sale_id", 1),
 ])
 def test_odd_input_gets_one_clear_error_and_writes_nothing(cli, store, args, code, exit_code):
     before = sqlite3.connect(store.cfg.ledger.path).execute("SELECT COUNT(*) FROM events").fetchone()[0]

@@ -38,6 +38,8 @@ BAD = [
      "promotion[0].from", True, ["must be a date such as", "not a date and time"]),
     ("promotion_end_date_and_time", ('expiring_notice_days = 10', 'expiring_notice_days = 10\n\n[[promotion]]\nid = "p"\nmultiplier = 2\nto = 2027-04-10T00:00:00'),
      "promotion[0].to", True, ["not a date and time"]),
+    ("promotion_time_of_day", ('expiring_notice_days = 10', 'expiring_notice_days = 10\n\n[[promotion]]\nid = "p"\nmultiplier = 2\nfrom = 10:00:00'),
+     "promotion[0].from", True, ["not a time of day (10:00:00)"]),
     ("duplicate_promotion", ('expiring_notice_days = 10', 'expiring_notice_days = 10\n\n[[promotion]]\nmultiplier = 2\nid = "p"\n\n[[promotion]]\nmultiplier = 3\nid = "p"'),
      "promotion[1].id", True, ["promotion id 'p' appears twice"]),
     ("sku_differs_only_in_case", ('sku = "LAT"', 'sku = "esp"'), "catalog[1].sku", True, ["appears twice", "as 'ESP'", "whatever their case"]),

@@ -128,6 +128,15 @@ def test_refund_does_not_take_points_that_already_expired(store):
     store.sale(CARD, ["CRO"], at="2026-12-02T10:00")  # expiry written; +6
     refund = store.service.refund(sale["sale"], store.now("2026-12-03T10:00"))
     assert refund["programs"]["points"]["balance"] == 6
+    assert refund["expired"] == {}  # written off by the sale before it, not by the refund
+
+
+def test_a_refund_says_which_points_it_wrote_off_first(store):
+    store.sale(CARD, ["LAT*8"], at="2026-11-01T10:00")  # 100 points, gone on 12-01
+    later = store.sale(CARD, ["CRO"], at="2026-11-20T10:00")  # +6, gone on 12-20
+    refund = store.service.refund(later["sale"], store.now("2026-12-02T10:00"))
+    assert refund["expired"] == {"points": 100} and refund["reversed"]["points"] == {"points": -6}
+    assert refund["programs"]["points"]["balance"] == 0
     assert verify(store.service.conn).ok
 
 
