@@ -238,8 +238,12 @@ def refund_slip(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, l
         for account, amount in moved.items():
             if account == "until":  # a membership taken back: the last day it has left, or none
                 doc.add(Row(name, lang._("until {date}", date=lang.day(amount)) if amount else lang._("not active")))
+            elif account == "points":  # the program's name says it is points
+                doc.add(Row(name, lang.signed(int(amount))))
             else:
                 doc.add(Row(f"{name}: {lang._(account)}", lang.signed(int(amount))))
+    for pid, points in (result.get("expired") or {}).items():  # come due, written off first
+        doc.add(Row(f"{_program_name(cfg.programs.get(pid), pid, lang)}: {lang._('Expired')}", lang.signed(-int(points))))
     doc.add(Rule())
     for pid, state in (result.get("programs", {}) or {}).items():
         name = _program_name(cfg.programs.get(pid), pid, lang)

@@ -284,8 +284,11 @@ class LoyaltyApp(App[None]):
         try:
             if action == "refund":
                 result = gate.refund(values["sale"])
-                moved = ", ".join(f"{acct} {amount or 'none'}" if acct == "until" else f"{amount:+d} {acct}"
-                                  for accts in result["reversed"].values() for acct, amount in accts.items())
+                moved = ", ".join((f"{pid} to {amount}" if amount else f"{pid} ended") if acct == "until" else f"{amount:+d} {acct}"
+                                  for pid, accts in result["reversed"].items() for acct, amount in accts.items())
+                gone = sum((result.get("expired") or {}).values())
+                if gone:  # points come due, written off by the refund's transaction: the balance says why
+                    moved += f"; {gone} expired points written off"
                 from receipts import render
                 from receipts.templates import refund_slip
 
@@ -331,7 +334,8 @@ class LoyaltyApp(App[None]):
         self.note_manager(msg.ok, msg.text)
         if msg.receipt:
             self.checkout.show_receipt(msg.receipt, f"printed on {self.services.printer.name}")
-        if msg.view is not None and self.checkout.cart.card == msg.view.get("card"):
+        # a slip on screen stays there: tapping the card again to refresh its panel would cover it
+        if msg.view is not None and not msg.receipt and self.checkout.cart.card == msg.view.get("card"):
             self.checkout.card_tapped(msg.view["card"])
         self.refresh_status()
 

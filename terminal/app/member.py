@@ -45,7 +45,7 @@ class MemberScreen(Screen[None]):
     MemberScreen { layout: vertical; }
     #member-title { height: 1; background: $boost; padding: 0 1; text-style: bold; }
     #member-body { height: 1fr; }
-    #member-summary { width: 40; padding: 0 1; border-right: solid $primary; }
+    #member-summary { width: 34; padding: 0 1; border-right: solid $primary; }
     #history { width: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,f8", "back", "Back"), Binding("f1", "help", "Help")]
@@ -67,7 +67,8 @@ class MemberScreen(Screen[None]):
     def on_mount(self) -> None:
         table = self.query_one("#history", DataTable)
         # the receipt's number without the till and its zeros (what refund takes), next to the time: never off screen
-        table.add_columns("When", "Rcpt", "What", "Program", "Amount")
+        # the amount before the program: at 80 columns the last column is the one cut
+        table.add_columns("When", "Rcpt", "What", "Amount", "Program")
         table.focus()
         self.load()
 
@@ -106,8 +107,10 @@ class MemberScreen(Screen[None]):
                 amount = _money(self.services, payload.get("total"))
             elif ev["account"] == "spend":
                 amount = "+" + _money(self.services, ev["amount"]) if ev["amount"] > 0 else "-" + _money(self.services, -ev["amount"])
+            elif "until" in payload and not ev["account"]:  # a membership bought or taken back
+                amount = f"to {payload['until']}" if payload["until"] else "ended"
             digits = (ev.get("receipt") or "").rpartition("-")[2]
-            table.add_row(self._local(ev["ts"]), str(int(digits)) if digits.isdigit() else digits, what, ev["program_id"] or "", amount)
+            table.add_row(self._local(ev["ts"]), str(int(digits)) if digits.isdigit() else digits, what, amount, ev["program_id"] or "")
         self.events_shown = len(msg.events)
 
     def _local(self, ts: str) -> str:

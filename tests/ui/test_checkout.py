@@ -321,6 +321,23 @@ async def test_refund_with_the_manager_pin(make_app: Callable[..., LoyaltyApp]) 
         assert receipt in text_of(app, "#message")
 
 
+async def test_a_refund_for_the_customer_at_the_till_shows_its_slip(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _sell_one(pilot)
+        await tap(pilot, "2")  # the same customer is back at the till
+        await pilot.press("f12", *"1234", "enter")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "ManagerMenu", what="manager menu")
+        await pilot.press("r")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen", what="refund form")
+        await pilot.press("enter")
+        await until(pilot, lambda: "Refunded" in text_of(app, "#message"), what="refund")
+        await pilot.pause(0.3)
+        # the slip stays on screen (refreshing the customer's panel used to cover it at once)
+        assert app.checkout.query_one("#right").current == "receipt-panel"
+        assert "REFUND" in text_of(app, "#receipt")
+
+
 async def test_wrong_pin_refunds_nothing_and_locks_after_three(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
