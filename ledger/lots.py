@@ -38,6 +38,16 @@ def take(tx: Tx, *, event_id: str, member_id: str, program_id: str, points: int,
         raise LoyaltyError("insufficient_balance", f"{program_id}: {points} points needed, {points - left} available")
 
 
+def expirable(due: int, held: int, chain_balance: int) -> int:
+    """Of `due` points in this till's lots come due, how many really expire.
+
+    Points the member spent at other tills came from no lot here; they count as taken
+    from the earliest lots, so expiry never takes the member below the points of the
+    lots still valid (`held - due`).
+    """
+    return max(0, min(due, chain_balance - (held - due)))
+
+
 def held(tx: Tx, member_id: str, program_id: str) -> int:
     """Points in this ledger's open lots (the rest of the chain's points have none here)."""
     row = tx.conn.execute(

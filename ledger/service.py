@@ -811,13 +811,10 @@ class Loyalty:
         room: dict[str, int] = {}
         expired: dict[str, int] = {}
         for program_id in dict.fromkeys(p for _, p, _ in due):
-            # Points another till spent on this member's chain balance came from no lot here; they are
-            # counted as taken from this till's earliest lots, so what expires never takes the member below
-            # the points of their lots still valid (it used to expire them whole: a negative balance
-            # and an overdraft flag for a member who never overdrew)
-            due_here = sum(r for _, p, r in due if p == program_id)
-            not_due = lots.held(tx, member_id, program_id) - due_here
-            room[program_id] = max(0, min(due_here, self._effective(tx, member_id, program_id, "points") - not_due))
+            # not the whole lots: what other tills spent of them is gone already (expiring it again
+            # made a negative balance and an overdraft flag for a member who never overdrew)
+            room[program_id] = lots.expirable(sum(r for _, p, r in due if p == program_id), lots.held(tx, member_id, program_id),
+                                              self._effective(tx, member_id, program_id, "points"))
         for lot_id, program_id, remaining in due:
             points = min(remaining, room[program_id])
             if points <= 0:

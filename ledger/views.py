@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from . import money
+from . import lots, money
 from .clock import from_iso, local_time
 from .config import Config, DiscountProgram, MembershipProgram, PointsProgram, StampsProgram
 from .pricing import MemberState
@@ -84,10 +84,8 @@ def member_state(
         return total(key) if fresh else min(total(key), bal.get(key, 0))
 
     stamps_programs, points_programs = cfg.programs_of(StampsProgram), cfg.programs_of(PointsProgram)
-    for pid, points in due.items():
-        # as Loyalty._expire writes it: points other tills spent came from this till's earliest lots
-        drawn_elsewhere = held[pid] - total((pid, "points"))
-        due[pid] = min(points, max(0, points - drawn_elsewhere))
+    for pid, points in due.items():  # what the next write will expire, as Loyalty._expire counts it
+        due[pid] = lots.expirable(points, held[pid], total((pid, "points")))
     return MemberState(
         stamps={p.id: total((p.id, "stamps")) for p in stamps_programs},
         rewards={p.id: total((p.id, "rewards")) for p in stamps_programs},

@@ -35,12 +35,8 @@ def signed_int(text: str) -> int:
     return int(body)
 
 
-def limit_arg(text: str) -> int:
-    """A `--limit N`: a whole number from 1 to MAX_LIMIT (SQLite's LIMIT takes no more than 64 bits)."""
-    value = int(text) if text.strip().isdigit() else 0
-    if not 1 <= value <= MAX_LIMIT:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_LIMIT:,}")
-    return value
+# a `--limit N`: SQLite's LIMIT takes no more than 64 bits, and no screen more than this
+limit_arg = bounded(1, MAX_LIMIT)
 
 
 def optional(name: str) -> ModuleType | None:
