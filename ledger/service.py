@@ -447,7 +447,7 @@ class Loyalty:
             tier_change = self._tier_event(tx, ids, member_id, card_id, sale_id, tier_before.id if tier_before else None, day)
             view = card_view(tx.conn, self.cfg, tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone(), day)
             cur = self.cfg.currency
-            result = {"refund": refund_id, "sale": sale_id, "receipt": sale["receipt_no"], "currency": cur.code,
+            result = {"refund": refund_id, "sale": sale_id, "receipt": sale["receipt_no"], "ts": tx.ts, "currency": cur.code,
                       "total": money.fmt(int(sale["total"]), cur), "reversed": _net(reversed_, taken_back), "expired": expired,
                       "tier_change": tier_change, **view}
             tx.conn.execute(

@@ -230,6 +230,8 @@ def refund_slip(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, l
     # the sale's receipt number is what the customer holds (an id's first characters say nothing)
     doc.add(Row(lang._("Receipt"), lang.ltr(str(result.get("receipt") or result.get("sale", "")))))
     doc.add(Row(lang._("Card"), lang.ltr(str(result.get("card", "")))))
+    if result.get("ts"):
+        doc.add(Row(lang._("Date"), lang.local_time(str(result["ts"]))))
     if result.get("total") is not None:
         doc.add(Row(lang._("Amount"), lang.money(str(result["total"]), str(result.get("currency", cfg.currency.code))), bold=True))
     doc.add(Rule())
@@ -251,6 +253,8 @@ def refund_slip(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, l
             doc.add(Row(name, lang._("{points} pts", points=int(state["balance"]))))
         elif state.get("kind") == "stamps":
             doc.add(Row(name, stamp_caption(int(state["stamps"]), int(state["stamps_per_reward"]), lang)))
+            if int(state.get("rewards") or 0) > 0:  # vouchers the member still holds, given back ones too
+                doc.add(Row("  " + lang._("Rewards ready"), lang.num(int(state["rewards"]))))
     doc.add(Cut())
     return doc
 

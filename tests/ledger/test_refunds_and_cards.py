@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ledger.errors import LoyaltyError
@@ -269,3 +271,15 @@ def test_a_card_replaced_twice_points_at_the_card_in_use(store):
         store.sale(CARD, ["LAT"])
     assert err.value.code == "card_replaced" and third in err.value.message
     assert store.sale(third, ["ESP"])["programs"]["coffee"]["stamps"] == 2
+
+
+def test_the_refund_slip_says_when_and_which_vouchers_the_member_holds(store):
+    store.sale(CARD, ["ESP*10"], at="2026-11-22T09:00")  # a voucher
+    later = store.sale(CARD, ["LAT"], at="2026-11-22T09:30")
+    refund = store.service.refund(later["sale"], store.now("2026-11-22T10:15"))
+    from receipts.templates import refund_slip
+    from receipts.text import render_text
+
+    slip = render_text(refund_slip(refund, store.cfg), 42)
+    assert re.search(r"Date\s+2026-11-22 10:15", slip), slip  # the store's clock
+    assert re.search(r"Rewards ready\s+1", slip), slip
