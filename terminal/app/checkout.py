@@ -129,6 +129,7 @@ class CheckoutScreen(Screen[None]):
         self._said: tuple[str, str] = ("", "")
         self._totals_key: object = None
         self._esc_at: float | None = None
+        self._status: StatusSnapshot | None = None
 
     # ------------------------------------------------------------ layout
 
@@ -174,19 +175,27 @@ class CheckoutScreen(Screen[None]):
             msg.set_classes(kind)
         msg.update(Text(text), layout=False)  # messages quote config keys like [sync]: never markup
 
+    # the long status line takes ~110 columns; a narrower screen gets the short one, which keeps the till's id
+    STATUS_WIDE = 112
+
+    def on_resize(self) -> None:
+        if self.query("#status"):
+            self.show_status(self._status)
+
     def show_status(self, snap: StatusSnapshot | None) -> None:
-        s = self.services
+        self._status = snap
+        wide = self.app.size.width >= self.STATUS_WIDE
         parts = [self.reader_text]
-        printer = s.printer.name
+        printer = f"printer {self.services.printer.name}" if wide else "printer:"
         if snap is None:
-            parts.append(f"printer {printer}")
+            parts.append(printer)
             parts.append("sync …")
         else:
-            parts.append(f"printer {printer} ({snap.queued_prints} queued)")
+            parts.append(f"{printer} ({snap.queued_prints} queued)" if wide else f"{printer} {snap.queued_prints} queued")
             sync = snap.sync
             mode = "online" if sync.online and not sync.forced_offline else ("OFFLINE (forced)" if sync.forced_offline else "offline")
-            parts.append(f"{mode}: {sync.pending} pending, last sync {sync.last_sync or 'never'}")
-        parts.append(f"{self.cfg.store.name} · {self.cfg.store.terminal}")
+            parts.append(f"{mode}: {sync.pending} pending, {'last sync' if wide else 'synced'} {sync.last_sync or 'never'}")
+        parts.append(f"{self.cfg.store.name} · {self.cfg.store.terminal}" if wide else self.cfg.store.terminal)
         found = self.query("#status")
         if not found:  # a status worker can report while the app is closing
             return

@@ -526,5 +526,8 @@ async def test_the_footer_keeps_the_cashiers_keys_on_a_narrow_terminal(make_app:
         await pilot.resize_terminal(120, 30)
         await until(pilot, lambda: "manager" in shown(app), what="wide footer")
         assert shown(app)[-3:] == ["remove_line", "quantity", "manager"]
+        assert "Salmiya Coffee House · till-1" in text_of(app, "#status")  # room for the long status line
         await pilot.resize_terminal(80, 24)
         await until(pilot, lambda: "manager" not in shown(app), what="narrow footer again")
+        status = text_of(app, "#status")  # the short one keeps the till's id and the sync state on screen
+        assert status.endswith("│ till-1") and "pending, synced" in status and len(status) <= 78, status
