@@ -6,6 +6,7 @@ mark opening each line, so a bidi-aware viewer lays them out as printed.
 
 from __future__ import annotations
 
+import re
 import textwrap
 import unicodedata
 from typing import Any
@@ -45,6 +46,17 @@ def _aligned(text: str, align: str, width: int) -> str:
     return text
 
 
+def _code_lines(text: str, width: int) -> list[str]:
+    """A QR or barcode's stand-in, centred; a payload wider than the paper breaks after its `;` fields."""
+    lines: list[str] = []
+    for field in re.findall(r"[^;]*;|[^;]+", text):
+        if lines and cell_width(lines[-1]) + cell_width(field) <= width:
+            lines[-1] += field
+        else:
+            lines.extend(textwrap.wrap(field, width, break_long_words=True) or [""])
+    return [_aligned(line, "center", width) for line in lines]
+
+
 def render_text(doc: Document, columns: int = 42) -> str:
     out: list[str] = []
     for block in doc.blocks:
@@ -59,9 +71,9 @@ def render_text(doc: Document, columns: int = 42) -> str:
             grid = stamp_grid(block.filled, block.total)
             out.append(grid[: grid.rfind("  ")] + "  " + block.caption)
         elif isinstance(block, QR):
-            out.append(_aligned(f"[QR {block.data}]", "center", columns))
+            out.extend(_code_lines(f"[QR {block.data}]", columns))
         elif isinstance(block, Barcode):
-            out.append(_aligned(f"[{block.kind} {block.data}]", "center", columns))
+            out.extend(_code_lines(f"[{block.kind} {block.data}]", columns))
         elif isinstance(block, Image):
             out.append(_aligned(f"[image {block.image.width}x{block.image.height}]", "center", columns))
         elif isinstance(block, Feed):

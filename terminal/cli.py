@@ -103,6 +103,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         epilog="Every command accepts --json for machine-readable output. Docs: README.md, docs/config.md.",
     )
     _add_globals(parser, None)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in modules_for(argv):
@@ -115,6 +116,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         module.register(sub)
     _globals_everywhere(parser)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pos-loyalty")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
 
 
 def _add_globals(parser: argparse.ArgumentParser, default: object) -> None:

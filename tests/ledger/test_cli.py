@@ -253,3 +253,11 @@ def test_end_of_day_without_a_server_closes_the_day_and_prints_the_z_report(cli)
     assert text.err.startswith("loyalty: business day 2026-11-22 closed, Z report NOT SYNCED") and len(text.err.splitlines()) == 1
     late = cli("--json", "--now", "2026-11-22T21:00", "sale", "--card", CARD, "--item", "LAT")
     assert late.code == 1 and late.json["error"] == "day_closed"
+
+
+def test_version_names_the_installed_distribution():
+    from importlib.metadata import version
+
+    r = run_cli("--version")
+    assert r.code == 0
+    assert r.out.strip() == f"loyalty {version('pos-loyalty')}"

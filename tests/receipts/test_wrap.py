@@ -27,3 +27,19 @@ def test_raster_rows_wrap_long_labels(rtl: bool, lang: str, label: str) -> None:
     assert long.width == one.width == width
     # more lines, not a line cut at the edge
     assert long.height >= one.height + 2 * line_height(1)  # the label alone takes three lines at 58 mm
+
+
+@pytest.mark.parametrize("columns", [32, 42, 48])
+def test_text_qr_and_barcode_stand_ins_fit_the_paper(columns: int) -> None:
+    from receipts.model import QR, Barcode, Document
+    from receipts.text import render_text
+
+    data = "LOYALTY:card=uid:04A1B2C3D4E5F6;receipt=till-1-000016;seq=16;h=0210b4e2348c"
+    doc = Document(kind="sale")
+    doc.add(QR(data), Barcode("X" * 60))
+    lines = render_text(doc, columns).splitlines()
+    assert all(len(line) <= columns for line in lines)
+    text = "".join("".join(line.split()) for line in lines)
+    assert text == f"[QR{data}][CODE128{'X' * 60}]"  # nothing lost
+    assert any(line.endswith(";") for line in lines)  # fields break after their ';'
+    assert not any(line.strip().startswith(";") for line in lines)
