@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from . import cards, lots, money
+from . import cards, freetext, lots, money
 from .clock import business_day
 from .config import Config, MembershipProgram, PointsProgram, StampsProgram
 from .errors import LoyaltyError
 from .ids import derived_id
 from .ids import new_id as new_op_id
 from .pricing import MemberState, Plan, parse_item, price_cart
-from .settings import MAX_ADJUST, MAX_MEMBERSHIP_DAYS
+from .settings import MAX_ADJUST, MAX_MEMBERSHIP_DAYS, MAX_NAME, MAX_REASON
 from .store import Ledger, Tx, canonical
 from .views import MEMBER, advance, card_view, member_state, tier_spend
 
@@ -500,6 +500,7 @@ class Loyalty:
 
     def _set_blocked(self, raw_card: str, now: datetime, blocked: bool, reason: str) -> dict[str, Any]:
         card_id = _normalize(raw_card)
+        reason = freetext.clean(reason, "the reason", "bad_reason", MAX_REASON, required=False)
         day = self.day(now)
         with self.ledger.transaction(now, day) as tx:
             row = self._existing_card(tx.conn, card_id)
@@ -537,6 +538,7 @@ class Loyalty:
         card_id = _normalize(raw_card)
         if not reason.strip():
             raise LoyaltyError("bad_reason", "an adjustment needs a reason")
+        reason = freetext.clean(reason, "the reason", "bad_reason", MAX_REASON)
         if amount == 0:
             raise LoyaltyError("bad_amount", "an adjustment of zero changes nothing")
         if abs(amount) > MAX_ADJUST:
@@ -918,10 +920,7 @@ def check_profile(name: str | None, phone: str | None, birthday: str | None) -> 
     """The profile fields given, cleaned; LoyaltyError("bad_profile") names the first bad one."""
     profile: dict[str, str] = {}
     if name is not None:
-        name = " ".join(name.split())
-        if not name or len(name) > 80:
-            raise LoyaltyError("bad_profile", "name must be 1 to 80 characters")
-        profile["name"] = name
+        profile["name"] = freetext.clean(name, "the name", "bad_profile", MAX_NAME)
     if phone is not None:
         phone = phone.strip().translate(_ASCII_DIGITS)
         if not _PHONE.match(phone):

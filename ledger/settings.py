@@ -30,6 +30,8 @@ MAX_QTY = 999                      # units of one item in a sale
 MAX_LINES = 200                    # lines in a sale
 MAX_MEMBERSHIP_DAYS = 100 * 365    # how far ahead a membership may be paid
 MAX_PERIOD_DAYS = 3660             # a config's period in days (membership, expiry)
+MAX_NAME = 80                      # characters in a member's name
+MAX_REASON = 200                   # characters in a block's or an adjustment's reason
 
 T = TypeVar("T")
 

@@ -14,6 +14,14 @@ from typing import Literal
 from PIL import Image as PILImage
 
 Align = Literal["start", "center", "end"]
+
+# Text reaches the printer as bytes: a control character there is a command (ESC @ resets it,
+# GS V cuts the paper) and the shaper refuses some. Whatever a template is given shows as U+FFFD.
+_CONTROLS = {**{c: "\ufffd" for c in range(32)}, 127: "\ufffd"}
+
+
+def printable(text: str) -> str:
+    return text.translate(_CONTROLS) if not text.isprintable() else text
 Direction = Literal["ltr", "rtl"]
 
 
@@ -24,6 +32,9 @@ class Text:
     bold: bool = False
     size: int = 1  # 1 normal, 2 double width and height
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", printable(self.text))
+
 
 @dataclass(frozen=True, slots=True)
 class Row:
@@ -33,6 +44,10 @@ class Row:
     end: str
     bold: bool = False
     size: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", printable(self.start))
+        object.__setattr__(self, "end", printable(self.end))
 
 
 @dataclass(frozen=True, slots=True)

@@ -290,18 +290,22 @@ class SyncClient:
                 )
                 out.new_members += cur.rowcount
                 for c in m["cards"]:
-                    row = conn.execute("SELECT member_id, status, replaced_by FROM cards WHERE id=?", (c["card_id"],)).fetchone()
+                    row = conn.execute("SELECT member_id, status, replaced_by, reason FROM cards WHERE id=?", (c["card_id"],)).fetchone()
+                    blocked = c["status"] == "blocked"
+                    said = c.get("reason") if blocked else None  # the blocking till's reason, when it gave one
                     if row is None:
                         conn.execute(
-                            "INSERT INTO cards (id, member_id, status, replaced_by, created_at) VALUES (?, ?, ?, ?, ?)",
-                            (c["card_id"], mid, c["status"], c.get("replaced_by"), now),
+                            "INSERT INTO cards (id, member_id, status, replaced_by, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                            (c["card_id"], mid, c["status"], c.get("replaced_by"), said or ("blocked at another till" if blocked else None), now),
                         )
                         out.new_cards += 1
-                    elif row[0] == mid and c["card_id"] not in pending and (row[1], row[2]) != (c["status"], c.get("replaced_by")):
+                    elif row[0] == mid and c["card_id"] not in pending and (
+                            (row[1], row[2]) != (c["status"], c.get("replaced_by")) or (said and said != row[3])):
                         # the chain's word on a card's status wins unless this till changed it and has not pushed yet
-                        conn.execute("UPDATE cards SET status=?, replaced_by=?, reason=CASE WHEN ?='blocked' THEN COALESCE(reason, 'blocked at another till') ELSE NULL END WHERE id=?",
-                                     (c["status"], c.get("replaced_by"), c["status"], c["card_id"]))
-                        out.hotlisted += c["status"] == "blocked"
+                        reason = (said or row[3] or "blocked at another till") if blocked else None
+                        conn.execute("UPDATE cards SET status=?, replaced_by=?, reason=? WHERE id=?",
+                                     (c["status"], c.get("replaced_by"), reason, c["card_id"]))
+                        out.hotlisted += blocked and row[1] != "blocked"
                 conn.execute("DELETE FROM remote_balances WHERE member_id=?", (mid,))
                 conn.executemany(
                     "INSERT INTO remote_balances (member_id, program_id, account, amount, synced_at) VALUES (?, ?, ?, ?, ?)",

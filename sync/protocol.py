@@ -106,6 +106,7 @@ class CardSnapshot(BaseModel):
     card_id: str
     status: str
     replaced_by: str | None = None
+    reason: str | None = None  # a blocked card's reason, as the blocking till wrote it
 
 
 class BalanceSnapshot(BaseModel):

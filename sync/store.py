@@ -49,7 +49,7 @@ from ledger.store import GENESIS, HASHED, event_hash
 
 from .protocol import WireEvent
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB = "sqlite:///var/server.db"
 MOVABLE = ("points", "rewards", "stamps")  # accounts a member spends; spend is a total, never an overdraft
 
@@ -133,6 +133,7 @@ cards = Table(
     Column("member_id", String(120), nullable=False),
     Column("status", String(20), nullable=False),
     Column("replaced_by", String(120)),
+    Column("reason", Text),  # why it was blocked, as the blocking till wrote it
 )
 Index("cards_member", cards.c.member_id)
 
@@ -173,7 +174,9 @@ flags = Table(
 
 # Schema steps after the first: (version, statements). create_all builds the
 # current shape on an empty database; an older one is brought up step by step.
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ()
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (2, ("ALTER TABLE cards ADD COLUMN reason TEXT",)),
+)
 
 
 class SyncError(Exception):
@@ -412,8 +415,10 @@ class ServerStore:
                 raise Tamper(f"event seq {ev['seq']} claims terminal {ev['store_id']}:{ev['terminal_id']}")
             try:
                 digest = event_hash(ev)
+                if not ev["payload"].lstrip(" \t\r\n").startswith("{"):  # it parsed: an object, or not one at all
+                    raise ValueError
             except (ValueError, TypeError, RecursionError):
-                raise Tamper(f"event seq {ev['seq']}: payload is not JSON") from None
+                raise Tamper(f"event seq {ev['seq']}: payload is not a JSON object") from None
             if digest != ev["hash"]:
                 raise Tamper(f"event seq {ev['seq']}: hash does not match its content")
             if prev is not None and ev["prev_hash"] != prev:
@@ -503,7 +508,9 @@ class ServerStore:
                 if card_id:
                     self._put_card(conn, tid, card_id, member_id, "active", None)
             elif kind in ("block", "unblock") and card_id:
-                self._put_card(conn, tid, card_id, member_id, "blocked" if kind == "block" else "active", None, force=True)
+                reason = json.loads(ev["payload"]).get("reason") if kind == "block" else None
+                self._put_card(conn, tid, card_id, member_id, "blocked" if kind == "block" else "active", None, force=True,
+                               reason=reason if isinstance(reason, str) and reason else None)
             elif kind == "replace" and card_id:
                 new_card = json.loads(ev["payload"]).get("new_card")
                 self._put_card(conn, tid, card_id, member_id, "replaced", new_card, force=True)
@@ -514,10 +521,11 @@ class ServerStore:
                     self._put_card(conn, tid, new_card, member_id, "active", None)
             touched.add(member_id)
 
-    def _put_card(self, conn: Connection, tid: str, card_id: str, member_id: str, status: str, replaced_by: str | None, force: bool = False) -> None:
+    def _put_card(self, conn: Connection, tid: str, card_id: str, member_id: str, status: str, replaced_by: str | None,
+                  force: bool = False, reason: str | None = None) -> None:
         row = conn.execute(select(cards.c.member_id).where(cards.c.card_id == card_id)).first()
         if row is None:
-            conn.execute(cards.insert().values(card_id=card_id, member_id=member_id, status=status, replaced_by=replaced_by))
+            conn.execute(cards.insert().values(card_id=card_id, member_id=member_id, status=status, replaced_by=replaced_by, reason=reason))
             return
         if row.member_id != member_id:
             # two stores enrolled the same card offline: the first enrolment keeps the card, the manager decides
@@ -525,7 +533,7 @@ class ServerStore:
                                                detail=f"card {card_id} belongs to member {row.member_id}; {tid} used it for {member_id}"))
             return
         if force:
-            conn.execute(update(cards).where(cards.c.card_id == card_id).values(status=status, replaced_by=replaced_by))
+            conn.execute(update(cards).where(cards.c.card_id == card_id).values(status=status, replaced_by=replaced_by, reason=reason))
 
     def _number_changes(self, conn: Connection, touched: list[str]) -> None:
         if not touched:
@@ -628,7 +636,10 @@ class ServerStore:
             info = {r.member_id: r for r in conn.execute(select(members).where(members.c.member_id.in_(ids)))}
             card_rows: dict[str, list[dict[str, Any]]] = {}
             for r in conn.execute(select(cards).where(cards.c.member_id.in_(ids)).order_by(cards.c.card_id)):
-                card_rows.setdefault(r.member_id, []).append({"card_id": r.card_id, "status": r.status, "replaced_by": r.replaced_by})
+                card = {"card_id": r.card_id, "status": r.status, "replaced_by": r.replaced_by}
+                if r.status == "blocked" and r.reason:
+                    card["reason"] = r.reason
+                card_rows.setdefault(r.member_id, []).append(card)
                 if r.status == "blocked":
                     hotlist.append(r.card_id)
             own = {

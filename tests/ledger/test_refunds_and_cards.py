@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -217,11 +218,30 @@ def test_daily_redemption_cap(make_store):
 
 
 def test_profile_validation(store):
-    for kwargs in ({"birthday": "02-30"}, {"birthday": "13-01"}, {"phone": "call me"}, {"name": "  "}):
+    for kwargs in ({"birthday": "02-30"}, {"birthday": "13-01"}, {"phone": "call me"}, {"name": "  "},
+                   {"name": "Ali\x1b@"}, {"name": "x" * 81}, {"name": "Ali \u202eilA"}):
         with pytest.raises(LoyaltyError) as err:
             store.service.enrol(CARD, store.now("2026-11-22T10:00"), **kwargs)
         assert err.value.code == "bad_profile"
     assert store.count("members") == 0
+
+
+def test_reasons_are_one_bounded_line_without_control_characters(store):
+    store.sale(CARD, ["LAT"])
+    before = store.count("events")
+    now = store.now("2026-11-22T10:00")
+    for reason in ("x" * 201, "lost\x07", "a \u2066b"):
+        for call in (lambda r: store.service.block(CARD, now, r), lambda r: store.service.adjust(CARD, "points", 5, r, now)):
+            with pytest.raises(LoyaltyError) as err:
+                call(reason)
+            assert err.value.code == "bad_reason"
+    assert store.count("events") == before
+    # white space runs become one space; a Persian joiner is kept
+    store.service.adjust(CARD, "points", 5, "  wrong\n\tscan ", now)
+    view = store.service.block(CARD, now, "گم\u200cشده")
+    assert view["status"] == "blocked"
+    payloads = [json.loads(p) for (p,) in store.service.conn.execute("SELECT payload FROM events WHERE kind IN ('adjust', 'block') ORDER BY seq")]
+    assert [p.get("reason") for p in payloads] == ["wrong scan", "گم\u200cشده"]
 
 
 def test_arabic_and_persian_digits_in_a_profile_are_kept_as_ascii(store):

@@ -133,3 +133,14 @@ def test_an_image_block_is_sent_as_raster(tmp_path: Path) -> None:
     assert "after the logo" in d.text and d.cuts == 1
     page = render_png(doc, paper(PROFILE, 80))
     assert page.width == paper(PROFILE, 80).dots + 32
+
+
+def test_a_control_character_in_a_line_never_reaches_the_printer_as_a_command() -> None:
+    from receipts.escpos import render_escpos
+    from receipts.model import Document, Row, Text
+
+    doc = Document(kind="enrolment").add(Text("Welcome"), Row("Name", "Ali\x1b@\x1dV\x00"))
+    data = render_escpos(doc)
+    assert b"Welcome" in data  # plain lines still go as text
+    assert b"Ali\x1b@" not in data and b"\x1dV\x00" not in data  # that line is drawn as an image instead
+    assert Row("Name", "Ali\x1b@").end == "Ali\ufffd@"

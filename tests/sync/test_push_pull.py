@@ -11,7 +11,7 @@ from synctools import NOW, Terminal, in_process, local_events, server_events
 
 from ledger.errors import LoyaltyError
 from ledger.store import HASHED, event_hash
-from sync.store import ServerStore
+from sync.store import SCHEMA_VERSION, ServerStore
 
 CARD = "uid:04A1B2C3D4E5F6"
 COLS = (*HASHED, "hash")
@@ -198,6 +198,51 @@ def test_a_card_blocked_at_one_store_is_refused_at_another_after_pull(server: Se
     with pytest.raises(LoyaltyError) as exc:
         b.sale(CARD, "ESP")
     assert exc.value.code == "card_blocked"
+    assert "(stolen)" in exc.value.message  # the other store's cashier reads why
+
+
+def test_a_block_without_a_reason_reads_blocked_at_another_till_and_keeps_the_blocking_tills_word(
+        server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a.sale(CARD, "LAT")
+    with in_process(server) as http:
+        a.client(http).sync()
+        b.client(http).sync()
+        a.loyalty.block(CARD, NOW)
+        a.client(http).sync()
+        b.client(http).sync()
+        a.client(http).sync()
+        reasons = {t.tid: t.conn.execute("SELECT reason FROM cards WHERE id=?", (CARD,)).fetchone()[0] for t in (a, b)}
+        assert reasons == {a.tid: None, b.tid: "blocked at another till"}
+        # unblocked and blocked again, now with a reason: the other till learns it
+        a.loyalty.unblock(CARD, NOW)
+        a.loyalty.block(CARD, NOW, "lost, reported by phone")
+        a.client(http).sync()
+        assert b.client(http).sync()["pull"]["hotlisted"] == 0  # it was blocked there already
+        assert tuple(b.conn.execute("SELECT status, reason FROM cards WHERE id=?", (CARD,)).fetchone()) == ("blocked", "lost, reported by phone")
+        a.loyalty.unblock(CARD, NOW)
+        a.client(http).sync()
+        b.client(http).sync()
+        assert tuple(b.conn.execute("SELECT status, reason FROM cards WHERE id=?", (CARD,)).fetchone()) == ("active", None)
+
+
+def test_a_server_of_the_first_schema_gains_the_block_reason_and_keeps_its_cards(db_url: str) -> None:
+    from sqlalchemy import text
+
+    first = ServerStore(db_url)
+    with first.engine.begin() as conn:
+        conn.execute(text("INSERT INTO cards (card_id, member_id, status) VALUES ('uid:04AABBCC', 'm-1', 'blocked')"))
+        conn.execute(text("ALTER TABLE cards DROP COLUMN reason"))
+        conn.execute(text("UPDATE meta SET value='1' WHERE key='schema_version'"))
+    first.close()
+    again = ServerStore(db_url)
+    try:
+        assert again.schema_version() == 2
+        with again.engine.begin() as conn:
+            assert conn.execute(text("SELECT card_id, status, reason FROM cards")).all() == [("uid:04AABBCC", "blocked", None)]
+    finally:
+        again.close()
 
 
 def test_replace_moves_the_member_to_the_new_card_everywhere(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
@@ -241,7 +286,7 @@ def test_schema_is_created_once_and_reopened(db_url: str) -> None:
     first.close()
     again = ServerStore(db_url)
     try:
-        assert again.schema_version() == 1
+        assert again.schema_version() == SCHEMA_VERSION == 2
         assert again.terminal_head(tid) == (0, "0" * 64)
         with pytest.raises(Exception, match="already registered"):
             again.add_terminal("s", "t")
