@@ -503,6 +503,7 @@ class Loyalty:
         reason = freetext.clean(reason, "the reason", "bad_reason", MAX_REASON, required=False)
         day = self.day(now)
         with self.ledger.transaction(now, day) as tx:
+            self._book_after_close(tx, day)
             row = self._existing_card(tx.conn, card_id)
             if row["status"] == "replaced":
                 raise _card_refused(row)
@@ -519,6 +520,7 @@ class Loyalty:
             raise LoyaltyError("bad_card", "the new card must differ from the old one")
         day = self.day(now)
         with self.ledger.transaction(now, day) as tx:
+            self._book_after_close(tx, day)
             old = self._existing_card(tx.conn, old_id)
             if old["status"] == "replaced":
                 raise _card_refused(old)
@@ -614,6 +616,13 @@ class Loyalty:
         if row is None:
             raise LoyaltyError("unknown_card", f"card {card_id} is not enrolled")
         return row
+
+    def _book_after_close(self, tx: Tx, day: date) -> None:
+        """A card is blocked or replaced at any hour; after end of day its event counts on the next
+        business day, so the Z report already printed for this one stays true."""
+        while tx.conn.execute("SELECT 1 FROM business_days WHERE day=?", (tx.day,)).fetchone():
+            day += timedelta(days=1)
+            tx.day = day.isoformat()
 
     def _check_open_day(self, tx: Tx, day: date) -> None:
         if tx.conn.execute("SELECT 1 FROM business_days WHERE day=?", (day.isoformat(),)).fetchone():

@@ -259,14 +259,23 @@ def refund_slip(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, l
     return doc
 
 
+# every figure `sync.endofday.z_report` gives per program, in its order: the paper adds up as the JSON does
 Z_PROGRAM_LABELS = {
     "points_earned": "Points earned",
     "points_redeemed": "Points redeemed",
     "points_expired": "Points expired",
+    "points_adjusted": "Points adjusted",
+    "points_reversed": "Points reversed",
     "stamps_given": "Stamps given",
+    "stamps_adjusted": "Stamps adjusted",
+    "stamps_reversed": "Stamps reversed",
     "rewards_issued": "Rewards issued",
     "rewards_redeemed": "Rewards redeemed",
+    "rewards_reversed": "Rewards reversed",
 }
+
+# shown when zero too; corrections and refunds only on days that had them
+Z_ALWAYS = frozenset({"points_earned", "points_redeemed", "points_expired", "stamps_given", "rewards_issued", "rewards_redeemed"})
 
 
 def z_report(totals: Mapping[str, Any], cfg: Config, *, copy: bool = False, lang: Lang | None = None) -> Document:
@@ -299,7 +308,7 @@ def z_report(totals: Mapping[str, Any], cfg: Config, *, copy: bool = False, lang
     for pid, moved in (totals.get("programs", {}) or {}).items():
         doc.add(Text(_program_name(cfg.programs.get(pid), pid, lang), bold=True))
         for key, label in Z_PROGRAM_LABELS.items():
-            if key in moved:
+            if key in moved and (moved[key] or key in Z_ALWAYS):
                 doc.add(Row("  " + lang._(label), lang.num(int(moved[key]))))
     doc.add(Rule())
     events: Mapping[str, Any] = totals.get("events", {}) or {}
@@ -308,7 +317,8 @@ def z_report(totals: Mapping[str, Any], cfg: Config, *, copy: bool = False, lang
     doc.add(Row(lang._("Chain head"), lang.ltr(f"#{chain.get('head_seq', '')} {str(chain.get('head_hash', ''))[:12]}")))
     if chain.get("server_acked_seq"):
         doc.add(Row(lang._("Server ack"), lang.ltr(f"#{chain.get('server_acked_seq')} {str(chain.get('server_acked_hash', ''))[:12]}")))
-    doc.add(Text(lang._("in sync") if chain.get("in_sync") else lang._("not synced"), align="center", bold=True))
+    synced = lang._("stand-alone till") if chain.get("standalone") else lang._("in sync") if chain.get("in_sync") else lang._("not synced")
+    doc.add(Text(synced, align="center", bold=True))
     doc.add(Cut())
     return doc
 

@@ -124,6 +124,7 @@ def z_report(conn: sqlite3.Connection, cfg: Config, day: date) -> dict[str, Any]
         elif account == "stamps":
             p = programs.setdefault(pid, {})
             p["stamps_given"] = by_kind.get("stamp", 0)
+            p["stamps_adjusted"] = by_kind.get("adjust", 0)
             p["stamps_reversed"] = by_kind.get("reverse", 0)
         elif account == "rewards":
             p = programs.setdefault(pid, {})
@@ -159,6 +160,7 @@ def z_report(conn: sqlite3.Connection, cfg: Config, day: date) -> dict[str, Any]
             # the server holds the head, or (a closed day printed again) events past it
             "in_sync": (acked_seq, acked_hash) == (head_seq, head_hash) or (closed is not None and acked_seq > head_seq),
             "last_push_at": state.get("last_push_at"),
+            "standalone": not cfg.sync.server,  # no server in the config: nothing to sync with
         },
     }
 
@@ -205,5 +207,8 @@ def z_text(z: dict[str, Any]) -> str:
     rows.append("  " + c["head_hash"][:32])
     line("server ack seq", c["server_acked_seq"])
     rows.append("  " + c["server_acked_hash"][:32])
-    rows.append(("IN SYNC: the server holds every event" if c["in_sync"] else "NOT SYNCED: run loyalty sync").center(w))
+    if c.get("standalone"):
+        rows.append("STAND-ALONE TILL: no sync server in the config".center(w))
+    else:
+        rows.append(("IN SYNC: the server holds every event" if c["in_sync"] else "NOT SYNCED: run loyalty sync").center(w))
     return "\n".join(rows)

@@ -9,6 +9,7 @@ Each feature registers its sub-commands from a module in `terminal/commands/`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib
 import json
@@ -148,7 +149,21 @@ def _globals_everywhere(parser: argparse.ArgumentParser) -> None:
                 _globals_everywhere(child)
 
 
+EXIT_PIPE = 141  # what a shell reports for a process a closed pipe stopped (128 + SIGPIPE)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # the reader of our output went away (`| head`): what the command committed stays
+        # committed; no traceback, and nothing more written to the closed pipe at exit
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if command_of(argv) in _UI_COMMANDS:
@@ -179,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(ctx, exc.code, exc.message, EXIT_USAGE if exc.code == "usage" else EXIT_ERROR)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise
     except Exception as exc:  # a bug or a case no check foresaw: still one line, never a traceback
         if os.environ.get("LOYALTY_DEBUG"):
             raise

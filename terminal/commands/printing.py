@@ -80,12 +80,14 @@ def _z_loader(conn: sqlite3.Connection, cfg: Config, ref: str, copy: bool) -> Do
 
 
 LOADERS: dict[str, Loader] = {"z_report": _z_loader}
+_WHAT = {"z_report": "Z report", "refund": "refund slip"}
 
 
 def open_queue(ctx: Context, printer: ReceiptPrinter | None = None) -> PrintQueue:
     cfg = ctx.config
     ctx.service  # noqa: B018 - opening the service creates and migrates the ledger file first
-    return PrintQueue(cfg.ledger.path, cfg, loaders=LOADERS,
+    # --now dates the jobs and their retries too: a script's clock is the queue's clock
+    return PrintQueue(cfg.ledger.path, cfg, loaders=LOADERS, clock=lambda: ctx.now,
                       paper_mm=printer.paper_mm if printer is not None else None)
 
 
@@ -97,6 +99,17 @@ def after_sale(ctx: Context, result: dict[str, Any]) -> None:
 def after_refund(ctx: Context, result: dict[str, Any]) -> None:
     """The same for a committed refund's slip."""
     print_now(ctx, "refund", str(result["refund"]))
+
+
+def after_end_of_day(ctx: Context, day: str) -> None:
+    """The day's Z report on paper, once: queued if no job has it yet, then one short attempt."""
+    queue = open_queue(ctx)
+    try:
+        if queue.find("z_report", day) is None:
+            queue.enqueue("z_report", day)
+    finally:
+        queue.close()
+    print_now(ctx, "z_report", day)
 
 
 def print_now(ctx: Context, kind: str, ref: str) -> None:
@@ -116,10 +129,10 @@ def print_now(ctx: Context, kind: str, ref: str) -> None:
             queue.run(printer, limit=5)
         else:
             # a warning, not an error: the operation stands (exit 0)
-            ctx.stderr_line("warning", "not_printed", f"receipt not printed, kept in the print queue (job {job.id}): {outcome.error}")
+            ctx.stderr_line("warning", "not_printed", f"{_WHAT.get(kind, 'receipt')} not printed, kept in the print queue (job {job.id}): {outcome.error}")
     except Exception as exc:  # a receipt problem must never fail a committed sale
         reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        ctx.stderr_line("warning", "not_printed", f"receipt not printed, kept in the print queue: {reason}")
+        ctx.stderr_line("warning", "not_printed", f"{_WHAT.get(kind, 'receipt')} not printed, kept in the print queue: {reason}")
     finally:
         if queue is not None:
             queue.close()

@@ -159,12 +159,17 @@ def cmd_sync(args: argparse.Namespace, ctx: Context) -> Output:
     problem = None
     if args.end_of_day:
         lines.insert(0, f"business day {result['day']} closed at {result['closed_at']}; {result['expired_points']} points expired")
-        if result.get("offline"):
+        if result.get("offline") and not ctx.config.sync.server:
+            lines[1:3] = ["stand-alone till: no sync server in the config, nothing to sync"]
+        elif result.get("offline"):
             lines[1:3] = [f"NOT SYNCED: {result['offline']}"]
             exit_code = 1
             problem = ("offline", f"business day {result['day']} closed, Z report NOT SYNCED: {result['offline']}")
         lines.append("")
         lines.append(z_text(result["z"]))
+        from .printing import after_end_of_day
+
+        after_end_of_day(ctx, str(result["day"]))
     return Output(result, "\n".join(lines), exit_code=exit_code, problem=problem)
 
 

@@ -244,15 +244,23 @@ def test_console_script_runs(store):
 def test_end_of_day_without_a_server_closes_the_day_and_prints_the_z_report(cli):
     assert cli("sale", "--card", CARD, "--item", "LAT").code == 0
     r = cli("--json", "--now", "2026-11-22T20:00", "sync", "--end-of-day")
-    assert r.code == 1  # not synced, as when the server is unreachable
-    assert "[sync] server is not set" in r.json["offline"]
-    assert json.loads(r.err) == {"error": "offline", "message": f"business day 2026-11-22 closed, Z report NOT SYNCED: {r.json['offline']}"}
+    assert r.code == 0, r.err  # a stand-alone till has nothing to sync: closing its day is all of it
+    assert "[sync] server is not set" in r.json["offline"] and r.json["z"]["chain"]["standalone"] is True
     assert r.json["day"] == "2026-11-22" and r.json["z"]["sales"]["count"] == 1
+    z = r.json["z"]
     text = cli("--now", "2026-11-22T20:05", "sync", "--end-of-day")
-    assert "NOT SYNCED: [sync] server is not set" in text.out and "Z REPORT" in text.out
-    assert text.err.startswith("loyalty: business day 2026-11-22 closed, Z report NOT SYNCED") and len(text.err.splitlines()) == 1
+    assert "STAND-ALONE TILL" in text.out and "Z REPORT" in text.out and "NOT SYNCED" not in text.out
     late = cli("--json", "--now", "2026-11-22T21:00", "sale", "--card", CARD, "--item", "LAT")
     assert late.code == 1 and late.json["error"] == "day_closed"
+    # a card blocked, unblocked or replaced after the close counts on the next day: the printed Z stays true
+    assert cli("--now", "2026-11-22T23:45", "card", "block", CARD, "--reason", "lost").code == 0
+    assert cli("--now", "2026-11-22T23:50", "card", "replace", CARD, "code:NEW-1").code == 0
+    again = cli("--json", "--now", "2026-11-22T23:55", "report", "z", "--day", "2026-11-22").json
+    assert (again["events"], again["chain"]["head_seq"]) == (z["events"], z["chain"]["head_seq"])
+    history = cli("--json", "card", "history", "code:NEW-1").json
+    days = {e["kind"]: e["business_day"] for e in history["events"] if e["kind"] in ("block", "replace")}
+    assert days == {"block": "2026-11-23", "replace": "2026-11-23"}
+    assert cli("--json", "ledger", "verify").code == 0
 
 
 def test_version_names_the_installed_distribution():
@@ -261,3 +269,18 @@ def test_version_names_the_installed_distribution():
     r = run_cli("--version")
     assert r.code == 0
     assert r.out.strip() == f"loyalty {version('pos-loyalty')}"
+
+
+def test_a_closed_output_pipe_is_no_traceback_and_the_sale_stays(store):
+    store.service.close()
+    exe = os.path.join(os.path.dirname(sys.executable), "loyalty")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the command writes a byte
+    try:
+        r = subprocess.run([exe, "--config", str(store.path), "--now", "2026-11-22T10:00", "--json", "sale", "--card", CARD,
+                            "--item", "LAT", "--sale-id", "piped-1"], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert r.returncode == 141
+    assert r.stderr == ""  # no traceback, no "Exception ignored" at exit
+    assert run_cli("--config", str(store.path), "--json", "receipt", "piped-1").code == 0  # committed all the same

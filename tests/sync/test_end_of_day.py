@@ -108,6 +108,7 @@ def test_sync_without_a_server_says_offline(tmp_path: Path) -> None:
     till = tmp_path / "till"
     till.mkdir()
     text = (REPO / "config.toml").read_text(encoding="utf-8").replace("http://127.0.0.1:8765", f"http://127.0.0.1:{free_port()}")
+    text = text.replace('url = "preview://"', f'url = "preview://{till / "paper"}"')
     (till / "config.toml").write_text(text + "\n", encoding="utf-8")
     (till / "var").mkdir()
     (till / "var" / "terminal.token").write_text("lt_x")
@@ -118,6 +119,15 @@ def test_sync_without_a_server_says_offline(tmp_path: Path) -> None:
     proc = run("sync", "--end-of-day", "--now", "2026-11-22T20:00", cwd=till, check=False)
     assert proc.returncode == 1
     assert "NOT SYNCED" in proc.stdout and "Z REPORT 2026-11-22" in proc.stdout and "sales" in proc.stdout
+    # and on paper, once: running end of day again does not print it again
+    paper = (till / "paper" / "last.txt").read_text(encoding="utf-8")
+    assert "Z REPORT" in paper and "2026-11-22" in paper and "COPY" not in paper
+    (till / "paper" / "last.txt").unlink()
+    run("sync", "--end-of-day", "--now", "2026-11-22T20:05", cwd=till, check=False)
+    assert not (till / "paper" / "last.txt").exists()
+    jobs = json.loads(run("print-queue", "list", "--json", cwd=till).stdout)
+    z_jobs = [j for j in jobs["jobs"] if j["kind"] == "z_report"]
+    assert [(j["ref"], j["status"]) for j in z_jobs] == [("2026-11-22", "printed")]
     (till / "var" / "terminal.token").unlink()
     proc = run("sync", cwd=till, check=False)
     assert proc.returncode != 0 and "token" in proc.stderr
