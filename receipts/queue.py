@@ -175,6 +175,8 @@ def load_voucher(conn: sqlite3.Connection, cfg: Config, ref: str, copy: bool) ->
 
     sale_id, _, program_id = ref.rpartition(":")
     sale = _json_row(conn, "SELECT result FROM sales WHERE id=?", sale_id, "sale")
+    if not (sale.get("rewards_issued") or {}).get(program_id):
+        raise RenderError(f"sale {sale_id!r} issued no {program_id!r} reward voucher")
     code = f"{program_id.upper()}-{sale.get('receipt', {}).get('seq', '')}-{str(sale.get('receipt', {}).get('hash', ''))[:6].upper()}"
     return voucher({"program": program_id, "card": sale.get("card", ""), "code": code, "sale": sale_id}, cfg, copy=copy)
 

@@ -213,6 +213,10 @@ class Conflict(SyncError):
     status, code = 409, "exists"
 
 
+class NotRegistered(SyncError):
+    status, code = 404, "unknown_terminal"
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -323,6 +327,9 @@ class ServerStore:
             exists = conn.execute(select(terminals.c.tid).where(terminals.c.tid == tid)).scalar()
             if exists and not rotate:
                 raise Conflict(f"terminal {tid} is already registered (use --rotate to issue a new token)")
+            if rotate and not exists:
+                # a mistyped store or till must not become a new till with a token of its own
+                raise NotRegistered(f"terminal {tid} is not registered: register it without --rotate")
             if exists:
                 conn.execute(update(terminals).where(terminals.c.tid == tid).values(token_hash=token_hash(token)))
             else:

@@ -226,7 +226,7 @@ def _check_listen(host: str, port: int) -> None:
 
 
 def cmd_add_terminal(args: argparse.Namespace, ctx: Context) -> Output:
-    from sync.store import Conflict
+    from sync.store import Conflict, NotRegistered
 
     for name in ("store", "terminal"):
         value = getattr(args, name)
@@ -251,8 +251,8 @@ def cmd_add_terminal(args: argparse.Namespace, ctx: Context) -> Output:
         store = _open_store(_db_url(args))
         try:
             tid, token = store.add_terminal(args.store, args.terminal, rotate=args.rotate)
-        except Conflict as exc:
-            raise LoyaltyError("exists", exc.message) from None
+        except (Conflict, NotRegistered) as exc:
+            raise LoyaltyError(exc.code, exc.message) from None
         finally:
             store.close()
         if out is not None and path is not None and fresh is not None:

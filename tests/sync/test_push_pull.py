@@ -292,6 +292,12 @@ def test_schema_is_created_once_and_reopened(db_url: str) -> None:
             again.add_terminal("s", "t")
         _, token = again.add_terminal("s", "t", rotate=True)
         assert token.startswith("lt_")
+        # a mistyped till given --rotate is refused, not registered as a new one
+        with pytest.raises(Exception, match="is not registered"):
+            again.add_terminal("s", "t2", rotate=True)
+        with pytest.raises(Exception, match="already registered"):
+            again.add_terminal("s", "t")  # still one till; "t2" was not added
+        again.add_terminal("s", "t2")
     finally:
         again.close()
 
