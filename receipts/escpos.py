@@ -51,6 +51,20 @@ def _profile_facts(profile: str) -> tuple[int | None, int | None, int | None]:
             columns if isinstance(columns, int) else None)
 
 
+def unknown_profile(profile: str) -> str | None:
+    """What is wrong with a printer profile name, or None: a typo would print at the wrong width, silently."""
+    import difflib
+
+    from escpos.capabilities import CAPABILITIES
+
+    known = sorted(CAPABILITIES["profiles"])
+    if profile in known:
+        return None
+    hint = difflib.get_close_matches(profile, known, n=1)
+    return (f"unknown printer profile {profile!r}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else f"; known: {', '.join(known)}"))
+
+
 def paper(profile: str, width_mm: int) -> Paper:
     try:
         mm, px, columns = _profile_facts(profile)

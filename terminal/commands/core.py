@@ -112,7 +112,11 @@ def cmd_expire(args: argparse.Namespace, ctx: Context) -> Output:
 def check_printer_url(cfg: Config) -> None:
     """The printer URL names a printer the drivers can open (nothing is connected): a typo shows now, not at the first sale."""
     from drivers.printers import PrinterError, open_printer
+    from receipts.escpos import unknown_profile
 
+    problem = unknown_profile(cfg.printer.profile)
+    if problem:
+        raise _url_error(cfg, "printer.profile", problem)
     try:
         open_printer(cfg.printer.url, profile=cfg.printer.profile, paper_mm=cfg.printer.paper_width_mm, timeout_s=cfg.printer.timeout_s)
     except PrinterError as exc:

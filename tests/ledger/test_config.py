@@ -108,6 +108,16 @@ def test_check_config_opens_the_printer_url_without_connecting(tmp_path, url, wo
     assert f"{path}:{line}: printer.url: " in result.err and words in result.err
 
 
+def test_check_config_knows_the_printer_profiles(tmp_path):
+    path = tmp_path / "store.toml"
+    path.write_text(STORE + '\n[printer]\nprofile = "TM-T88X"\n', encoding="utf-8")
+    result = run_cli("--config", str(path), "check-config")
+    line = path.read_text(encoding="utf-8").splitlines().index('profile = "TM-T88X"') + 1
+    assert result.code == 3 and f"{path}:{line}: printer.profile: unknown printer profile 'TM-T88X' (did you mean 'TM-T88V'?)" in result.err
+    path.write_text(STORE + '\n[printer]\nprofile = "TM-T88V"\n', encoding="utf-8")
+    assert run_cli("--config", str(path), "check-config").code == 0
+
+
 def test_check_config_knows_the_reader_schemes(tmp_path):
     path = tmp_path / "store.toml"
     path.write_text(STORE + '\n[reader]\nurl = "pcscc://"\n', encoding="utf-8")
