@@ -167,3 +167,14 @@ def test_policy_and_keys_come_from_config_toml(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     taps = [(r["card"], r["signature"], r["refused"]) for r in rows if r["event"] == "card"]
     assert taps == [("code:12345", "none", True), ("ndef:31337", "valid", False)]
+
+
+def test_the_example_in_the_readers_guide_verifies_with_the_key_it_shows() -> None:
+    import re
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "readers.md").read_text(encoding="utf-8")
+    signed = re.search(r"^(\d+\*[0-9A-F]{8}\*[A-Z2-7]+)$", guide, re.MULTILINE)
+    key = re.search(r'public_keys = \["(ed25519:[0-9a-f]{64})"\]', guide)
+    assert signed and key
+    checked = identity.Verifier([key.group(1)]).check(signed.group(1))
+    assert (checked.number, checked.signature) == ("100200300", "valid")
