@@ -606,7 +606,8 @@ class Loyalty:
         if row is None:
             if allow_unknown:
                 return None
-            raise LoyaltyError("unknown_card", f"card {card_id} is not enrolled")
+            raise LoyaltyError("unknown_card", f"card {card_id} is not enrolled, and this store enrols a card only when asked "
+                                               f"([ledger] auto_enrol = false): enrol it first (loyalty card enrol)")
         if row["status"] != "active":
             raise _card_refused(row)
         return row

@@ -380,6 +380,8 @@ class PrintQueue:
         outcomes: list[Outcome] = []
         for job in self.due(limit):
             outcome = self.print_job(job.id, printer)
+            if outcome.elsewhere:
+                continue  # another process claimed it between our look and our claim: it prints it
             outcomes.append(outcome)
             if not outcome.printed and outcome.error and not outcome.error.startswith("cannot render"):
                 break  # the printer is down: the rest wait for their turn

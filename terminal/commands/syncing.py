@@ -34,8 +34,8 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("server", help="the chain's central server (SQLite by default, postgresql://... in production)")
     _db_arg(p, DEFAULT_SERVER_DB)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=bounded(1, 65_535), default=8765)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for the tills)")
+    p.add_argument("--port", type=bounded(1, 65_535), default=8765, help="port (default 8765)")
     p.set_defaults(handler=cmd_server)
     ssub = p.add_subparsers(dest="server_command", metavar="ACTION")
     a = ssub.add_parser("add-terminal", help="register a till; prints its one-time token (only its hash is kept)")

@@ -95,9 +95,21 @@ def _script(workdir: Path, ctx: Context) -> Output:
         now = clock_mod.parse_now(ctx.now_text, cfg.store.tz)
         out = [f"demo store {cfg.store.name}; ledger in {workdir}", ""]
         card = "uid:04A1B2C3D4E5F6"
-        service.enrol(card, now, name="Fatima", phone="+965 5000 0000", birthday="03-21")
-        service.checkout(CheckoutRequest.from_cli(card, ["LAT*10", "CRO"], []), now)
+        cur = cfg.currency.code
+
+        def moved(figures: dict[str, int]) -> str:
+            return ", ".join(f"{pid} {n:+d}" for pid, n in figures.items()) or "nothing"
+
+        view = service.enrol(card, now, name="Fatima", phone="+965 5000 0000", birthday="03-21")
+        points = view["programs"].get("points", {}).get("balance", 0)
+        out.append(f"1. card {card} enrolled for Fatima, with a full profile: {points} points of welcome and profile bonuses")
+        first = service.checkout(CheckoutRequest.from_cli(card, ["LAT*10", "CRO"], []), now)
+        out.append(f"2. sale {first['receipt']['number']}: ten lattes and a croissant, {first['total']} {cur}; "
+                   f"earned {moved(first['earned'])}")
         result = service.checkout(CheckoutRequest.from_cli(card, ["ESP", "SPN", "DAT"], ["coffee", "points"]), now)
+        out.append(f"3. sale {result['receipt']['number']}: redeemed {', '.join(f'{n} {pid}' for pid, n in result['redeemed'].items())},"
+                   f" {result['total']} {cur} to pay; its receipt:")
+        out.append("")
         out.append(render_sale_text(result, cfg))
         out.append(f"try: LOYALTY_CONFIG={store} loyalty card show {card}")
         return Output({"dir": str(workdir), "sale": result}, "\n".join(out))

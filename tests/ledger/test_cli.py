@@ -284,3 +284,11 @@ def test_a_closed_output_pipe_is_no_traceback_and_the_sale_stays(store):
     assert r.returncode == 141
     assert r.stderr == ""  # no traceback, no "Exception ignored" at exit
     assert run_cli("--config", str(store.path), "--json", "receipt", "piped-1").code == 0  # committed all the same
+
+
+def test_demo_script_walks_through_enrolment_two_sales_and_the_receipt(tmp_path):
+    r = run_cli("--now", "2026-11-22T10:00", "demo", "--script", "--dir", str(tmp_path / "demo"))
+    assert r.code == 0, r.err
+    steps = [line for line in r.out.splitlines() if line[:2] in ("1.", "2.", "3.")]
+    assert len(steps) == 3 and "enrolled" in steps[0] and "earned coffee +10" in steps[1] and "redeemed 1 coffee" in steps[2]
+    assert "TOTAL" in r.out and "Receipt" in r.out

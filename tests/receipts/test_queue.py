@@ -58,8 +58,12 @@ def test_printer_offline_then_back_prints_exactly_once(make_store, tmp_path: Pat
     [job] = _job(db)
     assert job["status"] == "queued" and job["attempts"] == 1 and job["next_try_at"] and "cannot connect" in job["last_error"]
 
-    # still offline, not due yet: nothing is tried
-    r = run_cli("--config", str(store.path), "--json", "print-queue", "run")
+    # still offline, not due yet: nothing is tried (the queue keeps the script's clock)
+    r = run_cli("--config", str(store.path), "--now", "2026-11-20T09:30", "--json", "print-queue", "run")
+    assert r.code == 0 and r.json["jobs"] == []
+    r = run_cli("--config", str(store.path), "--now", "2026-11-20T09:30", "--json", "print-queue", "list")
+    assert r.json["jobs"][0]["next_try_at"].startswith("2026-11-20T06:3")  # Kuwait time 09:30 plus the backoff, in UTC
+    r = run_cli("--config", str(store.path), "--now", "2026-11-20T09:30", "--json", "print-queue", "run")
     assert r.code == 0 and r.json["jobs"] == []
 
     server = Listener(port=port).start()
@@ -192,6 +196,25 @@ def test_a_job_claimed_elsewhere_waits_for_its_lease(make_store) -> None:
     assert recovered is not None and recovered.status == "queued" and recovered.copy
     later.close()
     queue.close()
+
+
+def test_a_run_that_loses_a_job_to_another_process_reports_no_failure(make_store) -> None:
+    store: Store = make_store()
+    store.sale(["LAT"], sale_id="s-1")
+    store.sale(["CRO"], sale_id="s-2")
+    other = PrintQueue(store.cfg.ledger.path, store.cfg)
+
+    class Racing(PrintQueue):
+        def due(self, limit: int = 20):  # type: ignore[no-untyped-def]
+            jobs = super().due(limit)
+            assert other.claim(jobs[0].id) is not None  # the other process wins the first job between look and claim
+            return jobs
+
+    queue = Racing(store.cfg.ledger.path, store.cfg)
+    outcomes = queue.run(open_printer("preview://"))
+    assert [(o.job.ref, o.printed) for o in outcomes] == [("s-2", True)]  # the lost job is not a failure of this run
+    queue.close()
+    other.close()
 
 
 def test_receipt_command_formats(make_store, tmp_path: Path) -> None:
