@@ -14,6 +14,7 @@ from typing import Literal
 from PIL import Image as PILImage
 
 Align = Literal["start", "center", "end"]
+Direction = Literal["ltr", "rtl"]
 
 # Text reaches the printer as bytes: a control character there is a command (ESC @ resets it,
 # GS V cuts the paper) and the shaper refuses some. Whatever a template is given shows as U+FFFD.
@@ -22,7 +23,6 @@ _CONTROLS = {**{c: "\ufffd" for c in range(32)}, 127: "\ufffd"}
 
 def printable(text: str) -> str:
     return text.translate(_CONTROLS) if not text.isprintable() else text
-Direction = Literal["ltr", "rtl"]
 
 
 @dataclass(frozen=True, slots=True)
