@@ -255,8 +255,8 @@ def expiring(conn: sqlite3.Connection, member_id: str, program: PointsProgram, d
     spent = max(0, sum(int(r[1]) for r in rows) - balance) if balance is not None else 0
     out = []
     for on, points in rows:
-        left = int(points) - min(spent, int(points))
-        spent -= int(points) - left
-        if on is not None and on <= until and left > 0:
-            out.append({"points": left, "on": on})
+        gone = min(spent, int(points))
+        spent -= gone
+        if on is not None and on <= until and int(points) > gone:
+            out.append({"points": int(points) - gone, "on": on})
     return out

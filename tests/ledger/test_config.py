@@ -95,35 +95,33 @@ def test_check_config_reports_the_error_on_one_line_and_writes_nothing(tmp_path)
     assert list(tmp_path.iterdir()) == [path]
 
 
+def _check_config(tmp_path, table: str, setting: str):
+    """check-config on the test store plus `[table]` with `setting`: its result, and the `file:line:` it should name."""
+    path = tmp_path / "store.toml"
+    path.write_text(STORE + f"\n[{table}]\n{setting}\n", encoding="utf-8")
+    line = path.read_text(encoding="utf-8").splitlines().index(setting) + 1
+    return run_cli("--config", str(path), "check-config"), f"{path}:{line}:"
+
+
 @pytest.mark.parametrize(("url", "words"), [("bogus://x", "unknown printer URL scheme 'bogus'"),
                                              ("escpos+tcp://h:notaport", "port 'notaport' is not a number"),
                                              ("escpos+tcp://10.0.0.5:9100?foo=1", "unknown option 'foo'")])
 def test_check_config_opens_the_printer_url_without_connecting(tmp_path, url, words):
-    path = tmp_path / "store.toml"
-    path.write_text(STORE + f'\n[printer]\nurl = "{url}"\n', encoding="utf-8")
-    result = run_cli("--config", str(path), "check-config")
+    result, where = _check_config(tmp_path, "printer", f'url = "{url}"')
     assert result.code == 3 and result.out == ""
-    line = path.read_text(encoding="utf-8").splitlines().index(f'url = "{url}"') + 1
     assert result.err.strip() == result.err.strip().splitlines()[0]
-    assert f"{path}:{line}: printer.url: " in result.err and words in result.err
+    assert f"{where} printer.url: " in result.err and words in result.err
 
 
 def test_check_config_knows_the_printer_profiles(tmp_path):
-    path = tmp_path / "store.toml"
-    path.write_text(STORE + '\n[printer]\nprofile = "TM-T88X"\n', encoding="utf-8")
-    result = run_cli("--config", str(path), "check-config")
-    line = path.read_text(encoding="utf-8").splitlines().index('profile = "TM-T88X"') + 1
-    assert result.code == 3 and f"{path}:{line}: printer.profile: unknown printer profile 'TM-T88X' (did you mean 'TM-T88V'?)" in result.err
-    path.write_text(STORE + '\n[printer]\nprofile = "TM-T88V"\n', encoding="utf-8")
-    assert run_cli("--config", str(path), "check-config").code == 0
+    result, where = _check_config(tmp_path, "printer", 'profile = "TM-T88X"')
+    assert result.code == 3 and f"{where} printer.profile: unknown printer profile 'TM-T88X' (did you mean 'TM-T88V'?)" in result.err
+    assert _check_config(tmp_path, "printer", 'profile = "TM-T88V"')[0].code == 0
 
 
 def test_check_config_knows_the_reader_schemes(tmp_path):
-    path = tmp_path / "store.toml"
-    path.write_text(STORE + '\n[reader]\nurl = "pcscc://"\n', encoding="utf-8")
-    result = run_cli("--config", str(path), "check-config")
-    line = path.read_text(encoding="utf-8").splitlines().index('url = "pcscc://"') + 1
-    assert result.code == 3 and f"{path}:{line}: reader.url: unknown reader scheme 'pcscc'" in result.err
+    result, where = _check_config(tmp_path, "reader", 'url = "pcscc://"')
+    assert result.code == 3 and f"{where} reader.url: unknown reader scheme 'pcscc'" in result.err
 
 
 def test_a_sale_on_a_config_that_names_no_printer_is_refused_before_it_commits(tmp_path):

@@ -31,9 +31,13 @@ def rehash(rows: list[dict[str, Any]], prev: str) -> list[dict[str, Any]]:
     return out
 
 
+def two_stores(server: ServerStore, make_terminal: Callable[..., Terminal]) -> tuple[Terminal, Terminal]:
+    """A till at each of two stores of the chain, both registered with `server`."""
+    return make_terminal(server, "kw-salmiya-01", "till-1"), make_terminal(server, "kw-hawally-02", "till-1")
+
+
 def test_push_then_pull_gives_every_till_the_chain_balance(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
-    a = make_terminal(server, "kw-salmiya-01", "till-1")
-    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a, b = two_stores(server, make_terminal)
     a.sale(CARD, "LAT*3", "BEANS")
     a.sale(CARD, "ESP*2")
     with in_process(server) as http:
@@ -104,8 +108,7 @@ def test_a_gap_answers_409_and_the_client_resends_from_the_server_head(server: S
 
 
 def test_tamper_and_auth_are_refused_flagged_and_store_nothing(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
-    a = make_terminal(server, "kw-salmiya-01", "till-1")
-    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a, b = two_stores(server, make_terminal)
     a.sale(CARD, "LAT*2")
     rows = wire(a)
     with in_process(server) as http:
@@ -149,8 +152,7 @@ def test_tamper_and_auth_are_refused_flagged_and_store_nothing(server: ServerSto
 
 
 def test_two_stores_redeem_offline_overdraft_is_flagged_and_shown_alike(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
-    a = make_terminal(server, "kw-salmiya-01", "till-1")
-    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a, b = two_stores(server, make_terminal)
     a.sale(CARD, "BEANS*10")  # 10 * 4.500 * 10 points * 2 (retail) = 900 + welcome 50
     with in_process(server) as http:
         a.client(http).sync()
@@ -184,8 +186,7 @@ def test_two_stores_redeem_offline_overdraft_is_flagged_and_shown_alike(server: 
 
 
 def test_a_card_blocked_at_one_store_is_refused_at_another_after_pull(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
-    a = make_terminal(server, "kw-salmiya-01", "till-1")
-    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a, b = two_stores(server, make_terminal)
     a.sale(CARD, "LAT")
     with in_process(server) as http:
         a.client(http).sync()
@@ -203,8 +204,7 @@ def test_a_card_blocked_at_one_store_is_refused_at_another_after_pull(server: Se
 
 def test_a_block_without_a_reason_reads_blocked_at_another_till_and_keeps_the_blocking_tills_word(
         server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
-    a = make_terminal(server, "kw-salmiya-01", "till-1")
-    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a, b = two_stores(server, make_terminal)
     a.sale(CARD, "LAT")
     with in_process(server) as http:
         a.client(http).sync()
@@ -246,8 +246,7 @@ def test_a_server_of_the_first_schema_gains_the_block_reason_and_keeps_its_cards
 
 
 def test_replace_moves_the_member_to_the_new_card_everywhere(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
-    a = make_terminal(server, "kw-salmiya-01", "till-1")
-    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a, b = two_stores(server, make_terminal)
     a.sale(CARD, "LAT")
     a.loyalty.replace(CARD, "code:NEW-1", NOW)
     with in_process(server) as http:
@@ -305,8 +304,7 @@ def test_schema_is_created_once_and_reopened(db_url: str) -> None:
 def test_ledgers_still_verify_after_pulls_and_the_clock_skew_is_measured(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
     from ledger.verify import verify
 
-    a = make_terminal(server, "kw-salmiya-01", "till-1")
-    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a, b = two_stores(server, make_terminal)
     a.sale(CARD, "LAT*2", "BEANS")
     with in_process(server) as http:
         a.client(http).sync()
