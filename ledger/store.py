@@ -152,9 +152,14 @@ class Ledger:
         # A ledger file belongs to one terminal: its chain must not be continued by another.
         with self.transaction(None) as tx:
             row = tx.conn.execute("SELECT value FROM meta WHERE key='terminal_id'").fetchone()
+            # A ledger with no event yet (a first command that failed made it) has nothing to protect: it takes
+            # the config's terminal and currency, so fixing the config after a failed first command just works.
+            if row is not None and self._holds_nothing(tx.conn):
+                tx.conn.execute("DELETE FROM meta WHERE key IN ('terminal_id', 'store_id', 'currency')")
+                row = None
             if row is None:
                 tx.conn.execute("INSERT INTO meta(key, value) VALUES ('terminal_id', ?), ('store_id', ?)", (self.terminal_id, self.store_id))
-                tx.conn.execute("INSERT INTO meta(key, value) VALUES ('head_seq', '0'), ('head_hash', ?)", (GENESIS,))
+                tx.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('head_seq', '0'), ('head_hash', ?)", (GENESIS,))
             elif row["value"] != self.terminal_id:
                 raise LoyaltyError(
                     "wrong_terminal",
@@ -171,6 +176,14 @@ class Ledger:
                         "wrong_currency",
                         f"ledger {self.path} keeps its amounts in {kept['value']}, not {self.currency} (check [store].currency or [ledger].path)",
                     )
+
+    @staticmethod
+    def _holds_nothing(conn: sqlite3.Connection) -> bool:
+        """No event, and no row in any table but meta: not even a sync cursor or another till's card."""
+        if conn.execute("SELECT value FROM meta WHERE key='head_seq'").fetchone()["value"] != "0":
+            return False
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite%'")]
+        return not any(conn.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone() for t in tables if t not in ("meta", "_sqlite_migrations"))
 
     def close(self) -> None:
         self.conn.close()

@@ -123,11 +123,24 @@ def check_printer_url(cfg: Config) -> None:
         raise _url_error(cfg, "printer.url", str(exc)) from None
 
 
-def _check_reader_url(cfg: Config) -> None:
-    from drivers.readers import ReaderError, check_url
+def _check_reader(cfg: Config) -> None:
+    """The reader URL, its options and the signature keys are what the reader will accept (no device is opened:
+    the drivers connect only when asked for events), so a typo shows now, not when the cashier app starts."""
+    from drivers import identity
+    from drivers.readers import ReaderError, check_url, open_configured
 
     try:
         check_url(cfg.reader.url)
+    except ReaderError as exc:
+        raise _url_error(cfg, "reader.url", str(exc)) from None
+    try:
+        identity.SignaturePolicy(cfg.reader.require_signed, cfg.reader.public_keys)
+    except identity.KeyFormatError as exc:
+        raise _url_error(cfg, "reader.public_keys", str(exc)) from None
+    except ValueError as exc:
+        raise _url_error(cfg, "reader.require_signed", str(exc)) from None
+    try:
+        open_configured(cfg.reader).close()
     except ReaderError as exc:
         raise _url_error(cfg, "reader.url", str(exc)) from None
 
@@ -142,7 +155,7 @@ def _url_error(cfg: Config, key: str, message: str) -> Exception:
 def cmd_check_config(args: argparse.Namespace, ctx: Context) -> Output:
     cfg = load(ctx.config_path)
     check_printer_url(cfg)
-    _check_reader_url(cfg)
+    _check_reader(cfg)
     text = (
         f"{ctx.config_path}: ok — store {cfg.store.id}/{cfg.store.terminal}, {cfg.currency.code} "
         f"({cfg.currency.digits} digits), {len(cfg.catalog)} items, programs: {', '.join(cfg.programs) or 'none'}; "

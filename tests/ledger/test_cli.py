@@ -163,6 +163,17 @@ def test_a_ledger_refuses_a_config_in_another_currency(cli, store):
     assert counts(store) == before
 
 
+def test_a_config_fixed_after_a_failed_first_command_opens_the_ledger_it_left(store):
+    """The failed command left a migrated file with no event; the corrected terminal and currency take it."""
+    failed = run_cli("--config", str(store.path), "--json", "sale", "--card", CARD, "--item", "NOPE")
+    assert failed.code == 1 and failed.json["error"] == "unknown_sku"
+    fixed = store.path.read_text(encoding="utf-8").replace('currency = "KWD"', 'currency = "BHD"').replace('terminal = "till-9"', 'terminal = "till-2"')
+    store.path.write_text(fixed, encoding="utf-8")
+    sale = run_cli("--config", str(store.path), "--json", "--now", "2026-11-22T10:00", "sale", "--card", CARD, "--item", "LAT")
+    assert sale.code == 0, sale.err
+    assert sale.json["receipt"]["terminal"] == "till-2" and sale.json["currency"] == "BHD"
+
+
 def test_refund_twice(cli):
     sale = cli("--json", "sale", "--card", CARD, "--item", "LAT").json
     assert cli("refund", sale["sale"]).code == 0

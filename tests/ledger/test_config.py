@@ -179,3 +179,21 @@ def test_every_config_key_is_documented():
 
     missing = sorted(k for k in set(keys(data)) if not documented(k))
     assert not missing, f"undocumented keys: {missing}"
+
+
+@pytest.mark.parametrize(("setting", "key", "words"), [
+    ('url = "sim://?bogus=1"', "reader.url", "unknown option 'bogus' in reader URL sim"),
+    ('url = "pcsc://?timeout_ms=abc"', "reader.url", "timeout_ms='abc' must be a number"),
+    ('url = "nfc:udp:127.0.0.1"', "reader.url", "nfc:udp needs HOST:PORT"),
+    ('public_keys = ["ed25519:not-a-key"]', "reader.public_keys", "ed25519:not-a-key"),
+    ('require_signed = "require"', "reader.require_signed", "needs at least one reader.public_keys entry"),
+])
+def test_check_config_reads_the_reader_options_and_keys_as_the_reader_will(tmp_path, setting, key, words):
+    result, where = _check_config(tmp_path, "reader", setting)
+    assert result.code == 3 and result.out == ""
+    assert f"{where} {key}: " in result.err and words in result.err, result.err
+
+
+def test_check_config_accepts_a_reader_url_with_its_documented_options(tmp_path):
+    assert _check_config(tmp_path, "reader", 'url = "pcsc://ACS ACR122U?timeout_ms=300&poll_ms=100"')[0].code == 0
+    assert _check_config(tmp_path, "reader", 'url = "serial:///dev/ttyUSB9?protocol=rdm6300&baudrate=9600"')[0].code == 0
