@@ -121,6 +121,8 @@ class EscposLinkPrinter:
     def status(self) -> PrinterStatus:
         link = self._connect()
         try:
+            if not self.query_status:  # a printer that answers DLE EOT wrongly, or a link that must not be read
+                return PrinterStatus(detail="connected; status not asked (status=0 in the URL)")
             return self._status_on(link)
         finally:
             _close(link)

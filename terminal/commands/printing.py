@@ -149,7 +149,10 @@ def cmd_printer_test(args: argparse.Namespace, ctx: Context) -> Output:
     try:
         printer.print(payload)
     except PrinterError as exc:
-        raise LoyaltyError("printer", str(exc)) from None
+        # what the printer said is the answer the manager needs: it goes with the failure
+        said = status["detail"] or "unknown"
+        data = {"url": printer.url, "paper_mm": printer.paper_mm, "printed": False, "error": str(exc), "status": status}
+        return Output(data, f"test page NOT printed: {exc}; status: {said}", exit_code=1, problem=("printer", f"{exc} (status: {said})"))
     data = {"url": printer.url, "paper_mm": printer.paper_mm, "printed": True, "status": status}
     return Output(data, f"test page sent to {printer.url} ({printer.paper_mm} mm); status: {status['detail'] or 'unknown'}")
 

@@ -330,3 +330,36 @@ def test_after_refund_prints_the_slip(make_store, tmp_path: Path) -> None:
     assert d.cuts == 2 and d.text.index("REFUND\n") < d.text.index("REFUNDED")
     jobs = {j["kind"]: j["status"] for j in _job(store.cfg.ledger.path)}
     assert jobs == {"sale": "printed", "refund": "printed"}
+
+
+def test_printer_test_on_a_printer_out_of_paper_says_what_the_printer_said(make_store, tmp_path: Path) -> None:
+    store: Store = make_store()
+    store.service.close()
+    empty = Listener(status={1: 0x12, 2: 0x12, 4: 0x72}).start()  # DLE EOT 4: paper out
+    try:
+        r = run_cli("--config", str(store.path), "--json", "printer", "test", "--url", empty.url)
+        assert r.code == 1
+        assert r.json["printed"] is False and r.json["status"]["paper_out"] is True and "paper out" in r.json["error"]
+        [line] = r.err.strip().splitlines()
+        assert json.loads(line)["error"] == "printer" and "paper out" in line
+        text = run_cli("--config", str(store.path), "printer", "test", "--url", empty.url)
+        assert text.code == 1 and "test page NOT printed" in text.out and "paper out" in text.err
+        assert all(b"PRINTER TEST" not in sent for sent in empty.received)
+    finally:
+        empty.stop()
+
+
+def test_status_0_in_the_url_means_the_printer_is_never_asked(make_store) -> None:
+    store: Store = make_store()
+    store.service.close()
+    mute = Listener(status={1: 0x12, 2: 0x12, 4: 0x72}).start()  # it would say paper out if asked
+    try:
+        r = run_cli("--config", str(store.path), "--json", "printer", "status", "--url", mute.url + "?status=0")
+        assert r.code == 0 and r.json["ready"] is True and r.json["paper_out"] is None and "status not asked" in r.json["detail"]
+        r = run_cli("--config", str(store.path), "--json", "printer", "test", "--url", mute.url + "?status=0")
+        assert r.code == 0 and r.json["printed"] is True
+        mute.wait_for(2)
+        assert all(b"\x10\x04" not in sent for sent in mute.received)
+        assert any(b"PRINTER TEST" in sent for sent in mute.received)
+    finally:
+        mute.stop()
