@@ -577,9 +577,10 @@ class Loyalty:
                 self._issue_rewards(tx, ids, member_id, card_id, None, program_id)
             return card_view(tx.conn, self.cfg, row, day)
 
-    def expire_all(self, now: datetime) -> int:
-        """Write the expiry of every due points lot (end of day); returns the points expired."""
-        day = self.day(now)
+    def expire_all(self, now: datetime, day: date | None = None) -> int:
+        """Write the expiry of every points lot due by `day` (default: today), booked on that day: end of day
+        run after midnight for the day before puts its expiry on that day's Z. Returns the points expired."""
+        day = day or self.day(now)
         ids = _Ids(new_op_id())
         with self.ledger.transaction(now, day) as tx:
             members = [r[0] for r in tx.conn.execute(

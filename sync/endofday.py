@@ -44,7 +44,7 @@ def end_of_day(loyalty: Loyalty, client: SyncClient | Offline, now: datetime, da
     A till with no server to sync with passes the `Offline` that says so instead of a client."""
     day = day or loyalty.day(now)
     closed_at = close_day(loyalty.conn, day, now)
-    expired = loyalty.expire_all(now)
+    expired = loyalty.expire_all(now, day)
     pushed, pulled, offline = PushSummary(), PullSummary(), None
     try:
         if isinstance(client, Offline):

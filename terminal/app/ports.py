@@ -363,7 +363,7 @@ class ChainSync:
             if not synced:
                 close_day(gate.loyalty.conn, day, now)
                 progress(0.5, "expiring due points")
-                gate.loyalty.expire_all(now)
+                gate.loyalty.expire_all(now, day)
             progress(0.9, "Z report")
             text = z_text(z_report(gate.loyalty.conn, gate.cfg, day))
         progress(1.0, "done" if synced else f"done: {detail}")

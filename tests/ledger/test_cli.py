@@ -8,6 +8,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,20 @@ def test_a_config_fixed_after_a_failed_first_command_opens_the_ledger_it_left(st
     sale = run_cli("--config", str(store.path), "--json", "--now", "2026-11-22T10:00", "sale", "--card", CARD, "--item", "LAT")
     assert sale.code == 0, sale.err
     assert sale.json["receipt"]["terminal"] == "till-2" and sale.json["currency"] == "BHD"
+
+
+def test_end_of_day_after_midnight_books_the_expiry_on_the_day_it_closes(cli):
+    assert cli("--now", "2026-11-22T10:00", "sale", "--card", CARD, "--item", "LAT").code == 0
+    [due] = cli("--json", "--now", "2026-12-15T10:00", "card", "show", CARD).json["programs"]["points"]["expiring"]  # within notice
+    day = date.fromisoformat(due["on"])
+    after_midnight = f"{day + timedelta(days=1)}T00:30"
+    r = cli("--json", "--now", after_midnight, "sync", "--end-of-day", "--day", day.isoformat())
+    assert r.code == 0, r.err
+    assert r.json["day"] == day.isoformat() and r.json["expired_points"] == due["points"] > 0
+    assert r.json["z"]["programs"]["points"]["points_expired"] == due["points"]
+    history = cli("--json", "--now", after_midnight, "card", "history", CARD).json["events"]
+    assert [e["business_day"] for e in history if e["kind"] == "expire"] == [day.isoformat()]
+    assert cli("--json", "ledger", "verify").code == 0
 
 
 def test_refund_twice(cli):
