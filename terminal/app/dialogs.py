@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from rich.table import Table
 from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
@@ -254,13 +255,15 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,f1,q", "close", "Close")]
 
     def compose(self) -> ComposeResult:
-        text = Text()
+        # two columns, so a long line wraps under its own words, not under the keys
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(justify="right", style="bold", no_wrap=True)
+        keys.add_column(ratio=1)
         for key, what in KEYS:
-            text.append(f"{key:>12}  ", style="bold")
-            text.append(what + "\n")
+            keys.add_row(key, what)
         with VerticalScroll(classes="dialog"):
             yield Label("Keys", classes="title")
-            yield Static(text)
+            yield Static(keys, classes="keys")
             yield Label("Esc closes", classes="hint")
 
     def action_close(self) -> None:

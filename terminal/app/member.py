@@ -6,7 +6,7 @@ import json
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -47,7 +47,12 @@ class MemberScreen(Screen[None]):
     #member-body { height: 1fr; }
     #member-summary { width: 34; padding: 0 1; border-right: solid $primary; }
     #history { width: 1fr; }
+    /* under 100 columns the summary goes above the history: beside it, the history's columns would scroll sideways */
+    MemberScreen.-narrow #member-body { layout: vertical; }
+    MemberScreen.-narrow #member-summary { width: 1fr; height: 40%; border-right: none; border-bottom: solid $primary; }
+    MemberScreen.-narrow #history { height: 1fr; }
     """
+    NARROW = 100
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,f8", "back", "Back"), Binding("f1", "help", "Help")]
 
     def __init__(self, services: Services, card_id: str):
@@ -64,7 +69,11 @@ class MemberScreen(Screen[None]):
             yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True, show_command_palette=False)
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < self.NARROW, "-narrow")
+
     def on_mount(self) -> None:
+        self.set_class(self.app.size.width < self.NARROW, "-narrow")
         table = self.query_one("#history", DataTable)
         # the receipt's number without the till and its zeros (what refund takes), next to the time: never off screen
         # the amount before the program: at 80 columns the last column is the one cut

@@ -399,6 +399,38 @@ async def test_member_screen_lists_the_history(make_app: Callable[..., LoyaltyAp
         assert app.screen is app.checkout
 
 
+async def test_member_screen_history_fits_an_80_column_terminal(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tap(pilot, "1")
+        await pilot.press("f8")
+        await until(pilot, lambda: getattr(app.screen, "events_shown", 0) > 0, what="history")
+        await pilot.pause()
+        table = app.screen.query_one("#history")
+        assert app.screen.has_class("-narrow")
+        # every column on screen: no sideways scrolling to read an amount or its program
+        assert table.virtual_size.width <= table.scrollable_content_region.width, (table.virtual_size, table.size)
+        await pilot.resize_terminal(120, 30)
+        await until(pilot, lambda: not app.screen.has_class("-narrow"), what="wide layout")
+
+
+async def test_help_wraps_a_long_line_under_its_own_words(make_app: Callable[..., LoyaltyApp]) -> None:
+    from textual.geometry import Region
+    from textual.widgets import Static
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f1")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "HelpScreen")
+        await pilot.pause()
+        keys = app.screen.query(Static).filter(".keys").first()
+        lines = [strip.text.rstrip() for strip in keys.render_lines(Region(0, 0, keys.size.width, keys.size.height))]
+        at = next(i for i, line in enumerate(lines) if "redeem points" in line)
+        assert lines[at].strip().startswith("F5") and not lines[at + 1].strip().startswith("F")  # F5's words go on
+        # the continuation starts under the description, not under the keys
+        assert len(lines[at + 1]) - len(lines[at + 1].lstrip()) == lines[at].index("redeem points"), lines[at:at + 2]
+
+
 async def test_end_of_day_shows_the_z_report(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
