@@ -415,16 +415,12 @@ async def test_member_screen_history_fits_an_80_column_terminal(make_app: Callab
 
 
 async def test_help_wraps_a_long_line_under_its_own_words(make_app: Callable[..., LoyaltyApp]) -> None:
-    from textual.geometry import Region
-    from textual.widgets import Static
-
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f1")
         await until(pilot, lambda: app.screen.__class__.__name__ == "HelpScreen")
         await pilot.pause()
-        keys = app.screen.query(Static).filter(".keys").first()
-        lines = [strip.text.rstrip() for strip in keys.render_lines(Region(0, 0, keys.size.width, keys.size.height))]
+        lines = _help_lines(app)
         at = next(i for i, line in enumerate(lines) if "redeem points" in line)
         assert lines[at].strip().startswith("F5") and not lines[at + 1].strip().startswith("F")  # F5's words go on
         # the continuation starts under the description, not under the keys
@@ -456,11 +452,21 @@ async def test_help_lists_every_key(make_app: Callable[..., LoyaltyApp]) -> None
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f1")
         await until(pilot, lambda: app.screen.__class__.__name__ == "HelpScreen")
-        shown = "".join(str(w.render()) for w in app.screen.query("Static"))
+        await pilot.pause()
+        shown = "\n".join(_help_lines(app))
         for binding in app.checkout.BINDINGS:
             key = getattr(binding, "key", "").replace("escape", "esc")
             if getattr(binding, "show", True):
                 assert f"{key.upper()}  " in shown.upper(), key
+
+
+def _help_lines(app: LoyaltyApp) -> list[str]:
+    """The help's key list as the screen shows it."""
+    from textual.geometry import Region
+    from textual.widgets import Static
+
+    keys = app.screen.query(Static).filter(".keys").first()
+    return [strip.text.rstrip() for strip in keys.render_lines(Region(0, 0, keys.size.width, keys.size.height))]
 
 
 async def test_the_same_card_tapped_again_is_read_again(make_app: Callable[..., LoyaltyApp]) -> None:
