@@ -267,3 +267,26 @@ def m005_chain_state(db: Database) -> None:
         ) WITHOUT ROWID;
         """,
     )
+
+
+@migrations()
+def m006_membership_buys(db: Database) -> None:
+    # Every membership purchase at the rest of the chain's tills, from the last pull: a refund at one
+    # till shortens a period another till stacked on it (ledger/memberships.py). Replaces
+    # remote_memberships for members pulled from a server that sends them.
+    _run(
+        db,
+        """
+        CREATE TABLE remote_membership_buys (
+            member_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            program_id TEXT NOT NULL,
+            ts TEXT NOT NULL,          -- when it was written: purchases are counted in this order
+            day TEXT NOT NULL,         -- business day it was bought on
+            from_day TEXT NOT NULL,    -- the first day it paid for
+            until TEXT NOT NULL,       -- the last
+            refunded INTEGER NOT NULL, -- 1: its sale was refunded
+            PRIMARY KEY (member_id, event_id)
+        ) WITHOUT ROWID;
+        """,
+    )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from . import cards, freetext, lots, money
+from . import cards, freetext, lots, memberships, money
 from .clock import business_day
 from .config import Config, MembershipProgram, PointsProgram, StampsProgram
 from .errors import LoyaltyError
@@ -396,7 +396,7 @@ class Loyalty:
                 if kind in ("sale", "enrol", "tier", "profile", "referrer"):
                     continue
                 if kind == "membership":
-                    until = self._unextend_membership(tx, member_id, pid, json.loads(ev["payload"]), sale_id)
+                    until = self._unextend_membership(tx, member_id, pid, sale_id)
                     tx.append("reverse", event_id=ids.next(), program_id=pid, ref_event_id=ev["event_id"],
                               payload={"until": until}, **common)
                     taken_back[pid] = until
@@ -769,24 +769,9 @@ class Loyalty:
         ).fetchone()
         return f"refund sale {later[0] or later[1]} first" if later else "refund the later sale first"
 
-    def _unextend_membership(self, tx: Tx, member_id: str, program_id: str, bought: dict[str, Any], sale_id: str) -> str | None:
-        """Take back the days a refunded purchase added; returns the membership's last day after that."""
-        row = tx.conn.execute("SELECT valid_until FROM memberships WHERE member_id=? AND program_id=?", (member_id, program_id)).fetchone()
-        current = row[0] if row else None
-        if current is None or current == bought["until"]:
-            # nothing was bought after it: back to what it extended
-            until: str | None = bought.get("previous_until")
-        else:
-            # a later purchase extended it further: only this purchase's days go
-            days = (date.fromisoformat(bought["until"]) - date.fromisoformat(bought["from"])).days + 1
-            until = (date.fromisoformat(current) - timedelta(days=days)).isoformat()
-            if not tx.conn.execute(  # every purchase refunded: no last day to show, none was paid for
-                "SELECT 1 FROM events e JOIN sales s ON s.id = e.sale_id WHERE e.member_id=? AND e.program_id=?"
-                " AND e.kind='membership' AND s.refund_id IS NULL AND s.id != ? LIMIT 1", (member_id, program_id, sale_id)
-            ).fetchone():
-                until = None
-        self._set_membership(tx, member_id, program_id, until)
-        return until
+    def _unextend_membership(self, tx: Tx, member_id: str, program_id: str, sale_id: str) -> str | None:
+        """Take back the days a refunded purchase added (memberships.py says how); returns the last day left."""
+        return memberships.settle(tx.conn, member_id, program_id, refunding=sale_id)
 
     def _settle_stamps(self, tx: Tx, ids: _Ids, program: StampsProgram, member_id: str, card_id: str, sale_id: str, receipt: str,
                        last_seq: int, reversed_: dict[str, dict[str, int]]) -> None:

@@ -25,7 +25,8 @@ from .errors import LoyaltyError
 # The migrations of ledger/schema.py, by name (a test keeps the two in step): when
 # all are applied, opening a ledger needs no sqlite-utils import, which keeps the
 # till's start fast.
-MIGRATIONS = ("m001_core", "m002_remote", "m003_receipt_numbers", "m004_fewer_sale_indexes", "m005_chain_state")
+MIGRATIONS = ("m001_core", "m002_remote", "m003_receipt_numbers", "m004_fewer_sale_indexes", "m005_chain_state",
+              "m006_membership_buys")
 
 GENESIS = "0" * 64
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from ledger import memberships
 from ledger.clock import from_iso
 from ledger.errors import LoyaltyError
 from ledger.store import GENESIS, HASHED
@@ -311,12 +312,24 @@ class SyncClient:
                     "INSERT INTO remote_balances (member_id, program_id, account, amount, synced_at) VALUES (?, ?, ?, ?, ?)",
                     [(mid, b["program_id"], b["account"], int(b["amount"]), now) for b in m["balances"]],
                 )
-                for table in ("remote_spend", "remote_memberships", "remote_awards"):
+                for table in ("remote_spend", "remote_memberships", "remote_membership_buys", "remote_awards"):
                     conn.execute(f"DELETE FROM {table} WHERE member_id=?", (mid,))
                 conn.executemany("INSERT INTO remote_spend (member_id, day, amount) VALUES (?, ?, ?)",
                                  [(mid, d["day"], int(d["amount"])) for d in m.get("spend_days", [])])
-                conn.executemany("INSERT INTO remote_memberships (member_id, program_id, valid_until) VALUES (?, ?, ?)",
-                                 [(mid, ms["program_id"], ms["until"]) for ms in m.get("memberships", [])])
+                if "membership_buys" in m:  # every purchase: the till works out the last day (ledger/memberships.py)
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO remote_membership_buys (member_id, event_id, program_id, ts, day, from_day, until, refunded)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(mid, b["event_id"], b["program_id"], b["ts"], b["day"], b["from"], b["until"], int(bool(b["refunded"])))
+                         for b in m["membership_buys"]],
+                    )
+                    programs = {b["program_id"] for b in m["membership_buys"]} | {
+                        r[0] for r in conn.execute("SELECT program_id FROM memberships WHERE member_id=?", (mid,))}
+                    for program_id in sorted(programs):
+                        memberships.settle(conn, mid, program_id)
+                else:  # a server that sends each program's last day only
+                    conn.executemany("INSERT INTO remote_memberships (member_id, program_id, valid_until) VALUES (?, ?, ?)",
+                                     [(mid, ms["program_id"], ms["until"]) for ms in m.get("memberships", [])])
                 conn.executemany("INSERT INTO remote_awards (member_id, award) VALUES (?, ?)",
                                  [(mid, award) for award in m.get("awards", [])])
                 referrer = m.get("referrer_id")

@@ -126,6 +126,18 @@ class MembershipSnapshot(BaseModel):
     until: str | None  # last day of the benefit, None: taken back by a refund
 
 
+class MembershipBuy(BaseModel):
+    event_id: str
+    program_id: str
+    ts: str  # when the selling till wrote it
+    day: str  # business day it was bought on
+    from_: str = Field(alias="from")  # first day it paid for (after `day` when stacked on a running period)
+    until: str  # last day it paid for, as sold
+    refunded: bool  # its sale was refunded: the till takes its days off the end of its run
+
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+
+
 class MemberSnapshot(BaseModel):
     member_id: str
     enrolled_store: str | None
@@ -135,7 +147,8 @@ class MemberSnapshot(BaseModel):
     balances: list[BalanceSnapshot]
     # what the other terminals did that a till's own ledger cannot know (all three without the asking terminal's events):
     spend_days: list[SpendDay] = []  # money paid per business day over the last SPEND_DAYS days: the tier window
-    memberships: list[MembershipSnapshot] = []  # the last membership change per program
+    memberships: list[MembershipSnapshot] = []  # the last membership change per program (tills before membership_buys)
+    membership_buys: list[MembershipBuy] = []  # every membership purchase: the till works out the last day from them
     awards: list[str] = []  # bonuses paid (welcome, profile, birthday:2026, referral:...): each at most once per member
     referrer_id: str | None = None  # who referred the member, as another till recorded it
 

@@ -586,11 +586,11 @@ class ServerStore:
         return conn
 
     def _others_state(self, conn: Connection, tid: str, ids: list[str]) -> tuple[
-        dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]], dict[str, list[str]], dict[str, str]
+        dict[str, list[dict[str, Any]]], dict[str, dict[str, list[dict[str, Any]]]], dict[str, list[str]], dict[str, str]
     ]:
         """What the other terminals' events say about these members beyond balances: money paid per
-        business day (the tier window), the last membership change per program, the bonuses paid,
-        who referred them."""
+        business day (the tier window), the membership purchases (and the last change per program),
+        the bonuses paid, who referred them."""
         since = (datetime.now(UTC).date() - timedelta(days=MAX_TIER_WINDOW_DAYS)).isoformat()
         sale = events.alias("sale")  # a refund's reversal counts on the day of the sale it reverses
         day = func.coalesce(sale.c.business_day, events.c.business_day)
@@ -609,12 +609,20 @@ class ServerStore:
         last: dict[tuple[str, str], str | None] = {}
         paid: dict[str, list[str]] = {}
         referrers: dict[str, str] = {}
+        buys: dict[str, list[dict[str, Any]]] = {}
+        refunded: set[str] = set()
         for ev in conn.execute(
-            select(events.c.member_id, events.c.program_id, events.c.account, events.c.kind, events.c.payload)
+            select(events.c.event_id, events.c.member_id, events.c.program_id, events.c.account, events.c.kind, events.c.payload,
+                   events.c.ts, events.c.business_day, events.c.ref_event_id)
             .where(events.c.member_id.in_(ids), events.c.tid != tid, events.c.kind.in_(("membership", "reverse", "bonus", "referrer")))
             .order_by(events.c.ts, events.c.tid, events.c.seq)
         ):
             payload = json.loads(ev.payload) if ev.payload else {}
+            if ev.kind == "membership" and ev.program_id and isinstance(payload.get("from"), str) and isinstance(payload.get("until"), str):
+                buys.setdefault(ev.member_id, []).append({"event_id": ev.event_id, "program_id": ev.program_id, "ts": ev.ts,
+                                                          "day": ev.business_day, "from": payload["from"], "until": payload["until"]})
+            elif ev.kind == "reverse" and ev.account is None and ev.ref_event_id:
+                refunded.add(ev.ref_event_id)
             if ev.kind == "referrer":
                 if isinstance(payload.get("referrer"), str):
                     referrers.setdefault(ev.member_id, payload["referrer"])  # the first one set holds, as at a till
@@ -624,9 +632,11 @@ class ServerStore:
             elif ev.program_id and "until" in payload and (ev.kind == "membership" or ev.account is None):
                 # a purchase, or a refund's reversal of one (no account; it carries the last day left)
                 last[(ev.member_id, ev.program_id)] = payload["until"]
-        memberships: dict[str, list[dict[str, Any]]] = {}
+        memberships: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for (member_id, program_id), until in sorted(last.items()):
-            memberships.setdefault(member_id, []).append({"program_id": program_id, "until": until})
+            memberships.setdefault(member_id, {}).setdefault("last", []).append({"program_id": program_id, "until": until})
+        for member_id, bought in buys.items():
+            memberships.setdefault(member_id, {})["buys"] = [b | {"refunded": b["event_id"] in refunded} for b in bought]
         return spend, memberships, {m: sorted(set(keys)) for m, keys in paid.items()}, referrers
 
     def changes_in(self, conn: Connection, tid: str, since: int, limit: int) -> dict[str, Any]:
@@ -670,7 +680,9 @@ class ServerStore:
                     "cards": card_rows.get(r.member_id, []),
                     "balances": bal.get(r.member_id, []),
                     "spend_days": spend.get(r.member_id, []),
-                    "memberships": memberships.get(r.member_id, []),
+                    # the last day per program, for tills that do not count purchases (ledger/memberships.py)
+                    "memberships": memberships.get(r.member_id, {}).get("last", []),
+                    "membership_buys": memberships.get(r.member_id, {}).get("buys", []),
                     "awards": awards.get(r.member_id, []),
                     "referrer_id": referrers.get(r.member_id),
                 })

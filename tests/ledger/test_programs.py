@@ -187,6 +187,38 @@ def test_refunding_the_latest_membership_purchase_gives_back_the_period_before_i
     assert refund["programs"]["vip"]["until"] == "2027-11-21"
 
 
+def test_refunding_an_old_lapsed_membership_leaves_the_running_one_alone(make_store):
+    store = make_store(MEMBERSHIP)
+    old = store.sale(CARD, ["VIP"], at="2026-11-22T10:00")  # 2026-11-22 .. 2027-11-21, then it lapses
+    new = store.sale(CARD, ["VIP"], at="2027-12-10T10:00")  # a new year from its own day
+    assert new["programs"]["vip"]["until"] == "2028-12-08"
+    refund = store.service.refund(old["sale"], store.now("2027-12-11T10:00"))
+    assert refund["programs"]["vip"] == {"kind": "membership", "active": True, "until": "2028-12-08", "percent": 15}
+    assert store.sale(CARD, ["LAT"], at="2027-12-11T11:00")["discounts"] == {"vip": "0.188"}
+    assert verify(store.service.conn).ok
+
+
+def test_a_membership_run_counts_the_days_of_its_purchases_not_refunded():
+    from datetime import date
+
+    from ledger.memberships import Purchase, last_day
+
+    def bought(ts: str, day: str, first: str, last: str, refunded: bool = False) -> Purchase:
+        return Purchase(ts, ts, date.fromisoformat(day), date.fromisoformat(first), date.fromisoformat(last), refunded)
+
+    one = bought("t1", "2026-01-01", "2026-01-01", "2026-01-30")
+    stacked = bought("t2", "2026-01-10", "2026-01-31", "2026-03-01")
+    assert last_day([one, stacked]) == date(2026, 3, 1)
+    # either refunded: one period from the run's first day
+    assert last_day([bought("t1", "2026-01-01", "2026-01-01", "2026-01-30", True), stacked]) == date(2026, 1, 30)
+    assert last_day([one, bought("t2", "2026-01-10", "2026-01-31", "2026-03-01", True)]) == date(2026, 1, 30)
+    # a stacked purchase written by a till whose clock was behind still joins the run it stacked on
+    assert last_day([bought("t0", "2026-01-10", "2026-01-31", "2026-03-01"), one]) == date(2026, 3, 1)
+    # all refunded: nothing
+    assert last_day([bought("t1", "2026-01-01", "2026-01-01", "2026-01-30", True)]) is None
+    assert last_day([]) is None
+
+
 def test_paid_membership_gives_its_benefit_for_the_period(make_store):
     store = make_store(MEMBERSHIP)
     bought = store.sale(CARD, ["VIP", "LAT"], at="2026-11-22T10:00")

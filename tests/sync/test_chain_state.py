@@ -56,6 +56,30 @@ def test_a_membership_bought_at_one_till_works_at_every_till(server: ServerStore
         assert a.loyalty.card(CARD, NOW)["programs"]["vip"]["until"] == "2028-11-20"
 
 
+def test_a_refund_at_one_till_shortens_the_period_another_till_stacked_on_it(
+        server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    first = a.sale(CARD, "VIP")  # 2026-11-22 .. 2027-11-21
+    with in_process(server) as http:
+        sync(http, a, b)
+        assert b.sale(CARD, "VIP")["programs"]["vip"]["until"] == "2028-11-20"  # stacked on the first
+        sync(http, b, a)
+        refund = a.loyalty.refund(first["sale"], NOW + timedelta(hours=1))
+        # one period is left, from the first one's start, at the till that refunded...
+        assert refund["reversed"]["vip"] == {"until": "2027-11-21"} and refund["programs"]["vip"]["until"] == "2027-11-21"
+        sync(http, a, b)
+        # ...and at the till whose purchase was stacked on the refunded one
+        for t in (a, b):
+            assert t.loyalty.card(CARD, NOW + timedelta(hours=2))["programs"]["vip"]["until"] == "2027-11-21", t.tid
+        # the remaining period refunded too: nothing is left anywhere
+        second = b.conn.execute("SELECT id FROM sales WHERE result LIKE '%vip%' ORDER BY ts DESC LIMIT 1").fetchone()[0]
+        assert b.loyalty.refund(second, NOW + timedelta(hours=3))["programs"]["vip"]["until"] is None
+        sync(http, b, a)
+        for t in (a, b):
+            assert t.loyalty.card(CARD, NOW + timedelta(hours=4))["programs"]["vip"]["active"] is False, t.tid
+
+
 def test_a_bonus_is_paid_once_per_member_across_the_chain(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
     a = make_terminal(server, "kw-salmiya-01", "till-1")
     b = make_terminal(server, "kw-hawally-02", "till-1")
