@@ -107,9 +107,18 @@ class Event:
 
 
 def connect(path: Path) -> sqlite3.Connection:
+    return tune(_plain(path))
+
+
+def _plain(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=10.0, check_same_thread=False)
     conn.row_factory = sqlite3.Row
+    return conn
+
+
+def tune(conn: sqlite3.Connection) -> sqlite3.Connection:
+    """The ledger's settings on a connection (WAL changes the file: only for a file known to be a ledger or new)."""
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -117,6 +126,21 @@ def connect(path: Path) -> sqlite3.Connection:
     # fewer, larger checkpoints: each one fsyncs the database file
     conn.execute("PRAGMA wal_autocheckpoint=4000")
     return conn
+
+
+def database_error(exc: sqlite3.DatabaseError, path: Path, doing: str) -> LoyaltyError:
+    """What SQLite's refusal means to the person at the till, as one error (nothing was written)."""
+    said = str(exc)
+    if "malformed" in said:
+        return LoyaltyError("ledger_damaged", f"{doing} {path}: the file is damaged ({said}); nothing was written."
+                                              " Run loyalty ledger verify, and restore the ledger from a backup")
+    if "readonly" in said or "read-only" in said:
+        return LoyaltyError("ledger_read_only", f"{doing} {path}: the file or its folder is read-only; nothing was written"
+                                                " (the till's user must be able to write both)")
+    if "locked" in said or "busy" in said:
+        return LoyaltyError("ledger_busy", f"{doing} {path}: another process kept it busy too long ({said}); nothing was written,"
+                                           " try again")
+    return LoyaltyError("ledger", f"{doing} {path}: {said} (check [ledger] path)")
 
 
 class Ledger:
@@ -129,8 +153,18 @@ class Ledger:
         self.store_id = store_id
         self.rules_version = rules_version
         try:
-            self.conn = connect(path)
-            if not self._migrated():
+            self.conn = _plain(path)
+            applied = self._applied()
+            if applied - set(MIGRATIONS):
+                self.conn.close()
+                raise LoyaltyError("ledger", f"the ledger {path} was written by a newer version of pos-loyalty"
+                                             f" ({', '.join(sorted(applied - set(MIGRATIONS)))}): update this till's software")
+            if not applied and self._holds_other_tables():
+                self.conn.close()
+                raise LoyaltyError("ledger", f"{path} is an SQLite database, but not a pos-loyalty ledger: it was left as it is"
+                                             f" (check [ledger] path)")
+            tune(self.conn)
+            if not applied >= set(MIGRATIONS):
                 from sqlite_utils import Database
 
                 from .schema import migrations
@@ -139,18 +173,28 @@ class Ledger:
                 if migrations.pending(db):
                     migrations.apply(db)
         except sqlite3.DatabaseError as exc:  # a directory, another kind of file, a disk that refuses
-            raise LoyaltyError("ledger", f"cannot open the ledger {path}: {exc} (check [ledger] path)") from None
-        self._check_identity()
-
-    def _migrated(self) -> bool:
+            raise database_error(exc, path, "cannot open the ledger") from None
         try:
-            applied = {r[0] for r in self.conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'pos-loyalty-ledger'")}
+            self._check_identity()
+        except sqlite3.DatabaseError as exc:
+            raise database_error(exc, path, "cannot read the ledger") from None
+
+    def _applied(self) -> set[str]:
+        try:
+            return {r[0] for r in self.conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'pos-loyalty-ledger'")}
         except sqlite3.OperationalError:  # a new file: no migrations table yet
-            return False
-        return applied >= set(MIGRATIONS)
+            return set()
+
+    def _holds_other_tables(self) -> bool:
+        return self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite%' AND name != '_sqlite_migrations' LIMIT 1"
+        ).fetchone() is not None
 
     def _check_identity(self) -> None:
         # A ledger file belongs to one terminal: its chain must not be continued by another.
+        kept = dict(self.conn.execute("SELECT key, value FROM meta WHERE key IN ('terminal_id', 'currency')").fetchall())
+        if kept.get("terminal_id") == self.terminal_id and self.currency in (None, kept.get("currency")):
+            return  # the usual open writes nothing, so it never waits for another process's sale
         with self.transaction(None) as tx:
             row = tx.conn.execute("SELECT value FROM meta WHERE key='terminal_id'").fetchone()
             # A ledger with no event yet (a first command that failed made it) has nothing to protect: it takes

@@ -14,6 +14,7 @@ Checks, each reported separately:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from dataclasses import dataclass, field
@@ -40,27 +41,29 @@ def verify(conn: sqlite3.Connection, *, limit: int = 50) -> Report:
     report = Report()
     conn.execute("BEGIN")
     try:
-        _integrity(conn, report)
-        _chain(conn, report)
-        _balances(conn, report)
-        _lots(conn, report)
-        _sales(conn, report)
+        for name, run in (("integrity", _integrity), ("chain", _chain), ("balances", _balances), ("lots", _lots), ("sales", _sales)):
+            try:
+                run(conn, report)
+            except sqlite3.DatabaseError as exc:  # a damaged page: that check failed, the others still say what they can
+                check(report, name, [f"{name}: cannot read the ledger: {exc}"])
     finally:
-        conn.execute("COMMIT")
+        with contextlib.suppress(sqlite3.DatabaseError):  # a read transaction on a damaged file may not end cleanly
+            conn.execute("COMMIT")
     if len(report.problems) > limit:
         more = len(report.problems) - limit
         report.problems = [*report.problems[:limit], f"... and {more} more"]
     return report
 
 
-def _check(report: Report, name: str, problems: list[str]) -> None:
+def check(report: Report, name: str, problems: list[str]) -> None:
+    """Record one check's outcome."""
     report.checks[name] = not problems
     report.problems.extend(problems)
 
 
 def _integrity(conn: sqlite3.Connection, report: Report) -> None:
     rows = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
-    _check(report, "integrity", [] if rows == ["ok"] else [f"integrity_check: {r}" for r in rows])
+    check(report, "integrity", [] if rows == ["ok"] else [f"integrity_check: {r}" for r in rows])
 
 
 def _chain(conn: sqlite3.Connection, report: Report) -> None:
@@ -86,7 +89,7 @@ def _chain(conn: sqlite3.Connection, report: Report) -> None:
     head = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('head_seq', 'head_hash')").fetchall())
     if head and (int(head.get("head_seq", 0)) != expected_seq - 1 or head.get("head_hash") != prev):
         problems.append(f"chain head is seq {head.get('head_seq')}, but the last event is seq {expected_seq - 1} (events removed or added)")
-    _check(report, "chain", problems)
+    check(report, "chain", problems)
 
 
 def _balances(conn: sqlite3.Connection, report: Report) -> None:
@@ -102,7 +105,7 @@ def _balances(conn: sqlite3.Connection, report: Report) -> None:
     for key in sorted(set(replay) | set(stored)):
         if replay.get(key, 0) != stored.get(key, 0):
             problems.append(f"balance {key[1]}/{key[2]} of member {key[0]}: stored {stored.get(key, 0)}, events say {replay.get(key, 0)}")
-    _check(report, "balances", problems)
+    check(report, "balances", problems)
 
 
 def _lots(conn: sqlite3.Connection, report: Report) -> None:
@@ -130,7 +133,7 @@ def _lots(conn: sqlite3.Connection, report: Report) -> None:
         expected = balances.get(key, 0) + drawn.get(key, 0)
         if held.get(key, 0) != expected:
             problems.append(f"points lots of member {key[0]} in {key[1]} hold {held.get(key, 0)}, balance and draws say {expected}")
-    _check(report, "lots", problems)
+    check(report, "lots", problems)
 
 
 def _sales(conn: sqlite3.Connection, report: Report) -> None:
@@ -151,4 +154,4 @@ def _sales(conn: sqlite3.Connection, report: Report) -> None:
             problems.append(f"sale {sale_id}: totals differ from its sale event")
         if (lines_gross, lines_net) != (subtotal, total):
             problems.append(f"sale {sale_id}: lines do not add up to its totals")
-    _check(report, "sales", problems)
+    check(report, "sales", problems)

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
+    from ledger.errors import LoyaltyError
+
     from .context import Context, Output
 
 COMMAND_MODULES = (
@@ -157,6 +159,17 @@ def _globals_everywhere(parser: argparse.ArgumentParser) -> None:
 EXIT_PIPE = 141  # what a shell reports for a process a closed pipe stopped (128 + SIGPIPE)
 
 
+def _database_problem(ctx: Context, exc: Exception) -> LoyaltyError | None:
+    import sqlite3
+
+    from ledger.store import database_error
+
+    if not isinstance(exc, sqlite3.DatabaseError) or ctx.loaded_config is None:
+        return None
+    problem = database_error(exc, ctx.loaded_config.ledger.path, "the ledger")
+    return None if problem.code == "ledger" else problem  # anything else is a bug: reported as one
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -202,6 +215,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except BrokenPipeError:
         raise
     except Exception as exc:  # a bug or a case no check foresaw: still one line, never a traceback
+        problem = _database_problem(ctx, exc)
+        if problem is not None:  # the disk or the file refused (damaged, read-only, busy): say which
+            return _fail(ctx, problem.code, problem.message, EXIT_ERROR)
         if os.environ.get("LOYALTY_DEBUG"):
             raise
         what = " ".join(str(exc).split()) or "no detail"

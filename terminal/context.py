@@ -46,6 +46,11 @@ class Context:
         return self._config
 
     @property
+    def loaded_config(self) -> Config | None:
+        """The config if a command has loaded it (an error path must not load it just to word a message)."""
+        return self._config
+
+    @property
     def now(self) -> datetime:
         return clock.parse_now(self.now_text, self.config.store.tz)
 

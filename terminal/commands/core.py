@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import receipts
@@ -82,6 +85,7 @@ def cmd_receipt(args: argparse.Namespace, ctx: Context) -> Output:
     result = ctx.service.sale(args.sale_id)
     data = receipts.render_sale(result, ctx.config, args.format, copy=args.copy)
     if args.out:
+        _refuse_own_files(ctx, args.out)
         try:
             with open(args.out, "wb") as fh:
                 fh.write(data)
@@ -94,8 +98,25 @@ def cmd_receipt(args: argparse.Namespace, ctx: Context) -> Output:
     return Output({"sale": result["sale"], "format": args.format, "receipt": text}, text)
 
 
+def _refuse_own_files(ctx: Context, out: str) -> None:
+    """--out never writes over the ledger (or its WAL) or the config: a slip of the tab key must not lose the till's sales."""
+    ledger = ctx.config.ledger.path
+    for own in (ledger, Path(f"{ledger}-wal"), Path(f"{ledger}-shm"), ctx.config_path):
+        try:
+            same = Path(out).resolve() == own.resolve() or (own.exists() and Path(out).exists() and os.path.samefile(out, own))
+        except OSError:
+            same = False
+        if same:
+            raise LoyaltyError("io", f"--out {out} is this till's {'config' if own == ctx.config_path else 'ledger'}: give another file")
+
+
 def cmd_verify(args: argparse.Namespace, ctx: Context) -> Output:
-    report = ledger_verify.verify(ctx.service.conn)
+    try:
+        report = ledger_verify.verify(ctx.service.conn)
+    except (sqlite3.DatabaseError, LoyaltyError) as exc:  # too damaged to open as a ledger: what SQLite finds is the answer
+        if isinstance(exc, LoyaltyError) and exc.code != "ledger_damaged":
+            raise
+        report = _verify_damaged(ctx.config.ledger.path, exc)
     if report.ok:
         text = f"ledger ok: {report.events} events; " + ", ".join(f"{k} ok" for k in report.checks)
     else:
@@ -107,6 +128,25 @@ def cmd_verify(args: argparse.Namespace, ctx: Context) -> Output:
 def cmd_expire(args: argparse.Namespace, ctx: Context) -> Output:
     points = ctx.service.expire_all(ctx.now)
     return Output({"expired_points": points}, f"expired {points} points")
+
+
+def _verify_damaged(path: Path, exc: Exception) -> ledger_verify.Report:
+    """verify on a read-only connection that skips the ledger's own open (identity, migrations): a damaged page there
+    is a problem to report, not a reason to report nothing."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.DatabaseError:
+        conn = None
+    if conn is not None:
+        try:
+            return ledger_verify.verify(conn)
+        except sqlite3.DatabaseError:
+            pass
+        finally:
+            conn.close()
+    report = ledger_verify.Report()
+    ledger_verify.check(report, "integrity", [f"integrity: cannot read the ledger: {exc}"])
+    return report
 
 
 def check_printer_url(cfg: Config) -> None:

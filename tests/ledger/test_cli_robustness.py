@@ -109,3 +109,88 @@ def test_a_refused_registration_leaves_the_token_file_there_was(tmp_path: Path):
     rotated = run_cli("--json", "server", "add-terminal", "--db", db, "--store", "kw", "--terminal", "t1", "--rotate",
                       "--token-file", str(token))
     assert rotated.code == 0 and token.read_text().strip() == rotated.json["token"] != first.json["token"]
+
+
+def _with_ledger(tmp_path: Path, store, target: Path) -> Path:
+    config = tmp_path / "c.toml"
+    config.write_text(store.path.read_text(encoding="utf-8").replace('path = "ledger.db"', f'path = "{target}"'), encoding="utf-8")
+    return config
+
+
+def test_another_programs_database_is_not_made_into_a_ledger(tmp_path: Path, store):
+    store.service.close()
+    other = tmp_path / "shop.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE stock (sku TEXT, qty INTEGER)")
+        conn.execute("INSERT INTO stock VALUES ('LAT', 3)")
+    before = other.read_bytes()
+    result = run_cli("--config", str(_with_ledger(tmp_path, store, other)), "--json", "card", "show", CARD)
+    _one_error(result, "ledger", 1)
+    assert "not a pos-loyalty ledger" in json.loads(result.out)["message"]
+    assert other.read_bytes() == before
+
+
+def test_a_ledger_from_a_newer_version_is_refused(cli, store):
+    with sqlite3.connect(store.cfg.ledger.path) as conn:
+        conn.execute("INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES ('pos-loyalty-ledger', 'm999_future', '')")
+    result = cli("--json", "card", "show", CARD)
+    _one_error(result, "ledger", 1)
+    assert "newer version of pos-loyalty (m999_future)" in json.loads(result.out)["message"]
+
+
+def test_receipt_out_never_writes_over_the_ledger_or_the_config(cli, store):
+    sale = json.loads(cli("--json", "sale", "--card", CARD, "--item", "LAT").out)
+    ledger = store.cfg.ledger.path
+    for target in (ledger, Path(f"{ledger}-wal"), store.path):
+        before = target.read_bytes() if target.exists() else None
+        result = cli("--json", "receipt", sale["sale"], "--out", str(target))
+        _one_error(result, "io", 1)
+        assert (target.read_bytes() if target.exists() else None) == before
+    assert json.loads(cli("--json", "ledger", "verify").out)["events"] > 0
+
+
+def test_reading_commands_do_not_wait_for_another_process_sale(cli, store):
+    cli("sale", "--card", CARD, "--item", "LAT")
+    writer = sqlite3.connect(store.cfg.ledger.path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a sale
+    writer.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')")
+    try:
+        for args in (("card", "show", CARD), ("ledger", "verify"), ("report", "z", "--day", "2026-11-22")):
+            result = cli("--json", "--now", "2026-11-22T11:00", *args)
+            assert result.code == 0, (args, result.err)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def test_a_damaged_page_is_reported_by_verify_and_named_by_every_other_command(cli, store):
+    for i in range(40):
+        assert cli("sale", "--card", f"code:C{i:03d}", "--item", "LAT").code == 0
+    path = store.cfg.ledger.path
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # the first page of the events table: its rows are what every command reads
+        [root] = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'").fetchone()
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    with open(path, "r+b") as fh:
+        fh.seek((root - 1) * page_size + 8)
+        fh.write(b"\xff" * (page_size - 8))
+    report = cli("--json", "ledger", "verify")
+    assert report.code == 1 and "Traceback" not in report.err
+    data = json.loads(report.out)
+    assert data["ok"] is False and data["checks"]["chain"] is False and data["problems"]
+    shown = cli("--json", "card", "history", "code:C001")
+    _one_error(shown, "ledger_damaged", 1)
+    assert "restore the ledger from a backup" in json.loads(shown.out)["message"]
+
+
+def test_a_read_only_ledger_is_named_as_such(tmp_path: Path):
+    from ledger.store import database_error
+
+    path = tmp_path / "ledger.db"
+    sqlite3.connect(path).execute("CREATE TABLE t (x)").connection.close()
+    ro = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    with pytest.raises(sqlite3.OperationalError) as refused:  # what SQLite says when the file cannot be written
+        ro.execute("INSERT INTO t VALUES (1)")
+    problem = database_error(refused.value, path, "cannot write the ledger")
+    assert problem.code == "ledger_read_only" and "read-only; nothing was written" in problem.message
