@@ -664,6 +664,16 @@ class Loyalty:
             return
         if member["referrer_id"] is not None:
             raise LoyaltyError("bad_referrer", "this member already has a referrer")
+        # no loops: two members referring each other would each be paid the referral twice
+        seen, up = {member_id}, ref["member_id"]
+        while up is not None:
+            if up in seen:
+                through = "" if len(seen) == 2 else " (through others)"
+                raise LoyaltyError("bad_referrer", f"card {referrer_card}'s member was referred by this member{through}:"
+                                                   " a referral goes one way")
+            seen.add(up)
+            row = tx.conn.execute("SELECT referrer_id FROM members WHERE id=?", (up,)).fetchone()
+            up = row["referrer_id"] if row else None
         if member["first_sale_id"] is not None:
             raise LoyaltyError("bad_referrer", "a referrer can only be set before the member's first purchase")
         tx.conn.execute("UPDATE members SET referrer_id=? WHERE id=?", (ref["member_id"], member_id))

@@ -291,6 +291,26 @@ def test_referral_is_paid_to_both_once(make_store):
     assert verify(store.service.conn).ok
 
 
+def test_two_members_cannot_refer_each_other(make_store):
+    store = make_store(BONUSES)
+    third = "code:THIRD-1"
+    at = store.now("2026-11-22T09:00")
+    store.service.enrol(FRIEND, at)
+    store.service.enrol(CARD, at, referrer=FRIEND)
+    store.service.enrol(third, at, referrer=CARD)
+    for loop in (CARD, third):  # directly, and round through a third member
+        with pytest.raises(LoyaltyError) as err:
+            store.service.enrol(FRIEND, at, referrer=loop)
+        assert err.value.code == "bad_referrer" and "referral goes one way" in err.value.message
+    assert store.service.conn.execute("SELECT COUNT(*) FROM events WHERE kind='referrer'").fetchone()[0] == 2
+    friend = store.sale(FRIEND, ["CRO"])
+    assert not [b for b in friend["bonuses"] if b["bonus"] == "referral"]  # nobody referred FRIEND
+    before = store.show(FRIEND)["programs"]["points"]["balance"]
+    store.sale(CARD, ["CRO"])  # the referral, paid once, to both
+    assert store.show(FRIEND)["programs"]["points"]["balance"] == before + 70
+    assert verify(store.service.conn).ok
+
+
 def test_a_blocked_or_replaced_card_cannot_refer(make_store):
     store = make_store(BONUSES)
     store.sale(FRIEND, ["CRO"])
