@@ -34,6 +34,8 @@ _CARD_AND_MEMBER = (
     " m.name, m.phone, m.birthday, m.enrolled_at, m.referrer_id, m.first_sale_id"
     " FROM cards c JOIN members m ON m.id = c.member_id WHERE c.id=?"
 )
+# paid for joining, not for buying: a refund of the sale that enrolled the card keeps them
+ENROLMENT_BONUSES = ("welcome", "profile")
 # a sale's stored answer is read back whole, never hashed: no need to sort its keys
 _ANSWER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,19}$")
@@ -391,6 +393,13 @@ class Loyalty:
             common: dict[str, Any] = {"member_id": member_id, "card_id": card_id, "sale_id": sale_id}
             reversed_: dict[str, dict[str, int]] = {}
             taken_back: dict[str, str | None] = {}  # memberships: the last day left
+            # bonuses for joining stay: the card stays enrolled, whichever sale enrolled it
+            events = [ev for ev in events if not (ev["kind"] == "bonus" and json.loads(ev["payload"] or "{}").get("bonus") in ENROLMENT_BONUSES)]
+            need: dict[str, int] = {}  # points the refund takes back, per program (for the message when they are not there)
+            for ev in events:
+                if ev["account"] == "points" and int(ev["amount"]) > 0:
+                    need[ev["program_id"]] = need.get(ev["program_id"], 0) + int(ev["amount"]) - lots.expired_from(tx, ev["event_id"])
+            taken: dict[str, int] = {}
             for ev in events:
                 kind, pid, account, amount = ev["kind"], ev["program_id"], ev["account"], int(ev["amount"])
                 if kind in ("sale", "enrol", "tier", "profile", "referrer"):
@@ -413,9 +422,10 @@ class Loyalty:
                     if have < -delta:
                         raise LoyaltyError(
                             "insufficient_balance",
-                            f"cannot refund sale {receipt}: {pid}: the {-delta} points it earned were already spent "
-                            f"(balance {have}); {self._refund_first(tx, member_id, pid, 'points', last_seq)}",
+                            f"cannot refund sale {receipt}: {pid}: it takes back the {need[pid]} points it earned, and the card "
+                            f"holds {have + taken.get(pid, 0)}; {self._refund_first(tx, member_id, pid, 'points', last_seq)}",
                         )
+                    taken[pid] = taken.get(pid, 0) - delta
                 drawn = json.loads(ev["payload"]).get("remote") if kind == "redeem" else None
                 rev = tx.append("reverse", event_id=ids.next(), program_id=pid, account=account, amount=delta,
                                 ref_event_id=ev["event_id"], payload={"remote": drawn} if drawn else None, **common)

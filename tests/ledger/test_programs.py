@@ -260,6 +260,28 @@ def test_a_card_enrolled_by_its_first_sale_lists_the_welcome_bonus(make_store):
     assert store.sale(CARD, ["CRO"], at="2026-11-22T11:00")["bonuses"] == []
 
 
+def test_refunding_the_sale_that_enrolled_a_card_keeps_its_welcome(make_store):
+    store = make_store(BONUSES)
+    first = store.sale(CARD, ["CRO"], at="2026-11-22T10:00")  # enrols the card: welcome 50
+    refund = store.service.refund(first["sale"], store.now("2026-11-22T10:30"))
+    assert refund["reversed"]["points"] == {"points": -first["earned"]["points"]}  # what the purchase earned, not the welcome
+    assert refund["programs"]["points"]["balance"] == 50  # as for a card enrolled at the counter first
+    assert verify(store.service.conn).ok
+
+
+def test_a_refund_short_of_points_says_how_many_it_takes_back(make_store):
+    store = make_store(BONUSES)
+    store.service.enrol(CARD, store.now("2026-11-22T09:00"))  # welcome 50
+    big = store.sale(CARD, ["BEANS*3"], at="2026-11-22T10:00")
+    earned = big["earned"]["points"]
+    spend = (big["programs"]["points"]["balance"] // 100) * 100
+    store.sale(CARD, ["BEANS"], redeem=[f"points={spend}"], at="2026-11-22T11:00")
+    with pytest.raises(LoyaltyError) as err:
+        store.service.refund(big["sale"], store.now("2026-11-22T12:00"))
+    assert err.value.code == "insufficient_balance"
+    assert f"takes back the {earned} points it earned" in err.value.message
+
+
 def test_birthday_bonus_is_paid_once_a_year(make_store):
     store = make_store(BONUSES)
     store.service.enrol(CARD, store.now("2026-11-01T10:00"), birthday="11-20")
