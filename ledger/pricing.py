@@ -38,7 +38,7 @@ from .config import (
     Tier,
 )
 from .errors import LoyaltyError
-from .settings import MAX_LINES, MAX_QTY
+from .settings import MAX_EARN, MAX_LINES, MAX_QTY
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +288,9 @@ def price_cart(
                 assert pp.per_amount is not None
                 base += Fraction(line.net * pp.points, pp.per_amount) * cat
         earned = floor(base * mult)
+        if earned > MAX_EARN:  # a rule that mints this much is a slip in the config, not a reward
+            raise LoyaltyError("too_many_points", f"{pp.name}: this sale would earn {earned} points, more than {MAX_EARN}"
+                                                  f" a sale may: check the program's earn rule in the config; nothing was written")
         if earned > 0:
             plan.points_earned[pp.id] = earned
 

@@ -25,6 +25,8 @@ ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 # Ceilings that keep every sum in SQLite's 64-bit integers and every date before year 9999,
 # whatever a config or a command asks for; each is far past what a store does.
 MAX_COUNT = 1_000_000_000          # a count in the config (points, stamps, steps)
+MAX_RATIO = 100                    # a multiplier in the config (a percent has its own bound of 100)
+MAX_EARN = 1_000_000_000           # points or stamps one sale may earn in one program
 MAX_ADJUST = 1_000_000_000         # points or stamps in one manager adjustment
 MAX_QTY = 999                      # units of one item in a sale
 MAX_LINES = 200                    # lines in a sale

@@ -11,7 +11,7 @@ from typing import Any
 
 from . import money, tomlpos
 from .money import Currency, MoneyError
-from .settings import LOCALES, MAX_COUNT, CatalogItem, Eligibility
+from .settings import LOCALES, MAX_COUNT, MAX_RATIO, CatalogItem, Eligibility
 
 
 class ConfigError(Exception):
@@ -120,9 +120,12 @@ class Table:
             return None
         return self.integer(name, minimum=minimum, maximum=maximum)
 
-    def number(self, name: str, default: float) -> float:
-        value = self._get(name, (int, float), "a number", default, False)
-        return float(value)
+    def number(self, name: str, default: float, *, maximum: float = 3600.0) -> float:
+        """A duration in seconds: more than zero, finite (a timeout of -1, nan or inf would never work)."""
+        value = float(self._get(name, (int, float), "a number", default, False))
+        if not 0 < value <= maximum:
+            raise self.error(name, f"must be more than 0 and at most {maximum:g}, not {value:g}")
+        return value
 
     def boolean(self, name: str, default: bool) -> bool:
         return self._get(name, bool, "true or false", default, False)  # type: ignore[no-any-return]
@@ -158,10 +161,12 @@ class Table:
             raise self.error(name, f"must be a number, not {_tname(value)}")
         try:
             exact = Fraction(Decimal(str(value)))
-        except (InvalidOperation, ValueError):
+        except (InvalidOperation, ValueError, OverflowError):  # nan, inf
             raise self.error(name, f"must be a number, not {value!r}") from None
-        if exact < minimum or (maximum is not None and exact > maximum):
-            bound = f"between {_num(minimum)} and {_num(maximum)}" if maximum is not None else f"at least {_num(minimum)}"
+        # no rule needs more: a slip of the keyboard (1e12) must not mint points past any bound
+        maximum = MAX_RATIO if maximum is None else maximum
+        if exact < minimum or exact > maximum:
+            bound = f"between {_num(minimum)} and {_num(maximum)}"
             raise self.error(name, f"must be {bound}, not {value}")
         return exact
 

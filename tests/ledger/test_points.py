@@ -116,3 +116,11 @@ def test_redemption_takes_the_oldest_lot_first(store):
     store.sale(CARD, ["LAT*8"], ["points=100"], at="2026-11-20T10:00")  # takes lot A; earns 95 (lot C)
     assert store.show(CARD, "2026-12-02T10:00")["programs"]["points"]["balance"] == 195
     assert store.show(CARD, "2026-12-16T10:00")["programs"]["points"]["balance"] == 95
+
+
+def test_a_sale_that_would_mint_points_past_any_bound_is_refused(make_store):
+    store = make_store(replace={'earn = { per_amount = "1.000", points = 10,': 'earn = { per_amount = "0.001", points = 1000000000,'})
+    with pytest.raises(LoyaltyError) as err:
+        store.sale(CARD, ["LAT"])
+    assert err.value.code == "too_many_points" and "check the program's earn rule" in err.value.message
+    assert store.service.conn.execute("SELECT COUNT(*) FROM sales").fetchone()[0] == 0
