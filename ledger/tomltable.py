@@ -164,9 +164,9 @@ class Table:
         except (InvalidOperation, ValueError, OverflowError):  # nan, inf
             raise self.error(name, f"must be a number, not {value!r}") from None
         # no rule needs more: a slip of the keyboard (1e12) must not mint points past any bound
-        maximum = MAX_RATIO if maximum is None else maximum
-        if exact < minimum or exact > maximum:
-            bound = f"between {_num(minimum)} and {_num(maximum)}"
+        top = Fraction(MAX_RATIO) if maximum is None else maximum
+        if exact < minimum or exact > top:
+            bound = f"between {_num(minimum)} and {_num(top)}"
             raise self.error(name, f"must be {bound}, not {value}")
         return exact
 
