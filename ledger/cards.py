@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 
 KINDS = ("uid", "ndef", "em", "code")
+# control, format (zero-width, bidi marks and overrides, BOM), surrogate, private, unassigned, line and paragraph separators
+_INVISIBLE = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+_DIGITS = str.maketrans({c: str(i) for digits in ("٠١٢٣٤٥٦٧٨٩", "۰۱۲۳۴۵۶۷۸۹") for i, c in enumerate(digits)})
 _HEX = re.compile(r"^[0-9A-F]+$")
 _MAX_TEXT = 128
 
@@ -26,7 +30,12 @@ class CardIdError(ValueError):
 
 def normalize(raw: str) -> str:
     """The normalized id for `raw`, or CardIdError with the reason."""
-    text = raw.strip()
+    # one card, one id, however it was typed: full-width or composed letters and Arabic-Indic or Persian digits
+    # read as the plain ones (NFKC), and nothing invisible, which would make a second card nobody can see
+    text = unicodedata.normalize("NFKC", raw).translate(_DIGITS).strip()
+    hidden = next((c for c in text if unicodedata.category(c) in _INVISIBLE), None)
+    if hidden is not None:
+        raise CardIdError(f"card id holds an invisible or control character (U+{ord(hidden):04X})")
     if not text:
         raise CardIdError("empty card id")
     kind, sep, value = text.partition(":")
@@ -53,8 +62,6 @@ def normalize(raw: str) -> str:
         raise CardIdError(f"{kind}: card id has no number")
     if len(value) > _MAX_TEXT:
         raise CardIdError(f"{kind}: card id is longer than {_MAX_TEXT} characters")
-    if any(ord(c) < 32 for c in value):
-        raise CardIdError(f"{kind}: card id holds control characters")
     return f"{kind}:{value}"
 
 

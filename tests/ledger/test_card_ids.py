@@ -30,3 +30,26 @@ def test_refused(raw: str, says: str) -> None:
     with pytest.raises(CardIdError) as err:
         normalize(raw)
     assert says in str(err.value)
+
+
+@pytest.mark.parametrize(("typed", "same_as"), [
+    ("ｃｏｄｅ：ＬＯＹ－００１", "code:LOY-001"),  # full-width, as some keyboards and scanners send it
+    ("code:Cafe\u0301", "code:Caf\u00e9"),  # decomposed and composed é
+    ("code:١٢٣٤٥", "code:12345"),  # Arabic-Indic digits
+    ("code:۱۲۳۴۵", "code:12345"),  # Persian digits
+])
+def test_one_card_has_one_id_however_it_was_typed(typed, same_as):
+    assert normalize(typed) == normalize(same_as)
+
+
+@pytest.mark.parametrize("hidden", ["\u200b", "\u200e", "\u202e", "\ufeff", "\x07"])
+def test_an_invisible_character_in_a_card_id_is_refused(hidden):
+    for raw in (f"code:{hidden}", f"code:LOY{hidden}001", f"code:LOY001{hidden}"):
+        with pytest.raises(CardIdError) as err:
+            normalize(raw)
+        assert f"U+{ord(hidden):04X}" in str(err.value)
+
+
+def test_a_line_separator_inside_a_card_id_is_refused():
+    with pytest.raises(CardIdError):
+        normalize("code:LOY\u2028001")
