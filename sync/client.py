@@ -91,6 +91,9 @@ def read_token(path: Path | None) -> str:
         token = path.read_text(encoding="utf-8").strip()
     except OSError:
         raise SyncFailed("no_token", f"cannot read the terminal token {path} (from `loyalty server add-terminal`)") from None
+    except UnicodeDecodeError:
+        raise SyncFailed("no_token", f"the terminal token file {path} is not the token `loyalty server add-terminal` wrote"
+                                     " (not text): check [sync] token_file") from None
     if not token:
         raise SyncFailed("no_token", f"the terminal token file {path} is empty")
     return token

@@ -193,10 +193,13 @@ def cmd_server(args: argparse.Namespace, ctx: Context) -> Output:
     return Output(None, None)
 
 
-def _open_store(url: str) -> Any:
-    """The server's store, or one error line naming the URL (its password hidden)."""
+def _open_store(url: str, *, existing: bool = False) -> Any:
+    """The server's store, or one error line naming the URL (its password hidden). `existing`: a report reads a
+    database that is there; a mistyped SQLite path must not make an empty one that reports no problem."""
     from sync.store import ServerStore
 
+    if existing and url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise LoyaltyError("server_db", f"no server database at {url.removeprefix('sqlite:///')} (check --db or $LOYALTY_SERVER_DB)")
     try:
         return ServerStore(url)  # it creates or checks its schema: a database it cannot reach fails here
     except Exception as exc:
@@ -239,6 +242,10 @@ def cmd_add_terminal(args: argparse.Namespace, ctx: Context) -> Output:
         # a refused registration leaves the token file there was
         path = Path(args.token_file)
         fresh = path.with_name(path.name + ".new")
+        if path.exists() and not path.is_dir() and not args.rotate:
+            # likely another till's token (a slip in the path): overwriting it would lock that till out
+            raise LoyaltyError("token_file", f"{path} already exists: give a new file for a new till (--rotate replaces this"
+                                             " till's own token; remove a stale file first)")
         try:
             if path.is_dir():
                 raise IsADirectoryError(21, "Is a directory")
@@ -279,7 +286,7 @@ def cmd_server_report(args: argparse.Namespace, ctx: Context) -> Output:
 
     # the server has no store of its own: a naive --now is UTC here
     now = clock.parse_now(ctx.now_text, ZoneInfo("UTC")) if ctx.now_text else None
-    store = _open_store(_db_url(args))
+    store = _open_store(_db_url(args), existing=True)
     try:
         rep = store.reports(now=now)
     finally:

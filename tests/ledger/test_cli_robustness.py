@@ -103,8 +103,13 @@ def test_a_refused_registration_leaves_the_token_file_there_was(tmp_path: Path):
     token = tmp_path / "till.token"
     first = run_cli("--json", "server", "add-terminal", "--db", db, "--store", "kw", "--terminal", "t1", "--token-file", str(token))
     assert first.code == 0 and token.read_text().strip() == first.json["token"]
-    again = run_cli("--json", "server", "add-terminal", "--db", db, "--store", "kw", "--terminal", "t1", "--token-file", str(token))
+    again = run_cli("--json", "server", "add-terminal", "--db", db, "--store", "kw", "--terminal", "t1")
     _one_error(again, "exists", 1)
+    # another till's registration given this till's token file by a slip: refused before anything is registered
+    other = run_cli("--json", "server", "add-terminal", "--db", db, "--store", "kw", "--terminal", "t2", "--token-file", str(token))
+    _one_error(other, "token_file", 1)
+    assert "already exists" in other.json["message"]
+    assert [t["tid"] for t in run_cli("--json", "server", "report", "--db", db).json["stale_terminals"]] == ["kw:t1"]
     assert token.read_text().strip() == first.json["token"] and sorted(p.name for p in tmp_path.iterdir()) == ["server.db", "till.token"]
     rotated = run_cli("--json", "server", "add-terminal", "--db", db, "--store", "kw", "--terminal", "t1", "--rotate",
                       "--token-file", str(token))
@@ -194,3 +199,22 @@ def test_a_read_only_ledger_is_named_as_such(tmp_path: Path):
         ro.execute("INSERT INTO t VALUES (1)")
     problem = database_error(refused.value, path, "cannot write the ledger")
     assert problem.code == "ledger_read_only" and "read-only; nothing was written" in problem.message
+
+
+def test_a_report_on_a_mistyped_server_database_makes_none(tmp_path: Path):
+    typo = tmp_path / "srever.db"
+    result = run_cli("--json", "server", "report", "--db", f"sqlite:///{typo}")
+    _one_error(result, "server_db", 1)
+    assert "no server database" in result.json["message"] and not typo.exists()
+
+
+def test_a_token_file_that_is_not_text_is_named(tmp_path: Path, store):
+    store.service.close()
+    token = tmp_path / "till.token"
+    token.write_bytes(b"\xff\xfe\x00binary")
+    config = tmp_path / "s.toml"
+    config.write_text(store.path.read_text(encoding="utf-8") + f'\n[sync]\nserver = "http://127.0.0.1:9"\ntoken_file = "{token}"\n',
+                      encoding="utf-8")
+    result = run_cli("--config", str(config), "--json", "sync")
+    _one_error(result, "no_token", 1)
+    assert "not text" in result.json["message"]
