@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -42,6 +43,9 @@ def register(sub: Any) -> None:
     s.add_argument("--timeout", type=bounded(0, 86_400, whole=False), default=0.0, metavar="SECONDS",
                    help="give up after SECONDS (exit 1 if fewer than --count taps came)")
     s.set_defaults(handler=cmd_test)
+
+
+_LANG = re.compile(r"(?=.{1,63}$)[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*")
 
 
 def register_card_issue(csub: Any) -> None:
@@ -208,19 +212,20 @@ def cmd_issue(args: argparse.Namespace, ctx: Context) -> Output:
 
     import ndef
 
+    if not _LANG.fullmatch(args.lang):  # the NDEF text record holds at most 63 bytes of an IANA language tag
+        raise LoyaltyError("bad_lang", f"--lang {args.lang!r} is not a language code such as en, ar or fa-IR")
     if args.new_key:
         path = Path(args.new_key)
         if path.exists():
             raise LoyaltyError("key_exists", f"{path} exists; pass it with --key, or choose another file")
         key = identity.new_private()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(identity.private_pem(key))
     elif args.key:
         try:
-            key = identity.load_private(Path(args.key).read_text())
+            key = identity.load_private(Path(args.key).read_text(encoding="utf-8"))
         except OSError as exc:
             raise LoyaltyError("key", f"cannot read {args.key}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise LoyaltyError("key", f"{args.key} is not a private key (a PEM file or the seed in hex is text)") from None
         except identity.KeyFormatError as exc:
             raise LoyaltyError("key", f"{args.key}: {exc}") from None
     else:
@@ -231,6 +236,13 @@ def cmd_issue(args: argparse.Namespace, ctx: Context) -> Output:
     except ValueError as exc:
         raise LoyaltyError("card_number", str(exc)) from None
     message = b"".join(ndef.message_encoder([ndef.TextRecord(signed, args.lang)]))
+    if args.new_key:  # written last: a refused number or language leaves no key file behind
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise LoyaltyError("key", f"cannot write the new key {path}: {exc.strerror}") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(identity.private_pem(key))
     public = identity.public_text(key.public_key())
     data = {
         "number": number,

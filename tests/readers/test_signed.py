@@ -142,6 +142,26 @@ def test_card_issue_cli_makes_a_number_the_reader_accepts(tmp_path: Path, stream
     assert json.loads(again.stdout)["public_key"] == data["public_key"]
 
 
+def _issue(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "terminal.cli", "--config", str(tmp_path / "none.toml"), "--json", "card", "issue", *args],
+                          capture_output=True, text=True, timeout=20)
+
+
+@pytest.mark.parametrize(("args", "code", "words"), [
+    (("--new-key", "{tmp}/no/such/folder/k.pem"), "key", "cannot write the new key"),
+    (("--new-key", "{tmp}/k.pem", "--lang", "x" * 64), "bad_lang", "not a language code"),
+    (("--new-key", "{tmp}/k.pem", "--lang", "en US"), "bad_lang", "not a language code"),
+    (("--key", "{tmp}/binary.pem"), "key", "is not a private key"),
+])
+def test_card_issue_refuses_what_it_cannot_use_and_leaves_no_key_behind(tmp_path: Path, args: tuple[str, ...], code: str,
+                                                                        words: str) -> None:
+    (tmp_path / "binary.pem").write_bytes(b"\xff\xfe\x00\x01")
+    result = _issue(tmp_path, *(a.replace("{tmp}", str(tmp_path)) for a in args))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert json.loads(result.stdout)["error"] == code and words in json.loads(result.stdout)["message"]
+    assert not (tmp_path / "k.pem").exists()
+
+
 def test_policy_and_keys_come_from_config_toml(tmp_path: Path) -> None:
     """`loyalty reader test` with the repository's demo config, its [reader] table set to require signatures."""
     root = Path(__file__).resolve().parents[2]
