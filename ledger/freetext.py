@@ -26,4 +26,6 @@ def clean(value: str, what: str, code: str, max_len: int, *, required: bool = Tr
     bad = next((ch for ch in text if ch in _BIDI_CONTROLS or unicodedata.category(ch) in ("Cc", "Cs")), None)
     if bad is not None:
         raise LoyaltyError(code, f"{what} holds a control character (U+{ord(bad):04X})")
+    if text and all(unicodedata.category(ch) in ("Cf", "Zs") for ch in text):  # only joiners or marks: nothing to read
+        raise LoyaltyError(code, f"{what} has nothing to read (only invisible characters)")
     return text

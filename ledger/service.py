@@ -564,6 +564,8 @@ class Loyalty:
         with self.ledger.transaction(now, day) as tx:
             self._check_open_day(tx, day)
             row = self._existing_card(tx.conn, card_id)
+            if row["status"] == "replaced":  # as every other command: the member's events go on the card they use
+                raise _card_refused(row)
             member_id = str(row["member_id"])
             self._expire(tx, ids, member_id)
             if isinstance(program, PointsProgram):

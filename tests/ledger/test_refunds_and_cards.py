@@ -182,6 +182,9 @@ def test_replace_moves_balances_and_history_and_refuses_the_old_card(store):
     history = store.service.history(NEW)
     assert {"stamp", "earn", "replace"} <= {e["kind"] for e in history}
     assert store.sale(NEW, ["ESP"], ["coffee"])["programs"]["coffee"]["rewards"] == 0
+    with pytest.raises(LoyaltyError) as err:  # a manager's adjustment too goes on the card in use
+        store.service.adjust(CARD, "points", 5, "goodwill", store.now("2026-11-22T12:00"))
+    assert err.value.code == "card_replaced" and NEW in err.value.message
 
 
 def test_replace_onto_a_card_in_use_is_refused(store):
@@ -219,7 +222,7 @@ def test_daily_redemption_cap(make_store):
 
 def test_profile_validation(store):
     for kwargs in ({"birthday": "02-30"}, {"birthday": "13-01"}, {"phone": "call me"}, {"name": "  "},
-                   {"name": "Ali\x1b@"}, {"name": "x" * 81}, {"name": "Ali \u202eilA"}):
+                   {"name": "Ali\x1b@"}, {"name": "x" * 81}, {"name": "Ali \u202eilA"}, {"name": "\u200b"}, {"name": "\u200c \u200e"}):
         with pytest.raises(LoyaltyError) as err:
             store.service.enrol(CARD, store.now("2026-11-22T10:00"), **kwargs)
         assert err.value.code == "bad_profile"
