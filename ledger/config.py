@@ -202,8 +202,11 @@ def _build(root: Table, file: Path) -> Config:
     catalog: dict[str, CatalogItem] = {}
     barcodes: dict[str, str] = {}
     folded: dict[str, str] = {}
+    rows: list[tuple[Table, CatalogItem]] = []
     for t in root.tables("catalog"):
         sku = t.text("sku", required=True)
+        if "*" in sku or sku != sku.strip() or not sku:  # LAT*3 is three lattes on the command line
+            raise t.error("sku", f"SKU {sku!r} may not hold '*' or start or end with a space (SKU*QTY means a quantity)")
         if sku.casefold() in folded:
             same = folded[sku.casefold()]
             raise t.error("sku", f"SKU {sku!r} appears twice in the catalog" + (f" (as {same!r}: SKUs are matched whatever their case)" if same != sku else ""))
@@ -222,6 +225,11 @@ def _build(root: Table, file: Path) -> Config:
             barcodes[item.barcode] = sku
         t.done()
         catalog[sku] = item
+        rows.append((t, item))
+    for t, item in rows:
+        # a code typed at the till is a SKU first: a barcode spelt like another item's SKU could never be rung up
+        if item.barcode and item.barcode.casefold() in folded and folded[item.barcode.casefold()] != item.sku:
+            raise t.error("barcode", f"barcode {item.barcode!r} is item {folded[item.barcode.casefold()]!r}'s SKU")
 
     programs: dict[str, Program] = {}
     for t in root.tables("program"):
@@ -292,7 +300,7 @@ def _program(t: Table, cur: Currency, catalog: dict[str, CatalogItem]) -> Progra
     if kind == "stamps":
         reward = t.table("reward", required=True)
         reward.choice("kind", ("free_item",), "free_item")
-        reward_eligible = Eligibility(frozenset(reward.strings("categories")), frozenset(reward.strings("skus")))
+        reward_eligible = Eligibility(frozenset(reward.strings("categories")), frozenset(_skus(reward.strings("skus"), catalog)))
         _check_eligibility(reward, reward_eligible, catalog)
         max_value = reward.amount("max_value", cur) if reward.has("max_value") else None
         reward.done()
@@ -372,7 +380,7 @@ def _program(t: Table, cur: Currency, catalog: dict[str, CatalogItem]) -> Progra
             steps.append(DiscountStep(0, t.ratio("percent", Fraction(0), maximum=Fraction(100))))
         return DiscountProgram(id=pid, name=name, eligible=t.eligibility("eligible", catalog), steps=tuple(steps), names=names)
     # membership
-    sku = t.text("sku", required=True)
+    [sku] = _skus((t.text("sku", required=True),), catalog)
     if sku not in catalog:
         raise t.error("sku", f"no catalog item has SKU {sku!r} (the membership is sold as a catalog item)")
     benefit = t.table("benefit", required=True)
@@ -388,6 +396,12 @@ def _program(t: Table, cur: Currency, catalog: dict[str, CatalogItem]) -> Progra
     )
     benefit.done()
     return program
+
+
+def _skus(given: tuple[str, ...], catalog: dict[str, CatalogItem]) -> list[str]:
+    """SKUs as the catalog spells them: they are matched whatever their case, here as at the till."""
+    spelt = {sku.casefold(): sku for sku in catalog}
+    return [spelt.get(sku.casefold(), sku) for sku in given]
 
 
 def _check_eligibility(t: Table, elig: Eligibility, catalog: dict[str, CatalogItem]) -> None:

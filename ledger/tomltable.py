@@ -216,7 +216,8 @@ class Table:
     def eligibility(self, name: str, catalog: dict[str, CatalogItem]) -> Eligibility:
         sub = self.table(name)
         categories = frozenset(sub.strings("categories"))
-        skus = frozenset(sub.strings("skus"))
+        spelt = {sku.casefold(): sku for sku in catalog}  # matched whatever their case, here as at the till
+        skus = frozenset(spelt.get(sku.casefold(), sku) for sku in sub.strings("skus"))
         known_categories = {item.category for item in catalog.values()}
         for cat in sorted(categories):
             if cat not in known_categories:

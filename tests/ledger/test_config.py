@@ -55,6 +55,8 @@ BAD = [
     ("price_past_any_sum", ('price = "0.750"', 'price = "99999999999.000"'), "catalog[0].price", True, ["largest amount this till takes"]),
     ("expiry_past_any_date", ('expire_after_days = 30', 'expire_after_days = 100000000'), "program[1].expire_after_days", True, ["at most 3660"]),
     ("terminal_id_with_a_space", ('terminal = "till-9"', 'terminal = "till 9"'), "store.terminal", True, ["letters, digits", "receipt numbers"]),
+    ("sku_with_a_star", ('sku = "LAT"', 'sku = "LAT*2"'), "catalog[1].sku", True, ["may not hold '*'"]),
+    ("barcode_is_another_sku", ('sku = "LAT"', 'sku = "LAT"\nbarcode = "esp"'), "catalog[1].barcode", True, ["is item 'ESP''s SKU"]),
     ("multiplier_inf", ("category_multipliers = { retail = 2 }", "category_multipliers = { retail = inf }"),
      "program[1].earn.category_multipliers.retail", True, ["must be a number", "inf"]),
     ("multiplier_past_any_rule", ("category_multipliers = { retail = 2 }", "category_multipliers = { retail = 1e12 }"),
@@ -205,3 +207,10 @@ def test_check_config_reads_the_reader_options_and_keys_as_the_reader_will(tmp_p
 def test_check_config_accepts_a_reader_url_with_its_documented_options(tmp_path):
     assert _check_config(tmp_path, "reader", 'url = "pcsc://ACS ACR122U?timeout_ms=300&poll_ms=100"')[0].code == 0
     assert _check_config(tmp_path, "reader", 'url = "serial:///dev/ttyUSB9?protocol=rdm6300&baudrate=9600"')[0].code == 0
+
+
+def test_skus_in_the_rules_match_the_catalog_whatever_their_case(tmp_path):
+    path = tmp_path / "store.toml"
+    path.write_text(STORE.replace('eligible = { categories = ["coffee"] }', 'eligible = { skus = ["lat", "Esp"] }'), encoding="utf-8")
+    program = load(path).programs["coffee"]
+    assert program.eligible.skus == frozenset({"LAT", "ESP"})
