@@ -202,9 +202,17 @@ def _main(argv: Sequence[str] | None) -> int:
     except UsageError as exc:
         return _fail(Context(config_path="", now_text=None, as_json="--json" in argv), "usage", str(exc), EXIT_USAGE)
     args.json = bool(args.json)
+    if args.config is not None and not args.config.strip():
+        return _fail(Context(config_path="", now_text=None, as_json=args.json), "usage", "--config is empty: give the config file", EXIT_USAGE)
     config_path = args.config or os.environ.get("LOYALTY_CONFIG") or "config.toml"
     ctx = Context(config_path=config_path, now_text=args.now, as_json=args.json)
     try:
+        if args.now is not None:  # checked by every command, not only those that read the clock
+            from zoneinfo import ZoneInfo
+
+            from ledger import clock
+
+            clock.parse_now(args.now, ZoneInfo("UTC"))
         result = args.handler(args, ctx)
     except ConfigError as exc:
         return _fail(ctx, "config", str(exc), EXIT_CONFIG)

@@ -33,6 +33,8 @@ def _one_error(result, code: str, exit_code: int) -> None:
     (("card", "show", "code:\udcff"), "usage", 2),  # bytes that are not UTF-8, as a shell passes them
     (("--js", "card", "show", CARD), "usage", 2),  # no abbreviations: --js was JSON to the parser, text to errors
     (("--now", "0001-01-01", "card", "show", CARD), "bad_time", 1),
+    (("--now", "yesterday", "ledger", "verify"), "bad_time", 1),  # a command that does not read the clock still checks it
+    (("--config", "", "card", "show", CARD), "usage", 2),  # not the config.toml of whatever directory this is
     (("--now", "9999-12-31T23:59:59-12:00", "sale", "--card", CARD, "--item", "LAT"), "bad_time", 1),
     (("sync", "--server", "http://[::1"), "bad_url", 1),
     (("sync", "--end-of-day", "--day", "9999-12-31"), "bad_day", 1),
