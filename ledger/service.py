@@ -488,8 +488,9 @@ class Loyalty:
         with self.ledger.transaction(now, day) as tx:
             self._check_open_day(tx, day)  # its bonuses would change a Z report already printed
             row = tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
+            welcome = profile_bonus = 0
             if row is None:
-                member_id, _welcome = self._enrol_new(tx, ids, card_id)
+                member_id, welcome = self._enrol_new(tx, ids, card_id)
             else:
                 if row["status"] != "active":
                     raise _card_refused(row)
@@ -497,9 +498,13 @@ class Loyalty:
             if referrer is not None:
                 self._set_referrer(tx, ids, member_id, card_id, _normalize(referrer))
             if profile:
-                self._update_profile(tx, ids, member_id, card_id, profile)
+                profile_bonus = self._update_profile(tx, ids, member_id, card_id, profile)
             card = tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
-            return card_view(tx.conn, self.cfg, card, day)
+            view = card_view(tx.conn, self.cfg, card, day)
+            # what the cashier tells the customer: the points this enrolment paid
+            view["bonuses"] = [{"bonus": name, "program": self.cfg.bonuses.program, "points": points}
+                               for name, points in (("welcome", welcome), ("profile", profile_bonus)) if points]
+            return view
 
     def block(self, raw_card: str, now: datetime, reason: str = "") -> dict[str, Any]:
         """Refuse the card from now on (lost, stolen, abuse); its member keeps everything."""

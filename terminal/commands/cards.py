@@ -86,7 +86,8 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> Output:
 
 def cmd_enrol(args: argparse.Namespace, ctx: Context) -> Output:
     view = ctx.service.enrol(args.card, ctx.now, name=args.name, phone=args.phone, birthday=args.birthday, referrer=args.referrer)
-    return Output(view, describe(view))
+    paid = [f"  bonus {b['bonus']}: +{b['points']} {b['program']}" for b in view["bonuses"]]
+    return Output(view, "\n".join([describe(view), *paid]))
 
 
 def cmd_block(args: argparse.Namespace, ctx: Context) -> Output:

@@ -246,9 +246,10 @@ def test_welcome_and_profile_bonuses(make_store):
     store = make_store(BONUSES)
     view = store.service.enrol(CARD, store.now("2026-11-01T10:00"), name="Fatima", phone="+965 5000 0000", birthday="11-20")
     assert view["programs"]["points"]["balance"] == 75
+    assert view["bonuses"] == [{"bonus": "welcome", "program": "points", "points": 50}, {"bonus": "profile", "program": "points", "points": 25}]
     # completing the profile again pays nothing more
     view = store.service.enrol(CARD, store.now("2026-11-02T10:00"), name="Fatima A.")
-    assert view["programs"]["points"]["balance"] == 75
+    assert view["programs"]["points"]["balance"] == 75 and view["bonuses"] == []
 
 
 def test_a_card_enrolled_by_its_first_sale_lists_the_welcome_bonus(make_store):
