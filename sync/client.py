@@ -96,6 +96,9 @@ def read_token(path: Path | None) -> str:
                                      " (not text): check [sync] token_file") from None
     if not token:
         raise SyncFailed("no_token", f"the terminal token file {path} is empty")
+    if not token.isascii() or any(c.isspace() or not c.isprintable() for c in token):  # it would fail as a header, not as a login
+        raise SyncFailed("no_token", f"the terminal token file {path} holds more than the token `loyalty server add-terminal`"
+                                     " wrote (spaces, line breaks or other characters): check [sync] token_file")
     return token
 
 

@@ -210,13 +210,15 @@ def test_a_report_on_a_mistyped_server_database_makes_none(tmp_path: Path):
     assert "no server database" in result.json["message"] and not typo.exists()
 
 
-def test_a_token_file_that_is_not_text_is_named(tmp_path: Path, store):
+@pytest.mark.parametrize(("content", "words"), [(b"\xff\xfe\x00binary", "not text"), (b"abc\ndef\n", "line breaks"),
+                                               ("t\u00f6ken".encode(), "other characters")])
+def test_a_token_file_that_holds_no_token_is_named(tmp_path: Path, store, content: bytes, words: str):
     store.service.close()
     token = tmp_path / "till.token"
-    token.write_bytes(b"\xff\xfe\x00binary")
+    token.write_bytes(content)
     config = tmp_path / "s.toml"
     config.write_text(store.path.read_text(encoding="utf-8") + f'\n[sync]\nserver = "http://127.0.0.1:9"\ntoken_file = "{token}"\n',
                       encoding="utf-8")
     result = run_cli("--config", str(config), "--json", "sync")
-    _one_error(result, "no_token", 1)
-    assert "not text" in result.json["message"]
+    _one_error(result, "no_token", 1)  # not "offline": the server was never asked
+    assert words in result.json["message"]
