@@ -227,9 +227,12 @@ class Loyalty:
             ).fetchone()
             tx.prime_head(int(done["head_seq"]), done["head_hash"])
             if done["result"] is not None:
+                committed = dict(json.loads(done["result"]))
                 if done["request_hash"] != fingerprint:
-                    raise LoyaltyError("conflict", f"sale {sale_id} was already committed with other items")
-                return dict(json.loads(done["result"])) | {"replayed": True}
+                    other = (f"for card {committed['card']}, not {card_id}" if committed.get("card") not in (None, card_id)
+                             else "with other items or redemptions")
+                    raise LoyaltyError("conflict", f"sale {sale_id} was already committed {other}: a new sale needs a new --sale-id")
+                return committed | {"replayed": True}
             if done["closed"]:
                 raise _day_closed(day)
             row = self._card_for_sale(tx.conn, card_id, allow_unknown=self.cfg.ledger.auto_enrol)

@@ -119,7 +119,11 @@ def test_a_sale_id_reused_for_another_cart_is_refused(store):
     store.sale(CARD, ["LAT*2"], sale_id="s-1")
     with pytest.raises(LoyaltyError) as err:
         store.sale(CARD, ["LAT*3"], sale_id="s-1")
-    assert err.value.code == "conflict"
+    assert err.value.code == "conflict" and "with other items" in err.value.message
+    with pytest.raises(LoyaltyError) as err:
+        store.sale("code:SOMEONE-ELSE", ["LAT*2"], sale_id="s-1")
+    assert err.value.code == "conflict" and f"for card {CARD}, not code:SOMEONE-ELSE" in err.value.message
+    assert store.count("sales") == 1
 
 
 def test_event_ids_of_a_sale_are_derived_from_its_id(store, make_store, tmp_path):
