@@ -205,7 +205,8 @@ def card_view(
             programs[program.id] = {
                 "kind": "points",
                 "balance": balance,
-                "value": money.fmt(program.value_of(balance), cur),
+                # what the balance can pay for now: nothing until it reaches min_points (a receipt must not promise more)
+                "value": money.fmt(program.value_of(balance) if balance >= program.min_redeem_points else 0, cur),
                 "expiring": expiring(conn, member_id, program, day, balance),
             }
         elif isinstance(program, DiscountProgram):

@@ -124,3 +124,13 @@ def test_a_sale_that_would_mint_points_past_any_bound_is_refused(make_store):
         store.sale(CARD, ["LAT"])
     assert err.value.code == "too_many_points" and "check the program's earn rule" in err.value.message
     assert store.service.conn.execute("SELECT COUNT(*) FROM sales").fetchone()[0] == 0
+
+
+def test_a_balance_below_min_points_is_worth_nothing_yet(make_store):
+    store = make_store(replace={'redeem = { step_points = 100, step_value = "0.500" }':
+                                'redeem = { step_points = 100, step_value = "0.500", min_points = 200 }'})
+    store.sale(CARD, ["BEANS*3"])  # 13.500 x 10 x 2 (retail): 270 points
+    assert store.show(CARD)["programs"]["points"]["value"] == "1.000"
+    store.sale(CARD, ["LAT"], ["points=200"])
+    view = store.show(CARD)["programs"]["points"]
+    assert view["balance"] < 200 and view["value"] == "0.000"  # it cannot be redeemed until it reaches 200 again
