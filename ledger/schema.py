@@ -290,3 +290,20 @@ def m006_membership_buys(db: Database) -> None:
         ) WITHOUT ROWID;
         """,
     )
+
+
+@migrations()
+def m007_redeem_days(db: Database) -> None:
+    # Sales at the rest of the chain's tills that redeemed, per business day, from the last pull:
+    # [offline] max_redeem_per_card_per_day counts them with this till's own.
+    _run(
+        db,
+        """
+        CREATE TABLE remote_redeem_days (
+            member_id TEXT NOT NULL,
+            day TEXT NOT NULL,
+            sales INTEGER NOT NULL,
+            PRIMARY KEY (member_id, day)
+        ) WITHOUT ROWID;
+        """,
+    )

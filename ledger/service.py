@@ -652,14 +652,17 @@ class Loyalty:
         cap = self.cfg.offline.max_redeem_per_card_per_day
         if not cap:
             return
-        used = tx.conn.execute(
-            "SELECT COUNT(DISTINCT e.sale_id) FROM events e JOIN sales s ON s.id = e.sale_id"
-            " WHERE e.member_id=? AND e.business_day=? AND e.kind='redeem' AND s.refund_id IS NULL",
-            (member_id, day.isoformat()),
-        ).fetchone()[0]
-        if used >= cap:
-            raise LoyaltyError("redeem_cap", f"this card (with any card it replaced) already redeemed {used} time(s) today;"
-                                             f" the limit is {cap} per day")
+        here, elsewhere = tx.conn.execute(
+            "SELECT (SELECT COUNT(DISTINCT e.sale_id) FROM events e JOIN sales s ON s.id = e.sale_id"
+            " WHERE e.member_id=:m AND e.business_day=:d AND e.kind='redeem' AND s.refund_id IS NULL),"
+            # at the rest of the chain's tills, as of the last pull
+            " (SELECT COALESCE(SUM(sales), 0) FROM remote_redeem_days WHERE member_id=:m AND day=:d)",
+            {"m": member_id, "d": day.isoformat()},
+        ).fetchone()
+        if here + elsewhere >= cap:
+            where = f" ({elsewhere} at other tills)" if elsewhere else ""
+            raise LoyaltyError("redeem_cap", f"this card (with any card it replaced) already redeemed {here + elsewhere} time(s)"
+                                             f" today{where}; the limit is {cap} per day")
 
     def _enrol_new(self, tx: Tx, ids: _Ids, card_id: str, sale_id: str | None = None) -> tuple[str, int]:
         """A new member for the card; returns the member's id and the welcome points paid."""

@@ -318,8 +318,10 @@ class SyncClient:
                     "INSERT INTO remote_balances (member_id, program_id, account, amount, synced_at) VALUES (?, ?, ?, ?, ?)",
                     [(mid, b["program_id"], b["account"], int(b["amount"]), now) for b in m["balances"]],
                 )
-                for table in ("remote_spend", "remote_memberships", "remote_membership_buys", "remote_awards"):
+                for table in ("remote_spend", "remote_memberships", "remote_membership_buys", "remote_redeem_days", "remote_awards"):
                     conn.execute(f"DELETE FROM {table} WHERE member_id=?", (mid,))
+                conn.executemany("INSERT OR REPLACE INTO remote_redeem_days (member_id, day, sales) VALUES (?, ?, ?)",
+                                 [(mid, d["day"], int(d["sales"])) for d in m.get("redeem_days", [])])
                 conn.executemany("INSERT INTO remote_spend (member_id, day, amount) VALUES (?, ?, ?)",
                                  [(mid, d["day"], int(d["amount"])) for d in m.get("spend_days", [])])
                 if "membership_buys" in m:  # every purchase: the till works out the last day (ledger/memberships.py)

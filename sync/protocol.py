@@ -138,6 +138,11 @@ class MembershipBuy(BaseModel):
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
 
 
+class RedeemDay(BaseModel):
+    day: str  # business day
+    sales: int  # sales at other tills that redeemed something that day, refunded ones left out
+
+
 class MemberSnapshot(BaseModel):
     member_id: str
     enrolled_store: str | None
@@ -149,6 +154,7 @@ class MemberSnapshot(BaseModel):
     spend_days: list[SpendDay] = []  # money paid per business day over the last SPEND_DAYS days: the tier window
     memberships: list[MembershipSnapshot] = []  # the last membership change per program (tills before membership_buys)
     membership_buys: list[MembershipBuy] = []  # every membership purchase: the till works out the last day from them
+    redeem_days: list[RedeemDay] = []  # sales that redeemed, per business day (the last three with any): the daily cap is chain-wide
     awards: list[str] = []  # bonuses paid (welcome, profile, birthday:2026, referral:...): each at most once per member
     referrer_id: str | None = None  # who referred the member, as another till recorded it
 

@@ -18,7 +18,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
@@ -589,8 +589,8 @@ class ServerStore:
         dict[str, list[dict[str, Any]]], dict[str, dict[str, list[dict[str, Any]]]], dict[str, list[str]], dict[str, str]
     ]:
         """What the other terminals' events say about these members beyond balances: money paid per
-        business day (the tier window), the membership purchases (and the last change per program),
-        the bonuses paid, who referred them."""
+        business day (the tier window), the membership purchases (and the last change per program), the
+        sales that redeemed on the last days (the daily cap), the bonuses paid, who referred them."""
         since = (datetime.now(UTC).date() - timedelta(days=MAX_TIER_WINDOW_DAYS)).isoformat()
         sale = events.alias("sale")  # a refund's reversal counts on the day of the sale it reverses
         day = func.coalesce(sale.c.business_day, events.c.business_day)
@@ -606,6 +606,26 @@ class ServerStore:
         ):
             if int(row.amount):
                 spend.setdefault(row.member_id, []).append({"day": row.day, "amount": int(row.amount)})
+        # sales that redeemed something, without the refunded ones, per business day: the member's last three days
+        # with any (the daily cap only needs today's, and a business day runs on the store's clock, not the server's)
+        latest = dict(conn.execute(
+            select(events.c.member_id, func.max(events.c.business_day))
+            .where(events.c.member_id.in_(ids), events.c.tid != tid, events.c.kind == "redeem")
+            .group_by(events.c.member_id)
+        ).all())
+        since_day = {m: (date.fromisoformat(d) - timedelta(days=2)).isoformat() for m, d in latest.items()}
+        reversed_ = events.alias("reversed")
+        redeem_days: dict[str, list[dict[str, Any]]] = {}
+        for row in conn.execute(
+            select(events.c.member_id, events.c.business_day, func.count(func.distinct(events.c.sale_id)).label("sales"))
+            .select_from(events.outerjoin(reversed_, (reversed_.c.ref_event_id == events.c.event_id) & (reversed_.c.kind == "reverse")))
+            .where(events.c.member_id.in_(list(since_day)), events.c.tid != tid, events.c.kind == "redeem",
+                   events.c.business_day >= min(since_day.values(), default=""), reversed_.c.event_id.is_(None))
+            .group_by(events.c.member_id, events.c.business_day)
+            .order_by(events.c.member_id, events.c.business_day)
+        ) if since_day else ():
+            if row.business_day >= since_day[row.member_id]:
+                redeem_days.setdefault(row.member_id, []).append({"day": row.business_day, "sales": int(row.sales)})
         last: dict[tuple[str, str], str | None] = {}
         paid: dict[str, list[str]] = {}
         referrers: dict[str, str] = {}
@@ -632,12 +652,14 @@ class ServerStore:
             elif ev.program_id and "until" in payload and (ev.kind == "membership" or ev.account is None):
                 # a purchase, or a refund's reversal of one (no account; it carries the last day left)
                 last[(ev.member_id, ev.program_id)] = payload["until"]
-        memberships: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        lists: dict[str, dict[str, list[dict[str, Any]]]] = {}  # per member: memberships, membership_buys, redeem_days
         for (member_id, program_id), until in sorted(last.items()):
-            memberships.setdefault(member_id, {}).setdefault("last", []).append({"program_id": program_id, "until": until})
+            lists.setdefault(member_id, {}).setdefault("memberships", []).append({"program_id": program_id, "until": until})
         for member_id, bought in buys.items():
-            memberships.setdefault(member_id, {})["buys"] = [b | {"refunded": b["event_id"] in refunded} for b in bought]
-        return spend, memberships, {m: sorted(set(keys)) for m, keys in paid.items()}, referrers
+            lists.setdefault(member_id, {})["membership_buys"] = [b | {"refunded": b["event_id"] in refunded} for b in bought]
+        for member_id, days in redeem_days.items():
+            lists.setdefault(member_id, {})["redeem_days"] = days
+        return spend, lists, {m: sorted(set(keys)) for m, keys in paid.items()}, referrers
 
     def changes_in(self, conn: Connection, tid: str, since: int, limit: int) -> dict[str, Any]:
         page = conn.execute(
@@ -669,7 +691,7 @@ class ServerStore:
                 bal.setdefault(r.member_id, []).append(
                     {"program_id": r.program_id, "account": r.account, "chain": chain, "amount": chain - own.get((r.member_id, r.program_id, r.account), 0)}
                 )
-            spend, memberships, awards, referrers = self._others_state(conn, tid, ids)
+            spend, lists, awards, referrers = self._others_state(conn, tid, ids)
             for r in page:
                 m = info.get(r.member_id)
                 out.append({
@@ -680,9 +702,8 @@ class ServerStore:
                     "cards": card_rows.get(r.member_id, []),
                     "balances": bal.get(r.member_id, []),
                     "spend_days": spend.get(r.member_id, []),
-                    # the last day per program, for tills that do not count purchases (ledger/memberships.py)
-                    "memberships": memberships.get(r.member_id, {}).get("last", []),
-                    "membership_buys": memberships.get(r.member_id, {}).get("buys", []),
+                    # memberships: the last day per program, for tills that do not count purchases (ledger/memberships.py)
+                    **{key: lists.get(r.member_id, {}).get(key, []) for key in ("memberships", "membership_buys", "redeem_days")},
                     "awards": awards.get(r.member_id, []),
                     "referrer_id": referrers.get(r.member_id),
                 })

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from synctools import NOW, Terminal, in_process
 
+from ledger.errors import LoyaltyError
 from sync.store import ServerStore
 
 CARD = "uid:04A1B2C3D4E5F6"
@@ -78,6 +80,26 @@ def test_a_refund_at_one_till_shortens_the_period_another_till_stacked_on_it(
         sync(http, b, a)
         for t in (a, b):
             assert t.loyalty.card(CARD, NOW + timedelta(hours=4))["programs"]["vip"]["active"] is False, t.tid
+
+
+def test_the_daily_redemption_cap_counts_the_sales_of_every_till(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")  # [offline] max_redeem_per_card_per_day = 2
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a.sale(CARD, "BEANS*20")  # points enough for several redemptions
+    first = a.sale(CARD, "LAT", redeem=("points=100",), when=NOW + timedelta(minutes=1))
+    a.sale(CARD, "LAT", redeem=("points=100",), when=NOW + timedelta(minutes=2))
+    with in_process(server) as http:
+        sync(http, a, b)
+        with pytest.raises(LoyaltyError) as err:  # the card's two for the day were at the other store
+            b.sale(CARD, "LAT", redeem=("points=100",), when=NOW + timedelta(minutes=3))
+        assert err.value.code == "redeem_cap" and "(2 at other tills)" in err.value.message
+        assert b.sale(CARD, "LAT", when=NOW + timedelta(minutes=4))["redeemed"] == {}  # buying without redeeming is fine
+        # a refunded sale no longer counts, wherever it was made
+        a.loyalty.refund(first["sale"], NOW + timedelta(minutes=5))
+        sync(http, a, b)
+        assert b.sale(CARD, "LAT", redeem=("points=100",), when=NOW + timedelta(minutes=6))["redeemed"] == {"points": 100}
+        # the next business day starts afresh
+        assert b.sale(CARD, "LAT", redeem=("points=100",), when=NOW + timedelta(days=1))["redeemed"] == {"points": 100}
 
 
 def test_a_bonus_is_paid_once_per_member_across_the_chain(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
