@@ -525,7 +525,8 @@ class Loyalty:
             row = self._existing_card(tx.conn, card_id)
             if row["status"] == "replaced":
                 raise _card_refused(row)
-            if (row["status"] == "blocked") != blocked:
+            # blocking a blocked card again with another reason says the new reason (here and, synced, at every till)
+            if (row["status"] == "blocked") != blocked or (blocked and reason and reason != row["reason"]):
                 tx.conn.execute("UPDATE cards SET status=?, reason=? WHERE id=?", ("blocked" if blocked else "active", reason or None, card_id))
                 tx.append("block" if blocked else "unblock", event_id=new_op_id(), member_id=row["member_id"], card_id=card_id,
                           payload={"reason": reason} if blocked else None)

@@ -275,7 +275,14 @@ def test_a_blocked_card_shows_why(store):
     store.sale(CARD, ["LAT"])
     view = store.service.block(CARD, store.now("2026-11-22T11:00"), "reported stolen")
     assert (view["status"], view["reason"]) == ("blocked", "reported stolen")
+    blocks = store.count("events")
+    # blocked again: a new reason replaces the old one (an event, so other tills learn it); the same or none changes nothing
+    assert store.service.block(CARD, store.now("2026-11-22T11:02"), "found, used by someone else")["reason"] == "found, used by someone else"
+    assert store.count("events") == blocks + 1
+    assert store.service.block(CARD, store.now("2026-11-22T11:03"), "")["reason"] == "found, used by someone else"
+    assert store.count("events") == blocks + 1
     assert "reason" not in store.service.unblock(CARD, store.now("2026-11-22T11:05"))
+    assert verify(store.service.conn).ok
 
 
 def test_member_since_is_the_store_s_day(store):
