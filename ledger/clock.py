@@ -22,7 +22,11 @@ def parse_now(text: str | None, tz: ZoneInfo) -> datetime:
     if not FIRST_YEAR <= when.year <= LAST_YEAR:  # expiry and membership dates run years past it
         raise LoyaltyError("bad_time", f"--now {text!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
     if when.tzinfo is None:
-        when = when.replace(tzinfo=tz)
+        local = when.replace(tzinfo=tz)
+        if local.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != when:  # skipped when the clocks went forward
+            raise LoyaltyError("bad_time", f"--now {text!r} does not exist in {tz.key}: the clocks went forward over it"
+                                           " (give the time after the change, or a UTC offset)")
+        when = local
     return when.astimezone(UTC)
 
 

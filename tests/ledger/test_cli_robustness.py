@@ -222,3 +222,18 @@ def test_a_token_file_that_holds_no_token_is_named(tmp_path: Path, store, conten
     result = run_cli("--config", str(config), "--json", "sync")
     _one_error(result, "no_token", 1)  # not "offline": the server was never asked
     assert words in result.json["message"]
+
+
+def test_a_local_time_the_clocks_skipped_is_refused(tmp_path: Path, store):
+    store.service.close()
+    berlin = tmp_path / "berlin.toml"
+    berlin.write_text(store.path.read_text(encoding="utf-8").replace('timezone = "Asia/Kuwait"', 'timezone = "Europe/Berlin"'),
+                      encoding="utf-8")
+    skipped = run_cli("--config", str(berlin), "--json", "--now", "2026-03-29T02:30", "sale", "--card", CARD, "--item", "LAT")
+    _one_error(skipped, "bad_time", 1)
+    assert "does not exist in Europe/Berlin" in skipped.json["message"]
+    # the hour that comes twice in autumn is taken as its first time; an offset says which one
+    for when in ("2026-10-25T02:30", "2026-10-25T02:30+01:00", "2026-03-29T03:30"):
+        shown = run_cli("--config", str(berlin), "--json", "--now", when, "card", "show", CARD)
+        assert shown.json["error"] == "unknown_card"  # the time was taken; the card is simply not enrolled
+    assert run_cli("--config", str(berlin), "--json", "ledger", "verify").json["events"] == 0
