@@ -281,7 +281,7 @@ def m006_membership_buys(db: Database) -> None:
             member_id TEXT NOT NULL,
             event_id TEXT NOT NULL,
             program_id TEXT NOT NULL,
-            ts TEXT NOT NULL,          -- when it was written: purchases are counted in this order
+            ts TEXT NOT NULL,          -- when it was written (orders purchases that start on the same day)
             day TEXT NOT NULL,         -- business day it was bought on
             from_day TEXT NOT NULL,    -- the first day it paid for
             until TEXT NOT NULL,       -- the last
