@@ -110,20 +110,29 @@ class Plan:
 
 
 def parse_item(spec: str) -> tuple[str, int]:
-    """`SKU` or `SKU*QTY` (as on the command line)."""
+    """`SKU`, `SKU*QTY` or `QTY*SKU` (as a cashier types it; SKU*QTY when both sides are numbers)."""
+    head, star, tail = spec.partition("*")
+    if star and head.strip().isdigit() and not tail.strip().isdigit() and "*" not in tail:
+        spec = f"{tail}*{head}"
+    shown = shown_spec(spec)
     code, _, qty_text = spec.rpartition("*") if "*" in spec else (spec, "", "1")
     code = code.strip()
     if not code:
-        raise LoyaltyError("bad_item", f"item {spec!r} has no SKU (expected SKU or SKU*QTY)")
+        raise LoyaltyError("bad_item", f"item {shown} has no SKU (expected SKU or SKU*QTY)")
     try:
         if not qty_text.strip().isdigit():  # int() also takes "+5" and "1_000"
             raise ValueError(qty_text)
         qty = int(qty_text)
     except ValueError:
-        raise LoyaltyError("bad_item", f"quantity in {spec!r} must be a whole number from 1 to {MAX_QTY}") from None
+        raise LoyaltyError("bad_item", f"quantity in {shown} must be a whole number from 1 to {MAX_QTY}") from None
     if qty < 1 or qty > MAX_QTY:
-        raise LoyaltyError("bad_item", f"quantity in {spec!r} must be between 1 and {MAX_QTY}")
+        raise LoyaltyError("bad_item", f"quantity in {shown} must be between 1 and {MAX_QTY}")
     return code, qty
+
+
+def shown_spec(text: str, limit: int = 40) -> str:
+    """A typed item as an error message quotes it: whole when short, its start when not (a scanner gone wild)."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text)} characters)"
 
 
 def price_cart(
@@ -143,7 +152,8 @@ def price_cart(
         item = cfg.item(code)
         if item is None:
             hint = _closest(code, list(cfg.catalog))
-            raise LoyaltyError("unknown_sku", f"no item with SKU or barcode {code!r} in the catalog" + (f" (did you mean {hint!r}?)" if hint else ""))
+            raise LoyaltyError("unknown_sku", f"no item with SKU or barcode {shown_spec(code)} in the catalog"
+                                              + (f" (did you mean {hint!r}?)" if hint else ""))
         per_sku[item.sku] = per_sku.get(item.sku, 0) + qty
         if per_sku[item.sku] > MAX_QTY:
             raise LoyaltyError("bad_item", f"{item.sku}: {per_sku[item.sku]} in all, at most {MAX_QTY} of one item in a sale")

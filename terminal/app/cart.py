@@ -14,7 +14,7 @@ from typing import Any
 from ledger.config import Config
 from ledger.errors import LoyaltyError
 from ledger.ids import new_id
-from ledger.pricing import parse_item
+from ledger.pricing import parse_item, shown_spec
 
 CARD_PREFIXES = ("uid:", "ndef:", "em:", "code:")
 
@@ -45,14 +45,10 @@ class Cart:
 
     def add(self, cfg: Config, text: str) -> CartLine:
         """`LAT`, `LAT*3`, `3*LAT` or a barcode; the same item again adds to its line."""
-        spec = text.strip()
-        head, star, tail = spec.partition("*")
-        if star and head.strip().isdigit() and not tail.strip().isdigit():
-            spec = f"{tail}*{head}"
-        code, qty = parse_item(spec)
+        code, qty = parse_item(text.strip())
         item = cfg.item(code)
         if item is None:
-            raise LoyaltyError("unknown_sku", f"no item {code!r}: check the SKU or barcode (F1 lists the keys)")
+            raise LoyaltyError("unknown_sku", f"no item {shown_spec(code)}: check the SKU or barcode (F1 lists the keys)")
         for line in self.lines:
             if line.sku == item.sku:
                 if line.qty + qty > 999:

@@ -24,7 +24,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("sale", help="a headless checkout; prints the receipt text, or JSON")
     p.add_argument("--card", required=True, help="card id: uid:…, ndef:…, em:…, code:… (bare text = code:)")
-    p.add_argument("--item", action="append", required=True, metavar="SKU[*QTY]", help="an item, repeatable (SKU or barcode)")
+    p.add_argument("--item", action="append", required=True, metavar="SKU[*QTY]", help="an item, repeatable: SKU or barcode, LAT*3 or 3*LAT")
     p.add_argument("--redeem", action="append", default=[], metavar="PROGRAM[=AMOUNT]",
                    help="redeem rewards (stamps: vouchers, default 1) or points (default: as many steps as fit); repeatable")
     p.add_argument("--sale-id", help="idempotency key: retrying with the same id never charges twice")

@@ -237,3 +237,11 @@ def test_a_local_time_the_clocks_skipped_is_refused(tmp_path: Path, store):
         shown = run_cli("--config", str(berlin), "--json", "--now", when, "card", "show", CARD)
         assert shown.json["error"] == "unknown_card"  # the time was taken; the card is simply not enrolled
     assert run_cli("--config", str(berlin), "--json", "ledger", "verify").json["events"] == 0
+
+
+def test_an_item_is_typed_as_the_cashier_types_it_and_quoted_short(cli):
+    both = json.loads(cli("--json", "sale", "--card", CARD, "--item", "3*LAT", "--item", "ESP*2").out)
+    assert {(ln["sku"], ln["qty"]) for ln in both["lines"]} == {("LAT", 3), ("ESP", 2)}
+    scanned = cli("--json", "sale", "--card", CARD, "--item", "X" * 100_000)
+    _one_error(scanned, "unknown_sku", 1)
+    assert len(scanned.err) < 300 and "(100000 characters)" in scanned.err
