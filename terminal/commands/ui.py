@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +48,7 @@ def cmd_demo(args: argparse.Namespace, ctx: Context) -> Output | int:
         raise LoyaltyError("usage", f"--dir {workdir} is a file, not a folder")
     if args.script:
         return _script(workdir, ctx)
+    _need_terminal("loyalty demo (without --script)")
     from ledger import config as config_mod
     from terminal.demo import DEMO_STORE
 
@@ -67,8 +69,16 @@ def cmd_demo(args: argparse.Namespace, ctx: Context) -> Output | int:
     return 0
 
 
+def _need_terminal(what: str) -> None:
+    # the screen drawn into a file or a pipe would never end: say so instead
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise LoyaltyError("no_terminal", f"{what} draws the cashier screen and needs a terminal (stdin and stdout);"
+                                          " run it in one (or tmux), or use the other commands in scripts")
+
+
 def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
     cfg = ctx.config
+    _need_terminal("loyalty run")
     _fast_frames()
     from terminal.app import build_app, build_services
 

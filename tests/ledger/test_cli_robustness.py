@@ -245,3 +245,10 @@ def test_an_item_is_typed_as_the_cashier_types_it_and_quoted_short(cli):
     scanned = cli("--json", "sale", "--card", CARD, "--item", "X" * 100_000)
     _one_error(scanned, "unknown_sku", 1)
     assert len(scanned.err) < 300 and "(100000 characters)" in scanned.err
+
+
+@pytest.mark.parametrize("args", [("run",), ("demo",)])
+def test_the_cashier_app_without_a_terminal_says_so_instead_of_drawing_into_a_file(cli, tmp_path: Path, args):
+    result = cli("--json", *args, *(("--dir", str(tmp_path / "d")) if args == ("demo",) else ()))  # stdin and stdout are pipes here
+    _one_error(result, "no_terminal", 1)
+    assert "needs a terminal" in json.loads(result.out)["message"]
