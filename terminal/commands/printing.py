@@ -200,20 +200,23 @@ def cmd_queue_list(args: argparse.Namespace, ctx: Context) -> Output:
                   "\n".join(lines))
 
 
-def _report(outcomes: list[Outcome], extra: dict[str, Any] | None = None) -> Output:
+def _report(outcomes: list[Outcome], queue: PrintQueue, extra: dict[str, Any] | None = None) -> Output:
     printed = sum(1 for o in outcomes if o.printed)
-    lines = [f"printed {printed} of {len(outcomes)} job(s)"]
+    waiting = queue.counts().get("queued", 0)  # a run stops at the first failure: the printer is down for the rest too
+    lines = [f"printed {printed} of {len(outcomes)} job(s)" + (f"; {waiting} waiting for the next try" if waiting else "")]
     lines += [f"  job {o.job.id} ({o.job.kind} {o.job.ref}): {'printed' if o.printed else o.error}" for o in outcomes]
-    data = {"printed": printed, "jobs": [o.as_json() for o in outcomes], **(extra or {})}
+    data = {"printed": printed, "jobs": [o.as_json() for o in outcomes], "waiting": waiting, **(extra or {})}
     failed = [o for o in outcomes if not o.printed]
-    problem = ("print_failed", f"{len(failed)} of {len(outcomes)} job(s) not printed: job {failed[0].job.id}: {failed[0].error}") if failed else None
+    rest = f"; {waiting} job(s) wait for the next try" if waiting else ""
+    problem = (("print_failed", f"{len(failed)} of {len(outcomes)} job(s) not printed: job {failed[0].job.id}: {failed[0].error}{rest}")
+               if failed else None)
     return Output(data, "\n".join(lines), exit_code=1 if failed else 0, problem=problem)
 
 
 def cmd_queue_run(args: argparse.Namespace, ctx: Context) -> Output:
     printer = _open(ctx.config, args)
     with open_queue(ctx, printer) as queue:
-        return _report(queue.run(printer))
+        return _report(queue.run(printer), queue)
 
 
 def cmd_queue_retry(args: argparse.Namespace, ctx: Context) -> Output:
@@ -223,7 +226,7 @@ def cmd_queue_retry(args: argparse.Namespace, ctx: Context) -> Output:
             if queue.job(job_id) is None:
                 raise LoyaltyError("unknown_job", f"no print job {job_id} (loyalty print-queue lists them)")
         made_due = queue.retry(args.job or None)
-        return _report(queue.run(printer), {"made_due": made_due})
+        return _report(queue.run(printer), queue, {"made_due": made_due})
 
 
 def cmd_queue_reprint(args: argparse.Namespace, ctx: Context) -> Output:
@@ -248,4 +251,4 @@ def cmd_queue_reprint(args: argparse.Namespace, ctx: Context) -> Output:
             new_id = queue.reprint(kind, ref)
         except RenderError as exc:
             raise LoyaltyError("unknown_receipt", str(exc)) from None
-        return _report([queue.print_job(new_id, printer)], {"job": new_id})
+        return _report([queue.print_job(new_id, printer)], queue, {"job": new_id})

@@ -363,3 +363,14 @@ def test_status_0_in_the_url_means_the_printer_is_never_asked(make_store) -> Non
         assert any(b"PRINTER TEST" in sent for sent in mute.received)
     finally:
         mute.stop()
+
+
+def test_a_run_that_stops_at_a_printer_gone_says_how_many_jobs_wait(make_store) -> None:
+    store: Store = make_store(printer=f"escpos+tcp://127.0.0.1:{free_port()}")  # nothing listens there
+    store.sale(["LAT"], sale_id="s-1")
+    store.sale(["ESP"], sale_id="s-2")
+    store.service.close()
+    r = run_cli("--config", str(store.path), "--json", "print-queue", "retry")
+    assert r.code == 1 and r.json["made_due"] == 2
+    assert len(r.json["jobs"]) == 1 and r.json["printed"] == 0  # the first failure stops the run: the printer is down
+    assert r.json["waiting"] == 2 and "2 job(s) wait for the next try" in r.err
