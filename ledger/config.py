@@ -173,10 +173,8 @@ def _build(root: Table, file: Path) -> Config:
     sy = root.table("sync")
     token = sy.opt_text("token_file")
     server = sy.opt_text("server")
-    if server:
-        url = urlsplit(server)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise sy.error("server", f"must be the server's http:// or https:// URL (such as http://10.0.0.2:8765), not {server!r}")
+    if server and (problem := server_url_problem(server)):
+        raise sy.error("server", f"must be the server's http:// or https:// URL (such as http://10.0.0.2:8765): {problem}")
     sync = SyncConfig(
         server=server,
         token_file=_path(base, token) if token else None,
@@ -396,6 +394,21 @@ def _program(t: Table, cur: Currency, catalog: dict[str, CatalogItem]) -> Progra
     )
     benefit.done()
     return program
+
+
+def server_url_problem(text: str) -> str | None:
+    """What is wrong with a sync server URL, or None: a port past 65535 or a broken address would otherwise
+    read as a server that does not answer."""
+    try:
+        url = urlsplit(text)
+        port = url.port
+    except ValueError as exc:
+        return f"{text!r} is not a URL ({exc})"
+    if url.scheme not in ("http", "https") or not url.hostname:
+        return f"{text!r} is not an http:// or https:// URL"
+    if port == 0:
+        return f"{text!r} has port 0"
+    return None
 
 
 def _skus(given: tuple[str, ...], catalog: dict[str, CatalogItem]) -> list[str]:

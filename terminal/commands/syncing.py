@@ -109,15 +109,11 @@ def _client(ctx: Context, args: argparse.Namespace, bar: _Bar) -> Any:
     server = getattr(args, "server", None) or cfg.sync.server
     if not server:
         raise LoyaltyError("no_server", "[sync] server is not set in the config")
-    import httpx
+    from ledger.config import server_url_problem
 
-    try:
-        url = httpx.URL(server)
-        url.port  # noqa: B018  (a port that is no number fails only when asked)
-    except (httpx.InvalidURL, ValueError) as exc:
-        raise LoyaltyError("bad_url", f"sync server {server!r} is not a URL: {exc}") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise LoyaltyError("bad_url", f"sync server {server!r} is not an http:// or https:// URL")
+    problem = server_url_problem(server)
+    if problem:
+        raise LoyaltyError("bad_url", f"sync server: {problem}")
     return SyncClient(
         ctx.service.conn, server=server, token=read_token(cfg.sync.token_file), store_id=cfg.store.id,
         terminal_id=cfg.store.terminal, timeout_s=cfg.sync.timeout_s, attempts=4, progress=bar,

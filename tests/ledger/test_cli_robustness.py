@@ -37,6 +37,7 @@ def _one_error(result, code: str, exit_code: int) -> None:
     (("--config", "", "card", "show", CARD), "usage", 2),  # not the config.toml of whatever directory this is
     (("--now", "9999-12-31T23:59:59-12:00", "sale", "--card", CARD, "--item", "LAT"), "bad_time", 1),
     (("sync", "--server", "http://[::1"), "bad_url", 1),
+    (("sync", "--server", "http://127.0.0.1:99999"), "bad_url", 1),  # not "connection refused": no server was asked
     (("sync", "--end-of-day", "--day", "9999-12-31"), "bad_day", 1),
     (("print-queue", "retry", "99999999999999999999999"), "usage", 2),
     (("print-queue", "reprint", "--kind", "sale"), "usage", 2),

@@ -65,6 +65,8 @@ BAD = [
      ["more than 0", "not -1"]),
     ("sync_timeout_nan", ('timezone = "Asia/Kuwait"', 'timezone = "Asia/Kuwait"\n\n[sync]\ntimeout_s = nan'), "sync.timeout_s", True,
      ["more than 0", "not nan"]),
+    ("sync_server_port_past_any", ('timezone = "Asia/Kuwait"', 'timezone = "Asia/Kuwait"\n\n[sync]\nserver = "http://10.0.0.2:87650"'),
+     "sync.server", True, ["Port out of range"]),
     ("sync_server_ftp", ('timezone = "Asia/Kuwait"', 'timezone = "Asia/Kuwait"\n\n[sync]\nserver = "ftp://10.0.0.2"'), "sync.server", True,
      ["http:// or https:// URL"]),
 ]
