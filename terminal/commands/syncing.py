@@ -194,7 +194,9 @@ def _open_store(url: str, *, existing: bool = False) -> Any:
     database that is there; a mistyped SQLite path must not make an empty one that reports no problem."""
     from sync.store import ServerStore
 
-    if existing and url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+    if url.startswith("sqlite:") and not url.removeprefix("sqlite:").lstrip("/"):
+        raise LoyaltyError("server_db", f"{url} names no database file (such as sqlite:///var/server.db)")
+    if existing and url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise LoyaltyError("server_db", f"no server database at {url.removeprefix('sqlite:///')} (check --db or $LOYALTY_SERVER_DB)")
     try:
         return ServerStore(url)  # it creates or checks its schema: a database it cannot reach fails here

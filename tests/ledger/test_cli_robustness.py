@@ -209,6 +209,7 @@ def test_a_report_on_a_mistyped_server_database_makes_none(tmp_path: Path):
     result = run_cli("--json", "server", "report", "--db", f"sqlite:///{typo}")
     _one_error(result, "server_db", 1)
     assert "no server database" in result.json["message"] and not typo.exists()
+    _one_error(run_cli("--json", "server", "report", "--db", "sqlite:///"), "server_db", 1)
 
 
 @pytest.mark.parametrize(("content", "words"), [(b"\xff\xfe\x00binary", "not text"), (b"abc\ndef\n", "line breaks"),
