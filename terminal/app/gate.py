@@ -124,7 +124,10 @@ class Gate:
         if not text:
             return None
         if "." in text:
-            amount = money.parse(text, self.cfg.currency)
+            try:
+                amount = money.parse(text, self.cfg.currency)
+            except money.MoneyError as exc:  # 1.5000 in KWD: the form says so and stays open
+                raise LoyaltyError("bad_amount", str(exc)) from None
             if amount <= 0 or amount % program.step_value:
                 step = money.fmt(program.step_value, self.cfg.currency)
                 raise LoyaltyError("bad_amount", f"{text} is not a whole number of {step} steps: type a multiple of {step}")

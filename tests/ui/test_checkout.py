@@ -224,6 +224,18 @@ async def test_points_not_in_steps_are_refused_plainly(make_app: Callable[..., L
         assert "error" in app.checkout.query_one("#message").classes
 
 
+async def test_an_amount_with_too_many_digits_is_refused_in_the_form(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        await add(pilot, "BEANS")
+        await pilot.press("f5", *"1.5000", "enter")  # KWD has 3 decimals
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen" and "more than 3 decimal" in
+                    str(app.screen.query_one("#form-error").render()), what="the form's error")
+        await pilot.press("escape")
+        assert app.checkout.cart.redeem == {} and app.is_running
+
+
 async def test_unknown_card_is_enrolled_with_its_quick_profile(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
