@@ -112,7 +112,7 @@ class Plan:
 def parse_item(spec: str) -> tuple[str, int]:
     """`SKU`, `SKU*QTY` or `QTY*SKU` (as a cashier types it; SKU*QTY when both sides are numbers)."""
     head, star, tail = spec.partition("*")
-    if star and head.strip().isdigit() and not tail.strip().isdigit() and "*" not in tail:
+    if star and head.strip().isdecimal() and not tail.strip().isdecimal() and "*" not in tail:
         spec = f"{tail}*{head}"
     shown = shown_spec(spec)
     code, _, qty_text = spec.rpartition("*") if "*" in spec else (spec, "", "1")
@@ -120,7 +120,7 @@ def parse_item(spec: str) -> tuple[str, int]:
     if not code:
         raise LoyaltyError("bad_item", f"item {shown} has no SKU (expected SKU or SKU*QTY)")
     try:
-        if not qty_text.strip().isdigit():  # int() also takes "+5" and "1_000"
+        if not qty_text.strip().isdecimal():  # int() also takes "+5" and "1_000"; "²" is a digit but no number
             raise ValueError(qty_text)
         qty = int(qty_text)
     except ValueError:

@@ -149,7 +149,7 @@ class Loyalty:
         ref = ref.strip()
         # a receipt number is the terminal and the seq of the sale's last event
         _, _, digits = ref.rpartition("-")
-        seq = int(digits) if digits.isdigit() and len(digits) < 19 else -1
+        seq = int(digits) if digits.isdecimal() and len(digits) < 19 else -1
         number = f"{self.cfg.store.terminal}-{seq:06d}" if ref == digits and seq >= 0 else ref
         rows = self.conn.execute(
             "SELECT id, receipt_no FROM sales WHERE id=?"
@@ -171,7 +171,7 @@ class Loyalty:
         if any(ord(c) < 32 or ord(c) == 127 for c in sale_id):  # it is printed in lines of text and on receipts
             raise LoyaltyError("bad_sale_id", f"sale id {sale_id!r} holds control characters")
         prefix, _, digits = sale_id.rpartition("-")
-        if prefix == self.cfg.store.terminal and digits.isdigit():
+        if prefix == self.cfg.store.terminal and digits.isdecimal():
             raise LoyaltyError("bad_sale_id", f"sale id {sale_id!r} reads as one of this till's receipt numbers; choose another")
 
     def sale(self, ref: str) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def _owner_gone(note: str | None) -> bool:
     if not note or not note.startswith(OWNER_PREFIX):
         return False
     host, _, pid = note[len(OWNER_PREFIX):].rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != socket.gethostname() or not pid.isdecimal():
         return False  # another machine's job: only its lease can tell
     if int(pid) == os.getpid():
         return False

@@ -330,7 +330,7 @@ class CheckoutScreen(Screen[None]):
 
         def check(values: dict[str, str]) -> str | None:
             text = values["qty"].strip()
-            if not text.isdigit() or not 1 <= int(text) <= 999:
+            if not text.isdecimal() or not 1 <= int(text) <= 999:
                 return "a whole number from 1 to 999"
             return None
 

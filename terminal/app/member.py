@@ -119,7 +119,7 @@ class MemberScreen(Screen[None]):
             elif "until" in payload and not ev["account"]:  # a membership bought or taken back
                 amount = f"to {payload['until']}" if payload["until"] else "ended"
             digits = (ev.get("receipt") or "").rpartition("-")[2]
-            table.add_row(self._local(ev["ts"]), str(int(digits)) if digits.isdigit() else digits, what, amount, ev["program_id"] or "")
+            table.add_row(self._local(ev["ts"]), str(int(digits)) if digits.isdecimal() else digits, what, amount, ev["program_id"] or "")
         self.events_shown = len(msg.events)
 
     def _local(self, ts: str) -> str:

@@ -15,7 +15,7 @@ def bounded(low: float, high: float, *, whole: bool = True) -> Callable[[str], f
 
     def parse(text: str) -> float:
         try:
-            value: float = int(text) if whole and text.strip().lstrip("-").isdigit() else float("nan") if whole else float(text)
+            value: float = int(text) if whole and text.strip().lstrip("-").isdecimal() else float("nan") if whole else float(text)
         except ValueError:
             value = float("nan")
         if not low <= value <= high:  # nan, inf and out of range all fail this
@@ -30,7 +30,7 @@ def signed_int(text: str) -> int:
     """A whole number with an optional minus or plus sign: digits only (int() also takes "1_000")."""
     body = text.strip()
     digits = body[1:] if body[:1] in "+-" else body
-    if not digits.isdigit():
+    if not digits.isdecimal():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
     return int(body)
 

@@ -36,6 +36,8 @@ def _one_error(result, code: str, exit_code: int) -> None:
     (("--now", "yesterday", "ledger", "verify"), "bad_time", 1),  # a command that does not read the clock still checks it
     (("--config", "", "card", "show", CARD), "usage", 2),  # not the config.toml of whatever directory this is
     (("--now", "9999-12-31T23:59:59-12:00", "sale", "--card", CARD, "--item", "LAT"), "bad_time", 1),
+    (("refund", "\u00b2"), "unknown_sale", 1),  # a digit to isdigit(), no number to int()
+    (("sale", "--card", CARD, "--item", "LAT*\u00b2"), "bad_item", 1),
     (("sync", "--server", "http://[::1"), "bad_url", 1),
     (("sync", "--server", "http://127.0.0.1:99999"), "bad_url", 1),  # not "connection refused": no server was asked
     (("sync", "--end-of-day", "--day", "9999-12-31"), "bad_day", 1),

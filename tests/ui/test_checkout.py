@@ -101,7 +101,10 @@ async def test_remove_line_and_change_quantity(make_app: Callable[..., LoyaltyAp
         await pilot.press("up", "f6")  # the latte
         await until(pilot, lambda: len(app.checkout.cart.lines) == 1)
         assert app.checkout.cart.lines[0].sku == "CRO"
-        await pilot.press("f7", "backspace", *"3", "enter")
+        await pilot.press("f7", "backspace", "\u00b2", "enter")  # a digit to isdigit(), no number: the form says so
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen" and "whole number" in
+                    str(app.screen.query_one("#form-error").render()), what="the quantity refused")
+        await pilot.press("backspace", *"3", "enter")
         await until(pilot, lambda: "TOTAL KWD 1.800" in text_of(app, "#totals"), what="qty 3")
 
 
