@@ -39,9 +39,15 @@ CLEAR_CONFIRM_S = 3.0  # a second Esc within this clears a cart
 
 
 def plain_error(exc: BaseException) -> str:
+    """An error of a sale or an action that did not happen (so trying again is right)."""
     if isinstance(exc, LoyaltyError):
         return exc.message
     return f"{type(exc).__name__}: {exc} (the cart is kept: try again, or call the manager)"
+
+
+def plain_reason(exc: BaseException) -> str:
+    """What went wrong, and nothing about the cart: for what failed after a sale was paid (its receipt)."""
+    return exc.message if isinstance(exc, LoyaltyError) else f"{type(exc).__name__}: {exc}"
 
 
 class TillFooter(Footer):
@@ -123,6 +129,7 @@ class CheckoutScreen(Screen[None]):
         self.last_sale: str | None = None
         self.last_receipt: str | None = None
         self.last_card: str | None = None
+        self.paid_words = ""  # the last sale's "Paid: ..." line: a receipt that fails to print is said after it
         self.reader_text = "reader …"
         self.tap_started: float | None = None
         self.panel_shown_at: float | None = None
@@ -633,7 +640,8 @@ class CheckoutScreen(Screen[None]):
         if msg.note:
             words.append(msg.note.capitalize() + ".")
         words.append("Next customer.")
-        self.say(" ".join(words), "ok")
+        self.paid_words = " ".join(words)
+        self.say(self.paid_words, "ok")
         self.print_document("sale", result["sale"])
 
     @on(SaleFailed)
@@ -652,7 +660,9 @@ class CheckoutScreen(Screen[None]):
         try:
             status = self.services.printer.print_job(kind, ref)
         except Exception as exc:
-            self.post_message(PrintStatus(False, f"not printed: {plain_error(exc)} (manager: reprint)"))
+            # the sale is paid and committed: its receipt waits in the queue; ringing it up again would sell it twice
+            self.post_message(PrintStatus(False, f"receipt NOT printed ({plain_reason(exc)}): the sale is paid; its receipt"
+                                                 " waits in the print queue (manager: F12 p reprints)"))
             return
         self.post_message(PrintStatus(True, status))
 
@@ -660,7 +670,7 @@ class CheckoutScreen(Screen[None]):
     def _printed(self, msg: PrintStatus) -> None:
         self.query_one("#print-status", Static).update(Text(msg.text, style="green" if msg.ok else "bold red"))
         if not msg.ok:
-            self.say(msg.text, "error")
+            self.say(f"{self.paid_words} {msg.text[:1].upper()}{msg.text[1:]}".strip(), "error")
         self.app.refresh_status()  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------ other screens

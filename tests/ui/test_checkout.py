@@ -227,6 +227,28 @@ async def test_points_not_in_steps_are_refused_plainly(make_app: Callable[..., L
         assert "error" in app.checkout.query_one("#message").classes
 
 
+async def test_a_receipt_that_cannot_print_never_asks_to_ring_the_sale_up_again(make_app: Callable[..., LoyaltyApp], demo_dir) -> None:
+    import socket
+
+    from ledger import config as config_mod
+    from terminal.app.ports import open_printer
+
+    with socket.socket() as s:  # a port nothing listens on: the printer is off
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = config_mod.load(demo_dir / "config.toml")
+    app = make_app(printer=open_printer(cfg, f"escpos+tcp://127.0.0.1:{port}?timeout=1"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        await add(pilot, "LAT")
+        sale_id = app.checkout.cart.sale_id
+        await pilot.press("f9")
+        await until(pilot, lambda: "NOT printed" in text_of(app, "#message"), what="the print failure")
+        said = text_of(app, "#message")
+        assert "Paid: KWD" in said and "the sale is paid" in said and "try again" not in said, said
+        assert app.services.gate.sale(sale_id)["sale"] == sale_id and not app.checkout.cart.lines
+
+
 async def test_an_amount_with_too_many_digits_is_refused_in_the_form(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
