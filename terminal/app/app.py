@@ -186,20 +186,23 @@ class LoyaltyApp(App[None]):
             return
 
         def pin_done(ok: bool | None) -> None:
+            wrong = self._last_pin.wrong if isinstance(self._last_pin, PinScreen) else 0
+            self._pin_wrong = 0 if ok else wrong
             if ok:
                 self.push_screen(ManagerMenu(), self.manager_action)
                 return
-            screen_wrong = ok is False
-            if screen_wrong and isinstance(self._last_pin, PinScreen) and self._last_pin.wrong >= PinScreen.TRIES:
+            if wrong >= PinScreen.TRIES:
+                self._pin_wrong = 0
                 self._pin_locked_until = time.monotonic() + PIN_LOCKOUT_S
                 self.checkout.say(f"Wrong PIN {PinScreen.TRIES} times: manager actions locked for {PIN_LOCKOUT_S:.0f} s.", "error")
-            elif screen_wrong and isinstance(self._last_pin, PinScreen) and self._last_pin.wrong:
+            elif wrong:
                 self.checkout.say("Wrong PIN: manager actions cancelled.", "error")
 
-        self._last_pin = PinScreen(self.services.check_pin, "manager actions")
+        self._last_pin = PinScreen(self.services.check_pin, "manager actions", wrong=self._pin_wrong)
         self.push_screen(self._last_pin, pin_done)
 
     _last_pin: PinScreen | None = None
+    _pin_wrong = 0  # wrong PINs since the last right one or the last lock-out, over every PIN dialog
 
     def manager_action(self, action: str | None) -> None:
         if action is None:

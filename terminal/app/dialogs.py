@@ -94,17 +94,17 @@ class PinScreen(ModalScreen[bool]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
     TRIES = 3
 
-    def __init__(self, check: Callable[[str], bool | None], purpose: str):
+    def __init__(self, check: Callable[[str], bool | None], purpose: str, wrong: int = 0):
         super().__init__()
         self.check = check
         self.purpose = purpose
-        self.wrong = 0
+        self.wrong = wrong  # wrong PINs so far, also in dialogs closed before this one: Esc does not give new tries
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(f"Manager PIN: {self.purpose}", classes="title")
             yield Input(password=True, placeholder="PIN", id="pin")
-            yield Label("", classes="error", id="pin-error")
+            yield Label(self._left() if self.wrong else "", classes="error", id="pin-error")
             yield Label("Enter: confirm   Esc: cancel", classes="hint")
 
     @on(Input.Submitted, "#pin")
@@ -126,8 +126,11 @@ class PinScreen(ModalScreen[bool]):
         if self.wrong >= self.TRIES:
             self.dismiss(False)
             return
+        error.update(Text(self._left()))
+
+    def _left(self) -> str:
         left = self.TRIES - self.wrong
-        error.update(Text(f"Wrong PIN ({left} {'try' if left == 1 else 'tries'} left). Try again, or Esc."))
+        return f"Wrong PIN ({left} {'try' if left == 1 else 'tries'} left). Try again, or Esc."
 
     def action_cancel(self) -> None:
         self.dismiss(False)

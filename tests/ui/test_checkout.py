@@ -389,6 +389,20 @@ async def test_wrong_pin_refunds_nothing_and_locks_after_three(make_app: Callabl
         assert "refunded" not in app.services.gate.sale(sale_id)
 
 
+async def test_closing_the_pin_dialog_gives_no_new_tries(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f12", *"0000", "enter", *"1111", "enter")
+        await until(pilot, lambda: "1 try left" in text_of(app, "#pin-error"), what="two wrong")
+        await pilot.press("escape", "f12")  # a new dialog remembers the two
+        await until(pilot, lambda: app.screen.__class__.__name__ == "PinScreen" and "1 try left" in text_of(app, "#pin-error"),
+                    what="the same count")
+        await pilot.press(*"2222", "enter")
+        await until(pilot, lambda: "locked" in text_of(app, "#message"), what="lockout")
+        await pilot.press("f12")
+        assert app.screen is app.checkout
+
+
 async def test_manager_blocks_the_tapped_card(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
