@@ -258,6 +258,10 @@ class LoyaltyApp(App[None]):
             self.note_manager(True, "Forced offline: sync is paused." if offline else "Back online: sync resumes.")
             self.refresh_status()
         elif action == "end_of_day":
+            if self.checkout.cart.lines:  # closed, the day would take no more sales: this one could never be paid
+                self.checkout.say("End of day not started: a sale is in the cart. Complete it (F9) or clear it (Esc twice) first.",
+                                  "error")
+                return
             day = self.services.gate.loyalty.day(self.services.gate.clock())
 
             def confirmed(values: dict[str, str] | None) -> None:
@@ -270,7 +274,7 @@ class LoyaltyApp(App[None]):
             self.push_screen(
                 FormScreen(f"End of day: close business day {day}?", [Field("confirm", "Type yes to close it", "")],
                            hint="No sale, refund or enrolment is taken on this day afterwards.   Enter: close   Esc: cancel",
-                           validate=lambda v: None if v["confirm"].strip().lower() in ("yes", "y") else "type yes to close the day, or Esc"),
+                           validate=lambda v: None if v["confirm"].strip().lower() == "yes" else "type yes to close the day, or Esc"),
                 confirmed,
             )
 

@@ -389,6 +389,28 @@ async def test_wrong_pin_refunds_nothing_and_locks_after_three(make_app: Callabl
         assert "refunded" not in app.services.gate.sale(sale_id)
 
 
+async def test_end_of_day_waits_for_the_sale_in_the_cart(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        await add(pilot, "LAT")
+        await pilot.press("f12", *"1234", "enter")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "ManagerMenu")
+        await pilot.press("e")
+        await until(pilot, lambda: "a sale is in the cart" in text_of(app, "#message"), what="refused")
+        assert app.screen is app.checkout and app.checkout.cart.lines
+        day = app.services.gate.loyalty.day(app.services.gate.clock())
+        assert not app.services.gate.loyalty.conn.execute("SELECT 1 FROM business_days WHERE day=?", (day.isoformat(),)).fetchone()
+        # with the cart paid, "y" is not yes
+        await pay(pilot)
+        await pilot.press("f12", *"1234", "enter")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "ManagerMenu")
+        await pilot.press("e")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen", what="confirmation")
+        await pilot.press("y", "enter")
+        assert "type yes" in str(app.screen.query_one("#form-error").render())
+
+
 async def test_closing_the_pin_dialog_gives_no_new_tries(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
