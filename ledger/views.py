@@ -101,7 +101,11 @@ def member_state(
 
 _STATE_SQL = (
     "SELECT 'b', program_id, account, amount, NULL FROM balances WHERE member_id=:m"
-    " UNION ALL SELECT 'r', program_id, account, amount, synced_at FROM remote_balances WHERE member_id=:m"
+    # a row is as old as the last pull, not as the member's last change there: a pull that brought nothing new for
+    # this member still says the chain holds what it did
+    " UNION ALL SELECT 'r', program_id, account, amount,"
+    " MAX(synced_at, COALESCE((SELECT value FROM sync_state WHERE key='last_pull_at'), synced_at))"
+    " FROM remote_balances WHERE member_id=:m"
     " UNION ALL SELECT 'm', program_id, NULL, 0, valid_until FROM memberships WHERE member_id=:m"
     " UNION ALL SELECT 'm', program_id, NULL, 0, valid_until FROM remote_memberships WHERE member_id=:m AND valid_until IS NOT NULL"
 )

@@ -212,3 +212,22 @@ def test_a_scripts_clock_dates_the_chains_snapshot(live: LiveServer, make_termin
     done = json.loads(sale.stdout)
     assert done["redeemed"] == {"points": 100}
     assert done["programs"]["points"]["balance"] == points - 100 + done["earned"]["points"]
+
+
+def test_a_pull_with_nothing_new_for_a_member_keeps_their_snapshot_fresh(live: LiveServer, make_terminal: Callable[..., Terminal]) -> None:
+    # the member last changed two days ago; the till synced an hour ago: what the chain holds is an hour old
+    assert live.store is not None
+    a = make_terminal(live.store, terminal_id="till-1")
+    b = make_terminal(live.store, terminal_id="till-2")
+    run("sale", "--card", "code:REGULAR", "--item", "BEANS*4", "--now", "2027-03-01T10:00", cwd=a.dir)
+    for till in (a, b):
+        run("sync", "--server", live.base, "--now", "2027-03-01T10:05", cwd=till.dir)
+    run("sync", "--server", live.base, "--now", "2027-03-03T09:00", cwd=b.dir)  # nothing new for this member
+    sale = run("sale", "--card", "code:REGULAR", "--item", "LAT", "--redeem", "points=100", "--now", "2027-03-03T10:00", "--json",
+               cwd=b.dir, check=False)
+    assert sale.returncode == 0, sale.stderr
+    assert json.loads(sale.stdout)["redeemed"] == {"points": 100}
+    # with no pull for longer than [offline] max_snapshot_age_hours, the chain's points wait for the next one
+    late = run("sale", "--card", "code:REGULAR", "--item", "LAT", "--redeem", "points=100", "--now", "2027-03-05T10:00", "--json",
+               cwd=b.dir, check=False)
+    assert late.returncode == 1 and "max_snapshot_age_hours" in late.stderr
