@@ -135,6 +135,3 @@ def create_app(store: ServerStore) -> FastAPI:
 
     return app
 
-
-def make_app(db_url: str) -> FastAPI:
-    return create_app(ServerStore(db_url))

@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import sys
+import urllib.parse
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -179,12 +180,14 @@ def cmd_report_z(args: argparse.Namespace, ctx: Context) -> Output:
 def cmd_server(args: argparse.Namespace, ctx: Context) -> Output:
     import uvicorn
 
-    from sync.app import make_app
 
     url = _db_url(args)
     _check_listen(args.host, args.port)
-    app = make_app(url)
-    print(f"loyalty server on http://{args.host}:{args.port} (store {url.split('@')[-1]}); API docs at /docs", file=sys.stderr)
+    from sync.app import create_app
+
+    app = create_app(_open_store(url))  # a database it cannot open is one server_db line, as for the other commands
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"loyalty server on http://{host}:{args.port} (store {shown_db_url(url)}); API docs at /docs", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return Output(None, None)
 
@@ -201,9 +204,29 @@ def _open_store(url: str, *, existing: bool = False) -> Any:
     try:
         return ServerStore(url)  # it creates or checks its schema: a database it cannot reach fails here
     except Exception as exc:
-        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
         what = " ".join(str(exc).split()).split(" (Background on this error")[0] or type(exc).__name__
-        raise LoyaltyError("server_db", f"cannot open the server database {shown}: {what[:300]}") from None
+        raise LoyaltyError("server_db", f"cannot open the server database {shown_db_url(url)}: {hide_secrets(what[:300], url)}") from None
+
+
+def shown_db_url(url: str) -> str:
+    """The database URL as printed: no user or password (whatever their spelling: `@` in a password, a slash
+    missing after the scheme), no `password=` option."""
+    head, sep, tail = url.rpartition("@")
+    if sep:
+        scheme = re.match(r"[A-Za-z0-9+.-]*:/{0,2}", head)
+        url = f"{scheme.group(0) if scheme else ''}***@{tail}"
+    return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
+
+
+def hide_secrets(text: str, url: str) -> str:
+    """`text` (a driver's message, which may quote pieces of the URL) without any piece of the URL's password."""
+    head, sep, _ = url.rpartition("@")
+    userinfo = re.sub(r"^[A-Za-z0-9+.-]*:/{0,2}", "", head) if sep else ""
+    password = userinfo.partition(":")[2]
+    found = [password, *password.split("@"), *re.findall(r"(?i)password=([^&]*)", url)]
+    for secret in sorted({f for f in found if len(f) >= 3}, key=len, reverse=True):
+        text = text.replace(secret, "***").replace(urllib.parse.quote(secret, safe=""), "***")
+    return text
 
 
 _ID = re.compile(ID_PATTERN)

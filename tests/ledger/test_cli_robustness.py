@@ -256,3 +256,28 @@ def test_the_cashier_app_without_a_terminal_says_so_instead_of_drawing_into_a_fi
     result = cli("--json", *args, *(("--dir", str(tmp_path / "d")) if args == ("demo",) else ()))  # stdin and stdout are pipes here
     _one_error(result, "no_terminal", 1)
     assert "needs a terminal" in json.loads(result.out)["message"]
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://loyalty:TOP@SECRET2@127.0.0.1:1/loyalty",  # an @ in the password, not %40
+    "postgresql://loyalty@127.0.0.1:1/loyalty?password=SECRETQQ",
+    "postgresql//loyalty:SECRET11@127.0.0.1:1/loyalty",  # a slip: no colon after the scheme
+    "postgresq://loyalty:SECRET44@127.0.0.1:1/loyalty",  # a slip in the scheme
+])
+@pytest.mark.parametrize("command", [("server", "report"), ("server", "add-terminal", "--store", "s", "--terminal", "t")])
+def test_a_database_password_is_never_printed(url: str, command: tuple[str, ...]):
+    result = run_cli("--json", *command, "--db", url)
+    _one_error(result, "server_db", 1)
+    for secret in ("SECRET2", "SECRETQQ", "SECRET11", "SECRET44"):
+        assert secret not in result.out + result.err
+
+
+def test_the_server_on_a_database_it_cannot_open_says_server_db():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    result = run_cli("--json", "server", "--port", port, "--db", "postgresq://loyalty:SECRET44@127.0.0.1:1/loyalty")
+    _one_error(result, "server_db", 1)
+    assert "SECRET44" not in result.out + result.err
