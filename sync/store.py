@@ -341,6 +341,12 @@ class ServerStore:
                 )
         return tid, token
 
+    def token_owner(self, token: str) -> str | None:
+        """The terminal a token belongs to, or None; nothing is flagged (the operator asks, not a till)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(terminals.c.tid).where(terminals.c.token_hash == token_hash(token))).first()
+        return str(row.tid) if row else None
+
     def authenticate(self, tid: str, token: str | None, conn: Connection | None = None) -> Any:
         """The terminal row of a token that may act as `tid`; a refusal is flagged for the manager.
 

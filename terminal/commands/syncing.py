@@ -250,7 +250,7 @@ def _check_listen(host: str, port: int) -> None:
 
 
 def cmd_add_terminal(args: argparse.Namespace, ctx: Context) -> Output:
-    from sync.store import Conflict, NotRegistered
+    from sync.store import Conflict, NotRegistered, make_tid
 
     for name in ("store", "terminal"):
         value = getattr(args, name)
@@ -278,6 +278,15 @@ def cmd_add_terminal(args: argparse.Namespace, ctx: Context) -> Output:
     try:
         store = _open_store(_db_url(args))
         try:
+            if args.rotate and path is not None and path.is_file():
+                # --rotate may replace this till's own token, never another till's (that till would be locked out)
+                try:
+                    owner = store.token_owner(path.read_text(encoding="utf-8").strip())
+                except (OSError, UnicodeDecodeError):
+                    owner = None
+                if owner is not None and owner != make_tid(args.store, args.terminal):
+                    raise LoyaltyError("token_file", f"{path} holds the token of {owner}, not of {make_tid(args.store, args.terminal)}:"
+                                                     " give this till's token file")
             tid, token = store.add_terminal(args.store, args.terminal, rotate=args.rotate)
         except (Conflict, NotRegistered) as exc:
             raise LoyaltyError(exc.code, exc.message) from None

@@ -115,7 +115,15 @@ def test_a_refused_registration_leaves_the_token_file_there_was(tmp_path: Path):
     _one_error(other, "token_file", 1)
     assert "already exists" in other.json["message"]
     assert [t["tid"] for t in run_cli("--json", "server", "report", "--db", db).json["stale_terminals"]] == ["kw:t1"]
-    assert token.read_text().strip() == first.json["token"] and sorted(p.name for p in tmp_path.iterdir()) == ["server.db", "till.token"]
+    # --rotate of another till onto this till's token file: refused, t1 keeps its token
+    t2 = tmp_path / "t2.token"
+    assert run_cli("--json", "server", "add-terminal", "--db", db, "--store", "kw", "--terminal", "t2", "--token-file", str(t2)).code == 0
+    before = token.read_text()
+    slip = run_cli("--json", "server", "add-terminal", "--db", db, "--store", "kw", "--terminal", "t2", "--rotate", "--token-file", str(token))
+    _one_error(slip, "token_file", 1)
+    assert "holds the token of kw:t1" in slip.json["message"] and token.read_text() == before
+    assert token.read_text().strip() == first.json["token"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["server.db", "t2.token", "till.token"]
     rotated = run_cli("--json", "server", "add-terminal", "--db", db, "--store", "kw", "--terminal", "t1", "--rotate",
                       "--token-file", str(token))
     assert rotated.code == 0 and token.read_text().strip() == rotated.json["token"] != first.json["token"]
