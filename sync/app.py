@@ -6,12 +6,14 @@ them in its worker threads, so one slow push never stalls another.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from .protocol import (
@@ -26,6 +28,8 @@ from .protocol import (
     parse_push,
 )
 from .store import ServerStore, SyncError, now_iso
+
+log = logging.getLogger(__name__)
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorBody, "description": "no token, or an unknown one"},
@@ -70,6 +74,14 @@ def create_app(store: ServerStore) -> FastAPI:
     @app.exception_handler(SyncError)
     def _sync_error(request: Request, exc: SyncError) -> JSONResponse:
         return JSONResponse({"error": exc.code, "message": exc.message, **exc.extra}, status_code=exc.status)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        # the server is up, its database is not (stopped, restarting, refusing connections): a till retries later
+        log.warning("database unavailable: %s", " ".join(str(getattr(exc, "orig", None) or exc).split())[:200])
+        return JSONResponse({"error": "database_unavailable", "message": "the server's database does not answer; try again later"},
+                            status_code=503)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -196,10 +196,11 @@ class SyncClient:
                 last = f"{type(exc).__name__}: {exc}"
                 continue
             if resp.status_code >= 500 or not isinstance(body, dict):
-                last = f"HTTP {resp.status_code}"
+                said = body.get("message") if isinstance(body, dict) else None
+                last = f"HTTP {resp.status_code}" + (f": {said}" if said else "")
                 continue
             return resp.status_code, body
-        raise Offline(f"the sync server is unreachable ({last}); sales go on offline, sync retries later")
+        raise Offline(f"the sync server is unreachable or cannot answer ({last}); sales go on offline, sync retries later")
 
     def _refused(self, what: str, status: int, body: dict[str, Any]) -> SyncFailed:
         if "error" in body and "message" in body:  # the loyalty server's own answer

@@ -379,3 +379,28 @@ def test_a_till_that_only_pulls_is_not_reported_stale(server: ServerStore, make_
     with in_process(server) as http:
         idle.client(http).sync()
     assert server.reports()["stale_terminals"] == []
+
+
+def test_a_database_gone_from_under_the_server_answers_503_and_the_till_says_so(postgres: Any, make_terminal: Callable[..., Terminal]) -> None:
+    import psycopg
+    from fastapi.testclient import TestClient
+
+    from sync.app import create_app
+    from sync.client import Offline
+
+    url = postgres.new_database()
+    store = ServerStore(url)
+    till = make_terminal(store)
+    till.sale("uid:04A1B2C3D4E5F6", "LAT")
+    try:
+        with TestClient(create_app(store), raise_server_exceptions=False) as http:
+            store.engine.dispose()
+            with psycopg.connect(f"host=127.0.0.1 port={postgres.port} user=postgres dbname=postgres", autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE {url.rsplit('/', 1)[1]} WITH (FORCE)")  # as if PostgreSQL were stopped
+            answer = http.get(f"/v1/terminals/{till.tid}/changes", params={"since": 0}, headers={"Authorization": f"Bearer {till.token}"})
+            assert answer.status_code == 503 and answer.json()["error"] == "database_unavailable"
+            with pytest.raises(Offline) as down:
+                till.client(http).sync()
+            assert "the server's database does not answer" in down.value.message
+    finally:
+        store.close()
