@@ -21,6 +21,7 @@ from ledger.store import GENESIS
 from .client import Offline, PullSummary, PushSummary, SyncClient
 
 POINT_CREDITS = ("earn", "bonus")
+EOD_OFFLINE = "end_of_day_offline:"  # sync_state key prefix, per business day: when its end of day could not sync
 
 
 def close_day(conn: sqlite3.Connection, day: date, now: datetime) -> str:
@@ -55,6 +56,8 @@ def end_of_day(loyalty: Loyalty, client: SyncClient | Offline, now: datetime, da
         if not tolerate_offline:
             raise
         offline = exc.message
+        if loyalty.cfg.sync.server:  # the Z says not synced until a sync gets through (a stand-alone till has none to make)
+            loyalty.conn.execute("INSERT OR REPLACE INTO sync_state (key, value) VALUES (?, ?)", (f"{EOD_OFFLINE}{day.isoformat()}", iso(now)))
     z = z_report(loyalty.conn, loyalty.cfg, day)
     if offline is not None:  # nothing was sent: the push says where the server's ack and the head stand
         chain = z["chain"]
@@ -103,6 +106,7 @@ def z_report(conn: sqlite3.Connection, cfg: Config, day: date) -> dict[str, Any]
         span = conn.execute("SELECT MIN(seq), MAX(seq), COUNT(*) FROM events WHERE business_day=?", (d,)).fetchone()
         head = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('head_seq', 'head_hash')").fetchall())
         state = dict(conn.execute("SELECT key, value FROM sync_state").fetchall())
+        unreached = state.get(f"{EOD_OFFLINE}{d}")  # when this day's end of day found no server
         closed = conn.execute("SELECT closed_at FROM business_days WHERE day=?", (d,)).fetchone()
         if closed:
             # a closed day's report shows the chain as the day left it, printed again later or not
@@ -157,8 +161,10 @@ def z_report(conn: sqlite3.Connection, cfg: Config, day: date) -> dict[str, Any]
             "head_hash": head_hash,
             "server_acked_seq": acked_seq,
             "server_acked_hash": acked_hash,
-            # the server holds the head, or (a closed day printed again) events past it
-            "in_sync": (acked_seq, acked_hash) == (head_seq, head_hash) or (closed is not None and acked_seq > head_seq),
+            # the server holds the head, or (a closed day printed again) events past it; and the end of day reached the
+            # server, or a sync did since (the day's Z must not say in sync when its end of day could not sync)
+            "in_sync": ((acked_seq, acked_hash) == (head_seq, head_hash) or (closed is not None and acked_seq > head_seq))
+            and not (unreached and str(state.get("last_pull_at") or "") < unreached),
             "last_push_at": state.get("last_push_at"),
             "standalone": not cfg.sync.server,  # no server in the config: nothing to sync with
         },

@@ -333,7 +333,7 @@ class ChainSync:
             self._one_at_a_time.release()
 
     def _end_of_day(self, progress: Progress, day: Any) -> ZReport:
-        from sync.endofday import close_day, z_report, z_text
+        from sync.endofday import z_report, z_text
 
         gate = self.gate
         detail = ""
@@ -360,10 +360,12 @@ class ChainSync:
                         detail = f"sync failed ({getattr(exc, 'message', None) or exc}): the day is closed here; run end of day again when online"
                     finally:
                         client.close()
-            if not synced:
-                close_day(gate.loyalty.conn, day, now)
-                progress(0.5, "expiring due points")
-                gate.loyalty.expire_all(now, day)
+            if not synced:  # closed and expired all the same, and the day's Z says not synced until a sync gets through
+                from sync.client import Offline
+                from sync.endofday import end_of_day
+
+                progress(0.5, "closing the day, expiring due points")
+                end_of_day(gate.loyalty, Offline(detail), now, day, tolerate_offline=True)
             progress(0.9, "Z report")
             text = z_text(z_report(gate.loyalty.conn, gate.cfg, day))
         progress(1.0, "done" if synced else f"done: {detail}")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from synctools import NOW, REPO, LiveServer, Terminal, free_port, in_process, lo
 
 from ledger.errors import LoyaltyError
 from sync.client import Progress, SyncFailed
-from sync.endofday import end_of_day, z_report
+from sync.endofday import end_of_day, z_report, z_text
 from sync.store import ServerStore
 
 LOYALTY = [sys.executable, "-m", "terminal.cli"]
@@ -180,6 +181,22 @@ def test_end_of_day_offline_raises_after_closing_unless_tolerated(server: Server
     chain = result["z"]["chain"]  # nothing sent: the push says where the ack and the head stand (it said 0 and 0)
     assert result["push"]["sent"] == 0 and result["push"]["head_seq"] == chain["head_seq"] > 0
     assert (result["push"]["acked_seq"], result["push"]["acked_hash"]) == (chain["server_acked_seq"], chain["server_acked_hash"])
+
+
+def test_an_end_of_day_that_found_no_server_is_not_in_sync_even_with_every_event_pushed(
+        server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server)
+    a.sale(CARD, "LAT")
+    with in_process(server) as http:
+        a.client(http, clock=lambda: NOW - timedelta(hours=1)).sync()  # every event pushed and acked before the server went away
+    with httpx.Client(base_url=f"http://127.0.0.1:{free_port()}") as gone:
+        result = end_of_day(a.loyalty, a.client(gone, attempts=1, clock=lambda: NOW), NOW, tolerate_offline=True)
+    chain = result["z"]["chain"]
+    assert chain["server_acked_seq"] == chain["head_seq"] and chain["in_sync"] is False  # the paper says not synced
+    assert "NOT SYNCED" in z_text(result["z"])
+    with in_process(server) as http:
+        a.client(http, clock=lambda: NOW + timedelta(hours=1)).sync()  # a sync that gets through: the day's Z is in sync again
+    assert z_report(a.conn, a.cfg, NOW.date())["chain"]["in_sync"] is True
 
 
 def test_a_url_that_is_not_the_sync_server_says_so(live: LiveServer, make_terminal: Callable[..., Terminal]) -> None:
