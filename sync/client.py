@@ -84,6 +84,15 @@ class PullSummary:
                 "clock_skew_s": self.clock_skew_s}
 
 
+def skew_warning(skew_s: float | None) -> str | None:
+    """What to tell the operator when the till's clock is off the server's by more than SKEW_WARN_S
+    (`skew_s` is the server's time minus the till's)."""
+    if skew_s is None or abs(skew_s) <= SKEW_WARN_S:
+        return None
+    way = "behind" if skew_s > 0 else "ahead of"
+    return f"this till's clock is {abs(skew_s):.0f} s {way} the server's: check its time setting (receipts and days use it)"
+
+
 def read_token(path: Path | None) -> str:
     if path is None:
         raise SyncFailed("no_token", "[sync] token_file is not set: register the terminal with `loyalty server add-terminal`")
@@ -363,8 +372,9 @@ class SyncClient:
         pushed = self.push()
         pulled = self.pull()
         result: dict[str, Any] = {"tid": self.tid, "push": pushed.as_json(), "pull": pulled.as_json(), "retries": self.retries}
-        if pulled.clock_skew_s is not None and abs(pulled.clock_skew_s) > SKEW_WARN_S:
-            result["warning"] = f"this till's clock is {pulled.clock_skew_s:+.0f} s off the server's: check the time setting"
+        warning = skew_warning(pulled.clock_skew_s)
+        if warning:
+            result["warning"] = warning
         return result
 
     def _report(self, phase: str, done: int, total: int) -> None:

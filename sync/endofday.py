@@ -18,7 +18,7 @@ from ledger.config import Config
 from ledger.service import Loyalty
 from ledger.store import GENESIS
 
-from .client import Offline, PullSummary, PushSummary, SyncClient
+from .client import Offline, PullSummary, PushSummary, SyncClient, skew_warning
 
 POINT_CREDITS = ("earn", "bonus")
 EOD_OFFLINE = "end_of_day_offline:"  # sync_state key prefix, per business day: when its end of day could not sync
@@ -73,6 +73,9 @@ def end_of_day(loyalty: Loyalty, client: SyncClient | Offline, now: datetime, da
     }
     if offline is not None:
         result["offline"] = offline
+    warning = skew_warning(pulled.clock_skew_s)
+    if warning:
+        result["warning"] = warning
     return result
 
 

@@ -248,3 +248,18 @@ def test_a_pull_with_nothing_new_for_a_member_keeps_their_snapshot_fresh(live: L
     late = run("sale", "--card", "code:REGULAR", "--item", "LAT", "--redeem", "points=100", "--now", "2027-03-05T10:00", "--json",
                cwd=b.dir, check=False)
     assert late.returncode == 1 and "max_snapshot_age_hours" in late.stderr
+
+
+def test_end_of_day_warns_of_a_till_clock_off_the_servers(server: ServerStore, make_terminal: Callable[..., Terminal],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    import sync.store
+    from ledger.clock import iso
+
+    monkeypatch.setattr(sync.store, "now_iso", lambda: iso(datetime.now(UTC) - timedelta(hours=5)))  # so the till is 5 h ahead
+    a = make_terminal(server)
+    a.sale(CARD, "LAT")
+    with in_process(server) as http:
+        result = end_of_day(a.loyalty, a.client(http), NOW)
+    assert "ahead of the server's" in result["warning"] and result["pull"]["clock_skew_s"] < -17_000

@@ -404,3 +404,12 @@ def test_a_database_gone_from_under_the_server_answers_503_and_the_till_says_so(
             assert "the server's database does not answer" in down.value.message
     finally:
         store.close()
+
+
+def test_the_clock_skew_warning_says_which_way_the_till_is_off() -> None:
+    from sync.client import skew_warning
+
+    # skew is the server's time minus the till's: a till 5 h ahead measures -18000
+    assert "18000 s ahead of the server's" in str(skew_warning(-18_000.0))
+    assert "300 s behind the server's" in str(skew_warning(300.0))
+    assert skew_warning(90.0) is None and skew_warning(None) is None
