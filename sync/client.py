@@ -77,11 +77,15 @@ class PullSummary:
     cursor: int = 0
     rules_version: str | None = None
     clock_skew_s: float | None = None
+    # the server was restored from a backup: it holds fewer of this till's events (they must be pushed again),
+    # or counts changes from lower than the till's cursor (the pull started again from 0)
+    rewound_ack: bool = False
+    restarted: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {"pages": self.pages, "members": self.members, "new_members": self.new_members, "new_cards": self.new_cards,
                 "hotlisted": self.hotlisted, "cursor": self.cursor, "rules_version": self.rules_version,
-                "clock_skew_s": self.clock_skew_s}
+                "clock_skew_s": self.clock_skew_s, "rewound_ack": self.rewound_ack, "restarted": self.restarted}
 
 
 def skew_warning(skew_s: float | None) -> str | None:
@@ -285,12 +289,39 @@ class SyncClient:
             received = datetime.now(UTC)
             server = from_iso(str(body["server_time"]))
             out.clock_skew_s = round((server - (sent + (received - sent) / 2)).total_seconds(), 3)
+            if out.pages == 0 and self._check_server_state(body, out):
+                continue  # the server was restored: pull from the start
             self._apply(body, out)
             out.pages += 1
             out.rules_version = body.get("rules_version")
             self._report("pull", out.pages, 0)
             if not body.get("more"):
                 return out
+
+    def _check_server_state(self, page: dict[str, Any], out: PullSummary) -> bool:
+        """The server's word on this till against the ledger's, before the first page is applied. True: pull again
+        from 0 (the server counts changes from lower than this till's cursor: it was restored from a backup)."""
+        head = int(self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+        acked, _ = self.acked()
+        server_seq, server_hash = page.get("acked_seq"), page.get("acked_hash")
+        if isinstance(server_seq, int) and isinstance(server_hash, str):
+            if server_seq > head:
+                raise SyncFailed("ledger_behind_server", f"the server holds this till's events up to seq {server_seq}, this ledger only"
+                                 f" up to {head}: the ledger was put back from an older copy. Put back the latest ledger file"
+                                 " ([ledger] path); sales made on this copy cannot be synced")
+            if server_seq < acked:  # restored from a backup: what it lost goes again, from its head
+                if self._hash_at(server_seq) != server_hash:
+                    raise SyncFailed("chain_mismatch", f"the server's chain head (seq {server_seq}) is not this ledger's: call support")
+                with self._tx():
+                    self._set({"acked_seq": server_seq, "acked_hash": server_hash})
+                out.rewound_ack = True
+        changes_head = page.get("changes_head")
+        if isinstance(changes_head, int) and out.cursor > changes_head and not out.restarted:
+            with self._tx():
+                self._set({"cursor": 0})
+            out.cursor, out.restarted = 0, True
+            return True
+        return False
 
     def _apply(self, page: dict[str, Any], out: PullSummary) -> None:
         """One page and its cursor, in one transaction."""
@@ -368,9 +399,16 @@ class SyncClient:
     def _stamp(self) -> str:
         return _now(self.clock() if self.clock is not None else None)
 
-    def sync(self) -> dict[str, Any]:
+    def exchange(self) -> tuple[PushSummary, PullSummary]:
+        """Push, then pull; and push again what a server restored from a backup turned out to have lost."""
         pushed = self.push()
         pulled = self.pull()
+        if pulled.rewound_ack:
+            pushed = self.push()
+        return pushed, pulled
+
+    def sync(self) -> dict[str, Any]:
+        pushed, pulled = self.exchange()
         result: dict[str, Any] = {"tid": self.tid, "push": pushed.as_json(), "pull": pulled.as_json(), "retries": self.retries}
         warning = skew_warning(pulled.clock_skew_s)
         if warning:

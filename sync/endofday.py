@@ -50,8 +50,7 @@ def end_of_day(loyalty: Loyalty, client: SyncClient | Offline, now: datetime, da
     try:
         if isinstance(client, Offline):
             raise client
-        pushed = client.push()
-        pulled = client.pull()
+        pushed, pulled = client.exchange()
     except Offline as exc:
         if not tolerate_offline:
             raise

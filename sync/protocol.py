@@ -166,6 +166,9 @@ class ChangesPage(BaseModel):
     hotlist: list[str]
     rules_version: str | None
     server_time: str
+    acked_seq: int | None = None  # the asking till's last event the server holds
+    acked_hash: str | None = None
+    changes_head: int | None = None  # the server's change counter: a cursor past it means the server was restored
 
 
 class Health(BaseModel):

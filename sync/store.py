@@ -16,6 +16,7 @@ import hashlib
 import json
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -34,6 +35,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    case,
     create_engine,
     event,
     func,
@@ -551,8 +553,13 @@ class ServerStore:
     def _number_changes(self, conn: Connection, touched: list[str]) -> None:
         if not touched:
             return
+        # numbers run ahead of the clock (microseconds) as well as the counter: a database restored from a backup,
+        # whose counter went back, still numbers new changes past every cursor a till holds, so none is skipped
+        k = len(touched)
+        floor = int(time.time() * 1_000_000) + k
         end = int(conn.execute(
-            update(change_counter).where(change_counter.c.id == 1).values(n=change_counter.c.n + len(touched)).returning(change_counter.c.n)
+            update(change_counter).where(change_counter.c.id == 1)
+            .values(n=case((change_counter.c.n + k > floor, change_counter.c.n + k), else_=floor)).returning(change_counter.c.n)
         ).scalar_one())
         start = end - len(touched) + 1
         _bulk(conn, member_changes, ("member_id", "change_no"), [(m, start + i) for i, m in enumerate(touched)],
@@ -716,6 +723,7 @@ class ServerStore:
         rules = conn.execute(
             select(terminals.c.rules_version).where(terminals.c.last_push_at.is_not(None)).order_by(terminals.c.last_push_at.desc()).limit(1)
         ).scalar()
+        mine = conn.execute(select(terminals.c.last_seq, terminals.c.last_hash).where(terminals.c.tid == tid)).one()
         return {
             "cursor": int(page[-1].change_no) if page else since,
             "more": len(page) == limit,
@@ -723,6 +731,11 @@ class ServerStore:
             "hotlist": hotlist,
             "rules_version": rules,
             "server_time": now_iso(),
+            # what the asking till can check its own state against: a server restored from a backup holds fewer of
+            # its events (it resends them) and counts changes from lower (it pulls again from the start)
+            "acked_seq": int(mine.last_seq),
+            "acked_hash": str(mine.last_hash),
+            "changes_head": int(conn.execute(select(change_counter.c.n).where(change_counter.c.id == 1)).scalar() or 0),
         }
 
     # ------------------------------------------------------------ reports

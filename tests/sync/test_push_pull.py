@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from synctools import NOW, Terminal, in_process, local_events, server_events
 
 from ledger.errors import LoyaltyError
 from ledger.store import HASHED, event_hash
+from sync.client import SyncFailed
 from sync.store import SCHEMA_VERSION, ServerStore
 
 CARD = "uid:04A1B2C3D4E5F6"
@@ -413,3 +415,89 @@ def test_the_clock_skew_warning_says_which_way_the_till_is_off() -> None:
     assert "18000 s ahead of the server's" in str(skew_warning(-18_000.0))
     assert "300 s behind the server's" in str(skew_warning(300.0))
     assert skew_warning(90.0) is None and skew_warning(None) is None
+
+
+def _backup(path: Any) -> bytes:
+    """The SQLite server file as a backup would hold it (everything checkpointed)."""
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return bytes(path.read_bytes())
+
+
+def _restore(path: Any, saved: bytes) -> ServerStore:
+    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        extra.unlink(missing_ok=True)
+    path.write_bytes(saved)
+    return ServerStore(f"sqlite:///{path}")
+
+
+def test_a_server_restored_from_a_backup_gets_back_what_it_lost_at_the_next_sync(tmp_path: Any,
+                                                                                 make_terminal: Callable[..., Terminal]) -> None:
+    db = tmp_path / "server.db"
+    store = ServerStore(f"sqlite:///{db}")
+    a = make_terminal(store, terminal_id="till-1")
+    b = make_terminal(store, terminal_id="till-2")
+    card = "uid:04A1B2C3D4E5F6"
+    a.sale(card, "LAT")
+    with in_process(store) as http:
+        a.client(http).sync()
+        b.client(http).sync()
+    store.close()
+    saved = _backup(db)
+    store = ServerStore(f"sqlite:///{db}")
+    a.sale(card, "BEANS*2")  # after the backup: the server gets it, then loses it in the restore
+    d = make_terminal(store, terminal_id="till-4")  # a till that will not sync again soon
+    for n in range(3):
+        d.sale(f"code:LOST-{n}", "ESP")
+    with in_process(store) as http:
+        a.client(http).sync()
+        d.client(http).sync()
+        b.client(http).sync()  # its cursor is now past what the restored server will count
+    store.close()
+    store = _restore(db, saved)
+    try:
+        with in_process(store) as http:
+            # till-1 has nothing new: it still finds out, and sends again what the server lost
+            result = a.client(http).sync()
+            assert result["pull"]["rewound_ack"] is True and result["push"]["acked_seq"] == a.head()
+            assert [seq for seq, _, _ in server_events(store, a.tid)] == list(range(1, a.head() + 1))
+            # a new change after the restore is numbered past every cursor: till-2, whose cursor is past the restored
+            # counter, still gets it (a reused number was skipped for good)
+            c = make_terminal(store, terminal_id="till-3")
+            new_cards = [f"code:NEW-{n}" for n in range(4)]
+            for new_card in new_cards:
+                c.sale(new_card, "LAT")
+            c.client(http).sync()
+            b.client(http).sync()
+            for shown in (card, *new_cards):
+                assert b.loyalty.card(shown, NOW)["programs"] == c.loyalty.card(shown, NOW)["programs"], shown
+            assert b.loyalty.card(card, NOW)["programs"] == a.loyalty.card(card, NOW)["programs"]
+    finally:
+        store.close()
+
+
+def test_a_till_ledger_put_back_from_an_older_copy_is_named_at_sync(tmp_path: Any, server: ServerStore,
+                                                                    make_terminal: Callable[..., Terminal]) -> None:
+    import shutil
+
+    a = make_terminal(server)
+    a.sale("uid:04A1B2C3D4E5F6", "LAT")
+    with in_process(server) as http:
+        a.client(http).sync()
+    a.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(a.cfg.ledger.path, tmp_path / "older.db")
+    a.sale("uid:04A1B2C3D4E5F6", "ESP")
+    with in_process(server) as http:
+        a.client(http).sync()
+    a.close()
+    for extra in ("-wal", "-shm"):
+        Path(f"{a.cfg.ledger.path}{extra}").unlink(missing_ok=True)
+    shutil.copy(tmp_path / "older.db", a.cfg.ledger.path)
+    from ledger.service import Loyalty
+
+    a.loyalty = Loyalty.open(a.cfg)
+    with in_process(server) as http, pytest.raises(SyncFailed) as err:
+        a.client(http).sync()
+    assert err.value.code == "ledger_behind_server" and "put back from an older copy" in err.value.message
