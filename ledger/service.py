@@ -801,7 +801,11 @@ class Loyalty:
             " AND e.kind='redeem' AND e.account=? AND e.seq > ? AND s.refund_id IS NULL ORDER BY e.seq DESC LIMIT 1",
             (member_id, program_id, account, after_seq),
         ).fetchone()
-        return f"refund sale {later[0] or later[1]} first" if later else "refund the later sale first"
+        if later:
+            return f"refund sale {later[0] or later[1]} first"
+        # nothing later here took them: another till of the chain did, or an adjustment
+        return ("no later sale at this till spent them (they went at another till or in an adjustment):"
+                " the card must hold them again before this refund")
 
     def _unextend_membership(self, tx: Tx, member_id: str, program_id: str, sale_id: str) -> str | None:
         """Take back the days a refunded purchase added (memberships.py says how); returns the last day left."""

@@ -126,6 +126,15 @@ def test_a_refund_counts_the_points_it_gives_back_before_taking_what_it_earned(s
     assert verify(store.service.conn).ok
 
 
+def test_a_refund_short_of_points_no_later_sale_took_says_where_they_went(store):
+    sale = store.sale(CARD, ["BIG*10"])  # 200 points
+    store.service.adjust(CARD, "points", -150, "transferred by hand", store.now("2026-11-22T11:00"))
+    with pytest.raises(LoyaltyError) as err:
+        store.service.refund(sale["sale"], store.now("2026-11-22T12:00"))
+    assert err.value.code == "insufficient_balance"
+    assert "no later sale at this till spent them" in err.value.message and "refund the later sale" not in err.value.message
+
+
 def test_refund_does_not_take_points_that_already_expired(store):
     sale = store.sale(CARD, ["LAT*8"], at="2026-11-01T10:00")  # 100 points, gone on 12-01
     store.sale(CARD, ["CRO"], at="2026-12-02T10:00")  # expiry written; +6
