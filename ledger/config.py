@@ -406,6 +406,8 @@ def server_url_problem(text: str) -> str | None:
         return f"{text!r} is not a URL ({exc})"
     if url.scheme not in ("http", "https") or not url.hostname:
         return f"{text!r} is not an http:// or https:// URL"
+    if url.username or url.password:  # the till signs in with its token; a user:password@ would replace it
+        return "it holds a user or password: give none (the till signs in with its [sync] token_file)"
     if port == 0:
         return f"{text!r} has port 0"
     return None

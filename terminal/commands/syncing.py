@@ -53,7 +53,8 @@ def register(sub: Any) -> None:
 
 def _db_arg(p: argparse.ArgumentParser, default: Any) -> None:
     p.add_argument("--db", metavar="URL", default=default,
-                   help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB (default: $LOYALTY_SERVER_DB, else sqlite:///var/server.db)")
+                   help="sqlite:///PATH (relative to the working directory; sqlite:////ABS/PATH) or postgresql://USER@HOST:PORT/DB"
+                        " (default: $LOYALTY_SERVER_DB, else sqlite:///var/server.db)")
 
 
 def _db_url(args: argparse.Namespace) -> str:
@@ -305,7 +306,8 @@ def cmd_add_terminal(args: argparse.Namespace, ctx: Context) -> Output:
             out.close()
         if fresh is not None:
             fresh.unlink(missing_ok=True)
-    text = f"terminal {tid} registered. Its token (shown once; put it in the till's [sync] token_file):\n{token}"
+    text = (f"terminal {tid} registered; its token is in {args.token_file} (mode 0600): that file is the till's [sync] token_file"
+            if args.token_file else f"terminal {tid} registered. Its token (shown once; put it in the till's [sync] token_file):\n{token}")
     return Output({"tid": tid, "token": token, "token_file": args.token_file}, text)
 
 

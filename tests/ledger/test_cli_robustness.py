@@ -40,6 +40,7 @@ def _one_error(result, code: str, exit_code: int) -> None:
     (("sale", "--card", CARD, "--item", "LAT*\u00b2"), "bad_item", 1),
     (("sync", "--server", "http://[::1"), "bad_url", 1),
     (("sync", "--server", "http://127.0.0.1:99999"), "bad_url", 1),  # not "connection refused": no server was asked
+    (("sync", "--server", "http://till:SECRETPW@127.0.0.1:9"), "bad_url", 1),  # it would replace the till's token
     (("sync", "--end-of-day", "--day", "9999-12-31"), "bad_day", 1),
     (("print-queue", "retry", "99999999999999999999999"), "usage", 2),
     (("print-queue", "reprint", "--kind", "sale"), "usage", 2),
