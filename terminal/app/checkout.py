@@ -522,9 +522,14 @@ class CheckoutScreen(Screen[None]):
         def done(values: dict[str, str] | None) -> None:
             if values is None:
                 return
-            self.cart.profile = {k: v.strip() for k, v in values.items() if v.strip()}
+            profile = {k: v.strip() for k, v in values.items() if v.strip()}
+            if profile and not self.cart.unknown and self.cart.card is not None:
+                # an enrolled member's profile is saved now: with no sale to follow it would be lost
+                self.save_profile(self.cart.card, profile)
+                return
+            self.cart.profile = profile
             self.show_member()
-            self.say("Profile saved with the sale." if self.cart.profile else "No profile.", "ok")
+            self.say("Profile kept: it is saved with the sale that enrols the card." if profile else "No profile.", "ok")
 
         fields = [
             Field("name", "Name", current.get("name", member.get("name", ""))),
@@ -532,6 +537,23 @@ class CheckoutScreen(Screen[None]):
             Field("birthday", "Birthday (MM-DD)", current.get("birthday", member.get("birthday", "")), "03-21"),
         ]
         self.app.push_screen(FormScreen("Quick profile (all optional)", fields, validate=check), done)
+
+    @work(thread=True, group="profile", exit_on_error=False)
+    def save_profile(self, card: str, profile: dict[str, str]) -> None:
+        try:
+            view = self.services.gate.enrol(card, **profile)
+        except Exception as exc:
+            self.app.call_from_thread(self.say, f"Profile not saved: {plain_error(exc)}", "error")
+            return
+        self.app.call_from_thread(self._profile_saved, card, view)
+
+    def _profile_saved(self, card: str, view: dict[str, Any]) -> None:
+        paid = "".join(f" {b['bonus'].capitalize()} bonus: +{b['points']} points." for b in view.get("bonuses", []))
+        if self.cart.card == card:
+            self.cart.view = view
+            self.show_member()
+            self.request_quote()
+        self.say(f"Profile saved.{paid}", "ok")
 
     def action_reward(self) -> None:
         view = self.cart.view

@@ -281,6 +281,19 @@ async def test_unknown_card_is_enrolled_with_its_quick_profile(make_app: Callabl
         assert re.search(r"New balance\s+87 pts", receipt), receipt
 
 
+async def test_a_members_profile_is_saved_at_once_even_with_no_sale(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "8")  # Ali Karimi: no phone, no birthday yet
+        before = app.services.gate.card("code:LOY-0008")["programs"]["points"]["balance"]
+        await pilot.press("f3", "enter", *"+98 912 000 0008", "enter", *"04-01", "enter")
+        await until(pilot, lambda: "Profile saved" in text_of(app, "#message"), what="saved")
+        await pilot.press("escape")  # no sale: the profile stays all the same
+        view = app.services.gate.card("code:LOY-0008")
+        assert view["member"]["birthday"] == "04-01" and view["member"]["phone"] == "+98 912 000 0008"
+        assert view["programs"]["points"]["balance"] == before + 25  # the profile bonus, paid once
+
+
 async def test_bad_profile_is_explained_in_the_form(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
