@@ -235,7 +235,7 @@ def refund_slip(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, l
     if result.get("total") is not None:
         doc.add(Row(lang._("Amount"), lang.money(str(result["total"]), str(result.get("currency", cfg.currency.code))), bold=True))
     doc.add(Rule())
-    for pid, moved in (result.get("reversed", {}) or {}).items():
+    for pid, moved in _config_order(cfg, result.get("reversed", {}) or {}):
         name = _program_name(cfg.programs.get(pid), pid, lang)
         for account, amount in moved.items():
             if account == "until":  # a membership taken back: the last day it has left, or none
@@ -244,7 +244,7 @@ def refund_slip(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, l
                 doc.add(Row(name, lang.signed(int(amount))))
             else:
                 doc.add(Row(f"{name}: {lang._(account)}", lang.signed(int(amount))))
-    for pid, points in (result.get("expired") or {}).items():  # come due, written off first
+    for pid, points in _config_order(cfg, result.get("expired") or {}):  # come due, written off first
         doc.add(Row(f"{_program_name(cfg.programs.get(pid), pid, lang)}: {lang._('Expired')}", lang.signed(-int(points))))
     doc.add(Rule())
     for pid, state in (result.get("programs", {}) or {}).items():
@@ -257,6 +257,13 @@ def refund_slip(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, l
                 doc.add(Row("  " + lang._("Rewards ready"), lang.num(int(state["rewards"]))))
     doc.add(Cut())
     return doc
+
+
+def _config_order(cfg: Config, by_program: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Programs as the config lists them: a slip read back from the ledger (keys sorted) prints as the one made
+    at the till."""
+    rank = {pid: i for i, pid in enumerate(cfg.programs)}
+    return sorted(by_program.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0]))
 
 
 # every figure `sync.endofday.z_report` gives per program, in its order: the paper adds up as the JSON does

@@ -374,3 +374,15 @@ def test_a_run_that_stops_at_a_printer_gone_says_how_many_jobs_wait(make_store) 
     assert r.code == 1 and r.json["made_due"] == 2
     assert len(r.json["jobs"]) == 1 and r.json["printed"] == 0  # the first failure stops the run: the printer is down
     assert r.json["waiting"] == 2 and "2 job(s) wait for the next try" in r.err
+
+
+def test_a_refund_slip_read_back_from_the_ledger_prints_as_the_one_made_at_the_till(make_store) -> None:
+    from receipts.templates import refund_slip
+    from receipts.text import render_text
+
+    store: Store = make_store()
+    sale = store.sale(["LAT*3", "CRO"], sale_id="s-slip")  # stamps and points: two programs reversed
+    refund = store.refund(sale["sale"])
+    stored = json.loads(store.service.conn.execute("SELECT result FROM refunds WHERE id=?", (refund["refund"],)).fetchone()[0])
+    assert len(refund["reversed"]) > 1  # the order is what differs between the two
+    assert render_text(refund_slip(stored, store.cfg), 42) == render_text(refund_slip(refund, store.cfg), 42)
