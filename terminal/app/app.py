@@ -12,6 +12,7 @@ from textual import on, work
 from textual.app import App
 
 from drivers.readers.base import CardPresent, CardRemoved, ReaderConnected, ReaderDisconnected
+from ledger.errors import LoyaltyError
 
 from .checkout import CheckoutScreen, plain_error
 from .messages import CardTapped, ManagerResult, ReaderStatus, StatusSnapshot, SyncRoundDone
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from .dialogs import PinScreen
 
 PIN_LOCKOUT_S = 30.0
+MANAGER_FORMS = ("refund", "reprint", "block", "unblock", "replace", "adjust")  # actions with a form (app._manager_form)
 GC_EVERY_S = 2.0  # the young generations, between taps
 GC_FULL_EVERY = 30  # timer ticks: a full collection once a minute
 
@@ -207,51 +209,10 @@ class LoyaltyApp(App[None]):
     def manager_action(self, action: str | None) -> None:
         if action is None:
             return
-        from .dialogs import Field, FormScreen
-
-        co = self.checkout
-        sale_ref = co.last_receipt or ""
-        card = co.cart.card or co.last_card or ""
-        if action == "refund":
-            self.push_screen(
-                FormScreen("Refund a sale", [Field("sale", "Receipt number (or sale id)", sale_ref)]),
-                self._then("refund"),
-            )
-        elif action == "reprint":
-            self.push_screen(
-                FormScreen("Reprint a receipt", [Field("sale", "Receipt number (or sale id)", sale_ref)]),
-                self._then("reprint"),
-            )
-        elif action == "block":
-            self.push_screen(
-                FormScreen("Block a card", [Field("card", "Card id", card), Field("reason", "Reason", "", "lost, stolen, abuse…")],
-                           validate=_needs("card", "reason")),
-                self._then("block"),
-            )
-        elif action == "unblock":
-            self.push_screen(FormScreen("Unblock a card", [Field("card", "Card id", card)], validate=_needs("card")), self._then("unblock"))
-        elif action == "replace":
-            self.push_screen(
-                FormScreen("Replace a card", [Field("old", "Old card id", card), Field("new", "New card id", "", "tap or type the new card")],
-                           validate=_needs("old", "new")),
-                self._then("replace"),
-            )
-        elif action == "adjust":
-            programs = [p.id for p in self.services.gate.points_programs()] + [p.id for p in self.services.gate.stamp_programs()]
-            self.push_screen(
-                FormScreen(
-                    "Adjust a balance",
-                    [
-                        Field("card", "Card id", card),
-                        Field("program", f"Program ({', '.join(programs)})", programs[0] if programs else ""),
-                        Field("amount", "Amount (+ adds, - takes)", "", "+100 or -2"),
-                        Field("reason", "Reason (required)", ""),
-                    ],
-                    validate=_adjust_problem,
-                ),
-                self._then("adjust"),
-            )
-        elif action == "offline":
+        if action in MANAGER_FORMS:
+            self._manager_form(action)
+            return
+        if action == "offline":
             sync = self.services.sync
             offline = not sync.state().forced_offline
             sync.set_offline(offline)
@@ -263,6 +224,7 @@ class LoyaltyApp(App[None]):
                                   "error")
                 return
             day = self.services.gate.loyalty.day(self.services.gate.clock())
+            from .dialogs import Field, FormScreen
 
             def confirmed(values: dict[str, str] | None) -> None:
                 if values is not None:
@@ -277,6 +239,33 @@ class LoyaltyApp(App[None]):
                            validate=lambda v: None if v["confirm"].strip().lower() == "yes" else "type yes to close the day, or Esc"),
                 confirmed,
             )
+
+    def _manager_form(self, action: str, typed: dict[str, str] | None = None, error: str = "") -> None:
+        """The form of a manager action: first with what the till knows (the last receipt, the card in hand), again with
+        what was typed when the ledger refused it, the reason shown (the PIN is not asked again)."""
+        from .dialogs import Field, FormScreen
+
+        co = self.checkout
+        sale_ref = co.last_receipt or ""
+        card = co.cart.card or co.last_card or ""
+        programs = [p.id for p in self.services.gate.points_programs()] + [p.id for p in self.services.gate.stamp_programs()]
+        forms: dict[str, tuple[str, list[Field], Callable[[dict[str, str]], str | None] | None]] = {
+            "refund": ("Refund a sale", [Field("sale", "Receipt number (or sale id)", sale_ref)], None),
+            "reprint": ("Reprint a receipt", [Field("sale", "Receipt number (or sale id)", sale_ref)], None),
+            "block": ("Block a card", [Field("card", "Card id", card), Field("reason", "Reason", "", "lost, stolen, abuse…")],
+                      _needs("card", "reason")),
+            "unblock": ("Unblock a card", [Field("card", "Card id", card)], _needs("card")),
+            "replace": ("Replace a card", [Field("old", "Old card id", card), Field("new", "New card id", "", "tap or type the new card")],
+                        _needs("old", "new")),
+            "adjust": ("Adjust a balance", [Field("card", "Card id", card),
+                                            Field("program", f"Program ({', '.join(programs)})", programs[0] if programs else ""),
+                                            Field("amount", "Amount (+ adds, - takes)", "", "+100 or -2"),
+                                            Field("reason", "Reason (required)", "")], _adjust_problem),
+        }
+        title, fields, validate = forms[action]
+        if typed:
+            fields = [Field(f.name, f.label, typed.get(f.name, f.value), f.placeholder, f.password) for f in fields]
+        self.push_screen(FormScreen(title, fields, validate=validate, error=error), self._then(action))
 
     def _then(self, action: str) -> Callable[[dict[str, str] | None], None]:
         def done(values: dict[str, str] | None) -> None:
@@ -328,7 +317,10 @@ class LoyaltyApp(App[None]):
                 view = gate.adjust(values["card"], values["program"].strip(), amount, values["reason"])
                 self.post_message(ManagerResult(True, f"Adjusted {values['program']} by {amount:+d} on {view['card']}.", view))
         except Exception as exc:
-            self.post_message(ManagerResult(False, f"{action.replace('_', ' ').capitalize()} not done: {plain_error(exc)}"))
+            said = f"{action.replace('_', ' ').capitalize()} not done: {plain_error(exc)}"
+            # a value refused: the form again, as typed (a crash is not the manager's to retype)
+            retry = (action, values, plain_error(exc)) if isinstance(exc, LoyaltyError) else None
+            self.post_message(ManagerResult(False, said, retry=retry))
 
     def _print_quietly(self, kind: str, ref: str, *, copy: bool = False) -> None:
         try:
@@ -339,6 +331,9 @@ class LoyaltyApp(App[None]):
     @on(ManagerResult)
     def _manager_result(self, msg: ManagerResult) -> None:
         self.note_manager(msg.ok, msg.text)
+        if msg.retry is not None:
+            action, typed, reason = msg.retry
+            self._manager_form(action, typed, reason)
         if msg.receipt:
             self.checkout.show_receipt(msg.receipt, f"printed on {self.services.printer.name}")
         # a slip on screen stays there: tapping the card again to refresh its panel would cover it

@@ -49,12 +49,14 @@ class FormScreen(ModalScreen[dict[str, str] | None]):
     DEFAULT_CSS = "FormScreen { align: center middle; }" + DIALOG_CSS
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, fields: list[Field], *, hint: str = "", validate: Callable[[dict[str, str]], str | None] | None = None):
+    def __init__(self, title: str, fields: list[Field], *, hint: str = "", validate: Callable[[dict[str, str]], str | None] | None = None,
+                 error: str = ""):
         super().__init__()
         self.form_title = title
         self.fields = fields
         self.hint = hint
         self.validate = validate
+        self.error = error  # shown from the start: the form opened again with what the ledger refused
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -62,7 +64,7 @@ class FormScreen(ModalScreen[dict[str, str] | None]):
             for f in self.fields:
                 yield Label(Text(f.label))
                 yield Input(value=f.value, placeholder=f.placeholder, password=f.password, id=f"field-{f.name}")
-            yield Label("", classes="error", id="form-error")
+            yield Label(Text(self.error), classes="error", id="form-error")
             yield Label(Text(self.hint or "Enter: next / done   Esc: cancel"), classes="hint")
 
     def values(self) -> dict[str, str]:

@@ -83,6 +83,8 @@ class ManagerResult(Message):
     text: str
     view: dict[str, Any] | None = None
     receipt: str | None = None
+    # a value the ledger refused: the form opens again with what was typed (action, values, the reason)
+    retry: tuple[str, dict[str, str], str] | None = None
 
 
 @dataclass

@@ -424,6 +424,22 @@ async def test_end_of_day_waits_for_the_sale_in_the_cart(make_app: Callable[...,
         assert "type yes" in str(app.screen.query_one("#form-error").render())
 
 
+async def test_a_value_the_ledger_refuses_opens_the_form_again_as_typed(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f12", *"1234", "enter")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "ManagerMenu")
+        await pilot.press("r")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen", what="refund form")
+        field = app.screen.query_one("#field-sale")
+        field.value = "xyz"
+        await pilot.press("enter")
+        # the same form again, with what was typed and why it was refused; no PIN asked
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen" and "no sale" in text_of(app, "#form-error"),
+                    what="the form again")
+        assert app.screen.query_one("#field-sale").value == "xyz"
+
+
 async def test_closing_the_pin_dialog_gives_no_new_tries(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
