@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .dialogs import PinScreen
 
 PIN_LOCKOUT_S = 30.0
+QUIT_CONFIRM_S = 3.0  # a second Ctrl+Q within this quits with a sale in the cart
 MANAGER_FORMS = ("refund", "reprint", "block", "unblock", "replace", "adjust")  # actions with a form (app._manager_form)
 GC_EVERY_S = 2.0  # the young generations, between taps
 GC_FULL_EVERY = 30  # timer ticks: a full collection once a minute
@@ -45,6 +46,16 @@ class LoyaltyApp(App[None]):
         self._gc_ticks = 0
 
     _theme_cache: tuple[str, Theme] | None = None
+    _quit_armed_at = 0.0
+
+    async def action_quit(self) -> None:
+        """Ctrl+Q: with a sale in the cart, only when pressed twice (it would leave the customer's sale unpaid)."""
+        lines = self.checkout.cart.lines if self.screen is self.checkout else []
+        if lines and time.monotonic() - self._quit_armed_at > QUIT_CONFIRM_S:
+            self._quit_armed_at = time.monotonic()
+            self.checkout.say(f"A sale is in the cart and not paid: Ctrl+Q again within {QUIT_CONFIRM_S:.0f} s quits.", "warn")
+            return
+        self.exit()
 
     @property
     def current_theme(self) -> Theme:

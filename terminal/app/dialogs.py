@@ -242,7 +242,7 @@ KEYS: list[tuple[str, str]] = [
     ("F2", "tap a card (demo keys, or type an id)"),
     ("F3", "quick profile for a new card: name, phone, birthday"),
     ("F4", "apply a ready reward (again: take it off)"),
-    ("F5", "redeem points: type points (200) or an amount (1.000); blank = all that fits"),
+    ("F5", "redeem points: type points (200) or an amount (1.000); blank = all that fits; 0 = none"),
     ("Up / Down", "select a cart line"),
     ("PgUp / PgDn", "scroll the receipt"),
     ("F6", "remove the selected line"),
@@ -251,7 +251,7 @@ KEYS: list[tuple[str, str]] = [
     ("F9", "complete the sale (receipt preview and print)"),
     ("F12", "manager actions (PIN): refund, reprint, block, unblock, replace, adjust, offline, end of day"),
     ("Esc", "clear the customer (twice with items in the cart)"),
-    ("Ctrl+Q", "quit"),
+    ("Ctrl+Q", "quit (twice with a sale in the cart)"),
 ]
 
 

@@ -109,8 +109,9 @@ class MemberScreen(Screen[None]):
             what = KIND_WORDS.get(ev["kind"], ev["kind"])
             if ev["kind"] == "bonus" and payload.get("bonus"):
                 what = f"bonus {payload['bonus']}"
-            if payload.get("reason"):
-                what += f" ({payload['reason']})"
+            if payload.get("reason"):  # a long reason is cut here (the summary has it whole): the columns after it stay on screen
+                reason = payload["reason"] if len(payload["reason"]) <= 16 else payload["reason"][:15] + "…"
+                what += f" ({reason})"
             amount = f"{ev['amount']:+d} {ev['account']}" if ev["account"] and ev["amount"] else ""
             if ev["kind"] == "sale":
                 amount = _money(self.services, payload.get("total"))
@@ -125,7 +126,7 @@ class MemberScreen(Screen[None]):
     def _local(self, ts: str) -> str:
         """Store time: the ledger keeps UTC, the manager reads the shop's clock."""
         try:
-            return local_time(ts, self.services.cfg.store.tz).strftime("%y-%m-%d %H:%M")
+            return local_time(ts, self.services.cfg.store.tz).strftime("%Y-%m-%d %H:%M")  # 26-11-23 read as a year 2023
         except ValueError:
             return ts[:16]
 

@@ -440,6 +440,18 @@ async def test_a_value_the_ledger_refuses_opens_the_form_again_as_typed(make_app
         assert app.screen.query_one("#field-sale").value == "xyz"
 
 
+async def test_ctrl_q_with_a_sale_in_the_cart_asks_twice(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        await add(pilot, "LAT")
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: "Ctrl+Q again" in text_of(app, "#message"), what="the warning")
+        assert app.is_running and app.checkout.cart.lines
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running, what="quit")
+
+
 async def test_closing_the_pin_dialog_gives_no_new_tries(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
