@@ -182,31 +182,37 @@ class CheckoutScreen(Screen[None]):
             msg.set_classes(kind)
         msg.update(Text(text), layout=False)  # messages quote config keys like [sync]: never markup
 
-    # the long status line takes ~110 columns; a narrower screen gets the short one, which keeps the till's id
-    STATUS_WIDE = 112
-
     def on_resize(self) -> None:
         if self.query("#status"):
             self.show_status(self._status)
 
     def show_status(self, snap: StatusSnapshot | None) -> None:
         self._status = snap
-        wide = self.app.size.width >= self.STATUS_WIDE
-        parts = [self.reader_text]
-        printer = f"printer {self.services.printer.name}" if wide else "printer:"
-        if snap is None:
-            parts.append(printer)
-            parts.append("sync …")
-        else:
-            parts.append(f"{printer} ({snap.queued_prints} queued)" if wide else f"{printer} {snap.queued_prints} queued")
-            sync = snap.sync
-            mode = "online" if sync.online and not sync.forced_offline else ("OFFLINE (forced)" if sync.forced_offline else "offline")
-            parts.append(f"{mode}: {sync.pending} pending, {'last sync' if wide else 'synced'} {sync.last_sync or 'never'}")
-        parts.append(f"{self.cfg.store.name} · {self.cfg.store.terminal}" if wide else self.cfg.store.terminal)
+        # the longest form that fits the width: every part (the till's id last) stays on screen at 80 columns
+        width = self.app.size.width - 1
+        line = next((text for text in (self._status_line(snap, level) for level in range(3)) if len(text) <= width),
+                    self._status_line(snap, 2))
         found = self.query("#status")
         if not found:  # a status worker can report while the app is closing
             return
-        found.first(Static).update(Text(" │ ".join(parts)), layout=False)
+        found.first(Static).update(Text(line), layout=False)
+
+    def _status_line(self, snap: StatusSnapshot | None, level: int) -> str:
+        """The status bar: 0 in full, 1 short, 2 shortest."""
+        parts = [self.reader_text]
+        printer = (f"printer {self.services.printer.name}", "printer:", "prn")[level]
+        if snap is None:
+            parts += [printer, "sync …"]
+        else:
+            parts.append(f"{printer} ({snap.queued_prints} queued)" if level == 0 else f"{printer} {snap.queued_prints} queued")
+            sync = snap.sync
+            mode = "online" if sync.online and not sync.forced_offline else (
+                ("OFFLINE (forced)" if level < 2 else "OFFLINE") if sync.forced_offline else "offline")
+            last = sync.last_sync or "never"
+            parts.append((f"{mode}: {sync.pending} pending, last sync {last}", f"{mode}: {sync.pending} pending, synced {last}",
+                          f"{mode}: {sync.pending} pending")[level])
+        parts.append(f"{self.cfg.store.name} · {self.cfg.store.terminal}" if level == 0 else self.cfg.store.terminal)
+        return " │ ".join(parts)
 
     # ------------------------------------------------------------ cart
 

@@ -98,7 +98,7 @@ async def test_force_offline_pauses_background_sync(make_app: Callable[..., Loya
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: server_head(live, tid) == local_head(app) > 0, timeout=60, what="the seeded events on the server")
         await _manager(pilot, "o")
-        await until(pilot, lambda: "OFFLINE (forced)" in text_of(app, "#status"), what="forced offline")
+        await until(pilot, lambda: "OFFLINE" in text_of(app, "#status"), what="forced offline")
         before = server_head(live, tid)
         await _sell_one(pilot)
         assert local_head(app) > before

@@ -452,6 +452,17 @@ async def test_ctrl_q_with_a_sale_in_the_cart_asks_twice(make_app: Callable[...,
         await until(pilot, lambda: not app.is_running, what="quit")
 
 
+@pytest.mark.parametrize("width", [80, 100, 112, 120, 129])
+async def test_the_status_bar_keeps_the_till_id_at_any_width(make_app: Callable[..., LoyaltyApp], width: int) -> None:
+    app = make_app()
+    async with app.run_test(size=(width, 30)) as pilot:
+        app.services.sync.set_offline(True)  # the longest sync part: OFFLINE (forced)
+        app.refresh_status()
+        await until(pilot, lambda: "OFFLINE" in text_of(app, "#status"), what="offline shown")
+        line = text_of(app, "#status")
+        assert line.rstrip().endswith("till-1") and len(line.rstrip()) < width, line
+
+
 async def test_closing_the_pin_dialog_gives_no_new_tries(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
