@@ -207,6 +207,8 @@ class Loyalty:
             row = self._card_for_sale(conn, card_id, allow_unknown=True)
             state = member_state(conn, self.cfg, row["member_id"], day, now=now) if row else MemberState()
             plan = price_cart(self.cfg, req.items, state, req.redeem, day)
+            if row and (plan.rewards_used or plan.points_redeemed):  # said when the redemption is asked, not at payment
+                self._check_redeem_cap(conn, str(row["member_id"]), day)
         return self._totals_json(plan) | {"earned": _earned(plan), "redeemed": _redeemed(plan)}
 
     def checkout(self, req: CheckoutRequest, now: datetime) -> dict[str, Any]:
@@ -256,7 +258,7 @@ class Loyalty:
             seen = len(tx.appended)  # the expiry above is already in `state`
             plan = price_cart(self.cfg, req.items, state, req.redeem, day)
             if plan.rewards_used or plan.points_redeemed:
-                self._check_redeem_cap(tx, member_id, day)
+                self._check_redeem_cap(tx.conn, member_id, day)
 
             tx.append(
                 "sale",
@@ -649,11 +651,11 @@ class Loyalty:
         if tx.conn.execute("SELECT 1 FROM business_days WHERE day=?", (day.isoformat(),)).fetchone():
             raise _day_closed(day)
 
-    def _check_redeem_cap(self, tx: Tx, member_id: str, day: date) -> None:
+    def _check_redeem_cap(self, conn: sqlite3.Connection, member_id: str, day: date) -> None:
         cap = self.cfg.offline.max_redeem_per_card_per_day
         if not cap:
             return
-        here, elsewhere = tx.conn.execute(
+        here, elsewhere = conn.execute(
             "SELECT (SELECT COUNT(DISTINCT e.sale_id) FROM events e JOIN sales s ON s.id = e.sale_id"
             " WHERE e.member_id=:m AND e.business_day=:d AND e.kind='redeem' AND s.refund_id IS NULL),"
             # at the rest of the chain's tills, as of the last pull

@@ -86,7 +86,7 @@ class CheckoutScreen(Screen[None]):
     #item-input { margin: 0; }
     #cart { height: 1fr; }
     #totals { height: 4; padding: 0 1; border-top: solid $primary; }
-    #message { height: auto; max-height: 2; padding: 0 1; }
+    #message { height: auto; max-height: 3; padding: 0 1; }
     #message.error { background: $error; color: $text; text-style: bold; }
     #message.ok { background: $success-darken-2; color: $text; }
     #message.warn { background: $warning-darken-2; color: $text; }

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from ledger.errors import LoyaltyError
+from ledger.service import CheckoutRequest
 from ledger.verify import verify
 
 CARD = "uid:04A1B2C3D4E5F6"
@@ -226,6 +227,11 @@ def test_daily_redemption_cap(make_store):
     with pytest.raises(LoyaltyError) as err:
         store.sale(CARD, ["LAT"], ["points=100"])
     assert err.value.code == "redeem_cap"
+    # the cashier hears it when asking for the redemption (the quote), not only at payment
+    with pytest.raises(LoyaltyError) as err:
+        store.service.quote(CheckoutRequest.from_cli(CARD, ["LAT"], ["points=100"]), store.now("2026-11-22T12:00"))
+    assert err.value.code == "redeem_cap"
+    assert store.service.quote(CheckoutRequest.from_cli(CARD, ["LAT"], []), store.now("2026-11-22T12:00"))["redeemed"] == {}
     assert store.sale(CARD, ["LAT"], ["points=100"], at="2026-11-23T10:00")["redeemed"] == {"points": 100}
 
 
