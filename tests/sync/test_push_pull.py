@@ -420,17 +420,18 @@ def test_the_clock_skew_warning_says_which_way_the_till_is_off() -> None:
 def _backup(path: Any) -> bytes:
     """The SQLite server file as a backup would hold it (everything checkpointed)."""
     import sqlite3
+    from contextlib import closing
 
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:  # closed, not only committed: no handle on the file outlives the copy
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return bytes(path.read_bytes())
 
 
 def _restore(path: Any, saved: bytes) -> ServerStore:
-    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        extra.unlink(missing_ok=True)
-    path.write_bytes(saved)
-    return ServerStore(f"sqlite:///{path}")
+    """The server started again on the backup (in a file of its own: no handle on the old one can reach it)."""
+    restored = path.with_name("restored-" + path.name)
+    restored.write_bytes(saved)
+    return ServerStore(f"sqlite:///{restored}")
 
 
 def test_a_server_restored_from_a_backup_gets_back_what_it_lost_at_the_next_sync(tmp_path: Any,
