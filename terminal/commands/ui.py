@@ -46,9 +46,12 @@ def cmd_demo(args: argparse.Namespace, ctx: Context) -> Output | int:
     workdir = Path(args.dir or tempfile.mkdtemp(prefix="loyalty-demo-"))
     if workdir.exists() and not workdir.is_dir():
         raise LoyaltyError("usage", f"--dir {workdir} is a file, not a folder")
+    if not args.script and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # the screen drawn into a pipe or a file would never end: the walk-through shows the same without one
+        print("loyalty: no terminal here: the headless walk-through instead (loyalty demo --script)", file=sys.stderr)
+        args.script = True
     if args.script:
         return _script(workdir, ctx)
-    _need_terminal("loyalty demo (without --script)")
     from ledger import config as config_mod
     from terminal.demo import DEMO_STORE
 
