@@ -24,7 +24,7 @@ def _fast_frames() -> None:
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="the cashier app on the seeded demo store: simulated reader, preview printer")
     p.add_argument("--dir", help="where the demo keeps its config and ledger (default: a new temp dir); reused if seeded")
-    p.add_argument("--script", action="store_true", help="no UI: a scripted walk through the demo store (enrol, sales, receipt)")
+    p.add_argument("--script", action="store_true", help="no UI: a scripted walk through the demo store (enrol, sales, receipt); also what runs where there is no terminal")
     p.set_defaults(handler=cmd_demo)
 
     p = sub.add_parser("run", help="the cashier app on the configured reader, printer and ledger")
