@@ -76,12 +76,17 @@ def purchases(conn: sqlite3.Connection, member_id: str, program_id: str, *, refu
 def settle(conn: sqlite3.Connection, member_id: str, program_id: str, *, refunding: str | None = None) -> str | None:
     """Write the member's last day of the program (memberships) from every purchase known; returns it."""
     last = last_day(purchases(conn, member_id, program_id, refunding=refunding))
-    if last is None:
+    return write(conn, member_id, program_id, last.isoformat() if last else None)
+
+
+def write(conn: sqlite3.Connection, member_id: str, program_id: str, until: str | None) -> str | None:
+    """The member's last day of the program, as `memberships` keeps it (None: no row); returns it."""
+    if until is None:
         conn.execute("DELETE FROM memberships WHERE member_id=? AND program_id=?", (member_id, program_id))
-        return None
-    conn.execute(
-        "INSERT INTO memberships (member_id, program_id, valid_until) VALUES (?,?,?)"
-        " ON CONFLICT (member_id, program_id) DO UPDATE SET valid_until=excluded.valid_until",
-        (member_id, program_id, last.isoformat()),
-    )
-    return last.isoformat()
+    else:
+        conn.execute(
+            "INSERT INTO memberships (member_id, program_id, valid_until) VALUES (?,?,?)"
+            " ON CONFLICT (member_id, program_id) DO UPDATE SET valid_until=excluded.valid_until",
+            (member_id, program_id, until),
+        )
+    return until

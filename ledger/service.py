@@ -291,9 +291,7 @@ class Loyalty:
                 tx.append("spend", event_id=ids.next(), program_id=MEMBER, account="spend", amount=plan.total, **common)
             for pid, periods in plan.memberships_bought.items():
                 self._extend_membership(tx, ids, member_id, card_id, sale_id, pid, periods, day)
-            bonuses = [{"bonus": name, "program": self.cfg.bonuses.program, "points": points}
-                       for name, points in (("welcome", welcome), ("profile", profile_bonus)) if points]
-            bonuses += self._sale_bonuses(tx, ids, member, card_id, sale_id, day)
+            bonuses = self._enrolment_bonuses(welcome, profile_bonus) + self._sale_bonuses(tx, ids, member, card_id, sale_id, day)
             spend_after = state.window_spend + plan.total
             tier_change = self._tier_event(tx, ids, member_id, card_id, sale_id, plan.tier.id if plan.tier else None, day, spend_after)
             if member["first_sale_id"] is None:
@@ -400,17 +398,14 @@ class Loyalty:
             taken_back: dict[str, str | None] = {}  # memberships: the last day left
             # bonuses for joining stay: the card stays enrolled, whichever sale enrolled it
             events = [ev for ev in events if not (ev["kind"] == "bonus" and json.loads(ev["payload"] or "{}").get("bonus") in ENROLMENT_BONUSES)]
-            need: dict[str, int] = {}  # points the refund takes back, per program (for the message when they are not there)
-            for ev in events:
-                if ev["account"] == "points" and int(ev["amount"]) > 0:
-                    need[ev["program_id"]] = need.get(ev["program_id"], 0) + int(ev["amount"]) - lots.expired_from(tx, ev["event_id"])
-            taken: dict[str, int] = {}
+            taken: dict[str, int] = {}  # points taken back so far, per program (the message adds them to the balance left)
             for ev in events:
                 kind, pid, account, amount = ev["kind"], ev["program_id"], ev["account"], int(ev["amount"])
                 if kind in ("sale", "enrol", "tier", "profile", "referrer"):
                     continue
                 if kind == "membership":
-                    until = self._unextend_membership(tx, member_id, pid, sale_id)
+                    # the days it paid for go (memberships.py says how); the last day left is what the slip shows
+                    until = memberships.settle(tx.conn, member_id, pid, refunding=sale_id)
                     tx.append("reverse", event_id=ids.next(), program_id=pid, ref_event_id=ev["event_id"],
                               payload={"until": until}, **common)
                     taken_back[pid] = until
@@ -427,7 +422,7 @@ class Loyalty:
                     if have < -delta:
                         raise LoyaltyError(
                             "insufficient_balance",
-                            f"cannot refund sale {receipt}: {pid}: it takes back the {need[pid]} points it earned, and the card "
+                            f"cannot refund sale {receipt}: {pid}: it takes back the {_points_back(tx, events, pid)} points it earned, and the card "
                             f"holds {have + taken.get(pid, 0)}; {self._refund_first(tx, member_id, pid, 'points', last_seq)}",
                         )
                     taken[pid] = taken.get(pid, 0) - delta
@@ -507,8 +502,7 @@ class Loyalty:
             card = tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
             view = card_view(tx.conn, self.cfg, card, day)
             # what the cashier tells the customer: the points this enrolment paid
-            view["bonuses"] = [{"bonus": name, "program": self.cfg.bonuses.program, "points": points}
-                               for name, points in (("welcome", welcome), ("profile", profile_bonus)) if points]
+            view["bonuses"] = self._enrolment_bonuses(welcome, profile_bonus)
             return view
 
     def block(self, raw_card: str, now: datetime, reason: str = "") -> dict[str, Any]:
@@ -736,6 +730,11 @@ class Loyalty:
         tx.conn.execute("INSERT INTO awards (member_id, award, event_id, sale_id) VALUES (?,?,?,?)", (member_id, award, ev_id, sale_id))
         return points
 
+    def _enrolment_bonuses(self, welcome: int, profile: int) -> list[dict[str, Any]]:
+        """The welcome and profile bonuses paid, as a sale's and an enrolment's answers list them."""
+        return [{"bonus": name, "program": self.cfg.bonuses.program, "points": points}
+                for name, points in (("welcome", welcome), ("profile", profile)) if points]
+
     def _sale_bonuses(self, tx: Tx, ids: _Ids, member: sqlite3.Row, card_id: str, sale_id: str, day: date) -> list[dict[str, Any]]:
         paid: list[dict[str, Any]] = []
         b = self.cfg.bonuses
@@ -808,10 +807,6 @@ class Loyalty:
         # nothing later here took them: another till of the chain did, or an adjustment
         return ("no later sale at this till spent them (they went at another till or in an adjustment):"
                 " the card must hold them again before this refund")
-
-    def _unextend_membership(self, tx: Tx, member_id: str, program_id: str, sale_id: str) -> str | None:
-        """Take back the days a refunded purchase added (memberships.py says how); returns the last day left."""
-        return memberships.settle(tx.conn, member_id, program_id, refunding=sale_id)
 
     def _settle_stamps(self, tx: Tx, ids: _Ids, program: StampsProgram, member_id: str, card_id: str, sale_id: str, receipt: str,
                        last_seq: int, reversed_: dict[str, dict[str, int]]) -> None:
@@ -890,19 +885,10 @@ class Loyalty:
                                            f" from today (paid until {previous})" if previous else
                                f"{program.name}: {periods} periods would run past {MAX_MEMBERSHIP_DAYS // 365} years")
         until = start + timedelta(days=program.period_days * periods - 1)
-        self._set_membership(tx, member_id, program_id, until.isoformat())
+        memberships.write(tx.conn, member_id, program_id, until.isoformat())
         tx.append("membership", event_id=ids.next(), member_id=member_id, card_id=card_id, program_id=program_id, sale_id=sale_id,
                   payload={"from": start.isoformat(), "until": until.isoformat(), "previous_until": previous})
 
-    def _set_membership(self, tx: Tx, member_id: str, program_id: str | None, until: str | None) -> None:
-        if until is None:
-            tx.conn.execute("DELETE FROM memberships WHERE member_id=? AND program_id=?", (member_id, program_id))
-        else:
-            tx.conn.execute(
-                "INSERT INTO memberships (member_id, program_id, valid_until) VALUES (?,?,?)"
-                " ON CONFLICT (member_id, program_id) DO UPDATE SET valid_until=excluded.valid_until",
-                (member_id, program_id, until),
-            )
 
     def _tier_event(
         self, tx: Tx, ids: _Ids, member_id: str, card_id: str, sale_id: str, before: str | None, day: date, spend: int | None = None
@@ -929,6 +915,12 @@ def _normalize(raw: str) -> str:
 
 def _day_closed(day: date) -> LoyaltyError:
     return LoyaltyError("day_closed", f"business day {day} is closed (end of day ran); no more sales, refunds, enrolments or adjustments on it")
+
+
+def _points_back(tx: Tx, events: list[sqlite3.Row], program_id: str) -> int:
+    """The points a refund takes back in `program_id`: what its sale credited, less what has expired from it."""
+    return sum(int(ev["amount"]) - lots.expired_from(tx, ev["event_id"]) for ev in events
+               if ev["program_id"] == program_id and ev["account"] == "points" and int(ev["amount"]) > 0)
 
 
 def _card_refused(row: sqlite3.Row) -> LoyaltyError:
