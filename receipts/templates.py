@@ -279,6 +279,7 @@ Z_PROGRAM_LABELS = {
     "rewards_issued": "Rewards issued",
     "rewards_redeemed": "Rewards redeemed",
     "rewards_reversed": "Rewards reversed",
+    "rewards_back_to_stamps": "Rewards back to stamps",
 }
 
 # shown when zero too; corrections and refunds only on days that had them

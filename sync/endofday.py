@@ -21,6 +21,7 @@ from ledger.store import GENESIS
 from .client import Offline, PullSummary, PushSummary, SyncClient, skew_warning
 
 POINT_CREDITS = ("earn", "bonus")
+REWARDS_BACK = "reward back"  # not an event kind: vouchers a refund turned back into stamps
 EOD_OFFLINE = "end_of_day_offline:"  # sync_state key prefix, per business day: when its end of day could not sync
 
 
@@ -104,6 +105,15 @@ def z_report(conn: sqlite3.Connection, cfg: Config, day: date) -> dict[str, Any]
             " GROUP BY program_id, account, kind", (d,)
         ):
             moves.setdefault(f"{pid}/{account}", {})[kind] = int(amount)
+        # vouchers a refund turned back into stamps are not fewer vouchers issued: they may have been issued
+        # on another day or at another till, and the day's issued count would go below zero
+        for pid, back in conn.execute(
+            "SELECT program_id, -SUM(amount) FROM events WHERE business_day=? AND account='rewards' AND kind='reward' AND amount < 0"
+            " GROUP BY program_id", (d,)
+        ):
+            by_kind = moves.setdefault(f"{pid}/rewards", {})
+            by_kind["reward"] = by_kind.get("reward", 0) + int(back)
+            by_kind[REWARDS_BACK] = int(back)
         kinds = dict(conn.execute("SELECT kind, COUNT(*) FROM events WHERE business_day=? GROUP BY kind", (d,)).fetchall())
         span = conn.execute("SELECT MIN(seq), MAX(seq), COUNT(*) FROM events WHERE business_day=?", (d,)).fetchone()
         head = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('head_seq', 'head_hash')").fetchall())
@@ -137,6 +147,7 @@ def z_report(conn: sqlite3.Connection, cfg: Config, day: date) -> dict[str, Any]
             p["rewards_issued"] = by_kind.get("reward", 0)
             p["rewards_redeemed"] = -by_kind.get("redeem", 0)
             p["rewards_reversed"] = by_kind.get("reverse", 0)
+            p["rewards_back_to_stamps"] = by_kind.get(REWARDS_BACK, 0)
     head_seq, head_hash = int(head.get("head_seq", 0)), str(head.get("head_hash", GENESIS))
     acked_seq, acked_hash = int(state.get("acked_seq", 0)), str(state.get("acked_hash", GENESIS))
     total, refunded = int(sales[3] or 0), int(refunds[1] or 0)

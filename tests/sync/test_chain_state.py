@@ -10,6 +10,7 @@ import pytest
 from synctools import NOW, Terminal, in_process
 
 from ledger.errors import LoyaltyError
+from sync.endofday import z_report
 from sync.store import ServerStore
 
 CARD = "uid:04A1B2C3D4E5F6"
@@ -169,3 +170,20 @@ def test_a_referral_recorded_at_one_till_is_paid_on_the_first_sale_at_another(
         assert a.sale(CARD, "ESP")["bonuses"] == []  # not again at the till that recorded the referral
         sync(http, a, b)
         assert b.loyalty.card(friend, NOW)["programs"]["points"]["balance"] == friend_points
+
+
+def test_a_voucher_issued_at_another_till_and_turned_back_by_a_refund_is_not_a_negative_issue(
+        server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    with in_process(server) as http:
+        five = b.sale(CARD, "LAT*5")
+        sync(http, b, a)
+        assert a.sale(CARD, "LAT*5")["rewards_issued"] == {"coffee": 1}  # b's five and a's five: a full card, at a
+        sync(http, a, b)
+        back = b.loyalty.refund(five["sale"], NOW + timedelta(hours=1))  # b's stamps go: a's voucher is stamps again
+        assert back["programs"]["coffee"]["rewards"] == 0 and back["programs"]["coffee"]["stamps"] == 5
+        coffee = z_report(b.conn, b.cfg, NOW.date())["programs"]["coffee"]
+        assert coffee["rewards_issued"] == 0 and coffee["rewards_back_to_stamps"] == 1
+        assert coffee["stamps_given"] == 5 and coffee["stamps_reversed"] == -5
+        assert z_report(a.conn, a.cfg, NOW.date())["programs"]["coffee"]["rewards_issued"] == 1
