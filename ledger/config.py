@@ -180,6 +180,7 @@ def _build(root: Table, file: Path) -> Config:
         token_file=_path(base, token) if token else None,
         interval_seconds=sy.integer("interval_seconds", 60, minimum=1, maximum=86_400),
         timeout_s=sy.number("timeout_s", 10.0),
+        retry_for_s=sy.number("retry_for_s", 15.0, maximum=600.0),
     )
     sy.done()
 

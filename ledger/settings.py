@@ -84,6 +84,7 @@ class SyncConfig:
     token_file: Path | None = None
     interval_seconds: int = 60
     timeout_s: float = 10.0
+    retry_for_s: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)

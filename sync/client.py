@@ -131,6 +131,8 @@ class SyncClient:
         attempts: int = 6,
         backoff_s: float = 0.2,
         backoff_max_s: float = 5.0,
+        give_up_s: float | None = None,
+        on_retry: Callable[[str, float], None] | None = None,
         batch: int = MAX_BATCH,
         page: int = 500,
         progress: ProgressFn | None = None,
@@ -149,6 +151,9 @@ class SyncClient:
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
+        # attempts bound a server that answers badly; this bounds the wait for one that does not answer at all
+        self.give_up_s = give_up_s
+        self.on_retry = on_retry  # told why and how long before each retry, for a person watching
         self.batch = min(batch, MAX_BATCH)
         self.page = page
         self.progress = progress
@@ -197,11 +202,16 @@ class SyncClient:
         """One logical request, retried with jittered exponential backoff on anything transient."""
         headers = {**self.headers, **(headers or {})}
         last = ""
+        started = time.monotonic()
         for attempt in range(self.attempts):
             if attempt:
+                delay = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1)) * (0.5 + self.rng.random() / 2)
+                if self.give_up_s is not None and time.monotonic() - started + delay > self.give_up_s:
+                    break
                 self.retries += 1
-                delay = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
-                time.sleep(delay * (0.5 + self.rng.random() / 2))
+                if self.on_retry:
+                    self.on_retry(last, delay)
+                time.sleep(delay)
             try:
                 resp = self.http.request(method, url, headers=headers, **kw)
                 body = resp.json()

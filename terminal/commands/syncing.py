@@ -21,7 +21,9 @@ DEFAULT_SERVER_DB = "sqlite:///var/server.db"
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("sync", help="push this till's events to the server and pull the chain's cards")
+    p = sub.add_parser("sync", help="push this till's events to the server and pull the chain's cards",
+                       description="Push this till's events to the server and pull the chain's cards. A server that does not answer"
+                                   " is tried again for [sync] retry_for_s (15 s) before the sync says offline.")
     p.add_argument("--end-of-day", action="store_true", help="also close the business day, expire due points and print the Z report")
     p.add_argument("--day", metavar="DATE", help="the business day to close (default: today)")
     p.add_argument("--server", metavar="URL", help="override [sync] server")
@@ -98,6 +100,13 @@ class _Bar:
         sys.stderr.flush()
         self.shown = True
 
+    def retrying(self, why: str, delay: float) -> None:
+        if not self.enabled:
+            return
+        sys.stderr.write(f"\rno answer from the sync server ({why}); trying again in {delay:.1f} s" + " " * 10)
+        sys.stderr.flush()
+        self.shown = True
+
     def done(self) -> None:
         if self.shown:
             sys.stderr.write("\n")
@@ -118,7 +127,9 @@ def _client(ctx: Context, args: argparse.Namespace, bar: _Bar) -> Any:
         raise LoyaltyError("bad_url", f"sync server: {problem}")
     return SyncClient(
         ctx.service.conn, server=server, token=read_token(cfg.sync.token_file), store_id=cfg.store.id,
-        terminal_id=cfg.store.terminal, timeout_s=cfg.sync.timeout_s, attempts=4, progress=bar,
+        # a server that does not answer is tried again for [sync] retry_for_s: long enough to ride out its restart
+        terminal_id=cfg.store.terminal, timeout_s=cfg.sync.timeout_s, attempts=100, give_up_s=cfg.sync.retry_for_s,
+        progress=bar, on_retry=bar.retrying,
         clock=(lambda: ctx.now) if ctx.now_text else None,
     )
 

@@ -110,6 +110,8 @@ def test_sync_without_a_server_says_offline(tmp_path: Path) -> None:
     till.mkdir()
     text = (REPO / "config.toml").read_text(encoding="utf-8").replace("http://127.0.0.1:8765", f"http://127.0.0.1:{free_port()}")
     text = text.replace('url = "preview://"', f'url = "preview://{till / "paper"}"')
+    text = text.replace("interval_seconds = 60", "interval_seconds = 60\nretry_for_s = 0.5")  # nobody will answer: no need to wait
+    assert "retry_for_s" in text
     (till / "config.toml").write_text(text + "\n", encoding="utf-8")
     (till / "var").mkdir()
     (till / "var" / "terminal.token").write_text("lt_x")
@@ -132,6 +134,37 @@ def test_sync_without_a_server_says_offline(tmp_path: Path) -> None:
     (till / "var" / "terminal.token").unlink()
     proc = run("sync", cwd=till, check=False)
     assert proc.returncode != 0 and "token" in proc.stderr
+
+
+
+def test_sync_waits_for_a_server_that_is_restarting(tmp_path: Path) -> None:
+    port = free_port()
+    till = tmp_path / "till"
+    till.mkdir()
+    text = (REPO / "config.toml").read_text(encoding="utf-8").replace("http://127.0.0.1:8765", f"http://127.0.0.1:{port}")
+    (till / "config.toml").write_text(text, encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    run("server", "add-terminal", "--db", db, "--store", "kw-salmiya-01", "--terminal", "till-1",
+        "--token-file", str(till / "var" / "terminal.token"), cwd=tmp_path)
+    run("sale", "--card", CARD, "--item", "LAT", "--now", "2026-11-22T10:00", cwd=till)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    sync = subprocess.Popen([*LOYALTY, "sync", "--json"], cwd=till, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    server = None
+    try:
+        time.sleep(2.0)  # the till has found nobody at the port by now, more than once
+        assert sync.poll() is None, sync.communicate()
+        server = subprocess.Popen([*LOYALTY, "server", "--db", db, "--port", str(port)], cwd=tmp_path,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        out, err = sync.communicate(timeout=60)
+        assert sync.returncode == 0, err
+        result = json.loads(out)
+        assert result["retries"] >= 2 and result["push"]["sent"] > 0
+        assert result["push"]["acked_seq"] == int(json.loads(run("ledger", "verify", "--json", cwd=till).stdout)["events"])
+    finally:
+        sync.kill()
+        if server:
+            server.terminate()
+            server.wait(timeout=10)
 
 
 class Interrupt(BaseException):
