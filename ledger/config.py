@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import json
 import re
+import stat
 import tomllib
 from fractions import Fraction
 from pathlib import Path
@@ -88,6 +89,10 @@ def load(path: str | Path) -> Config:
     """Read and validate a config file; raises ConfigError."""
     file = Path(path)
     try:
+        mode = file.stat().st_mode
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            # opening a named pipe waits for a writer that may never come: the command would hang
+            raise ConfigError(str(file), "", "is a named pipe or a socket, not a file; the config is a TOML file")
         with file.open("rb") as f:  # a device or a runaway file is not read to its end
             raw_text = f.read(MAX_CONFIG_BYTES + 1)
         if len(raw_text) > MAX_CONFIG_BYTES:

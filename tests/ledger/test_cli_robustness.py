@@ -4,13 +4,17 @@ nothing written (found by running the CLI on a few thousand generated command li
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from ledger_store import run_cli
 
 CARD = "uid:04A1B2C3D4E5F6"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -76,6 +80,14 @@ def test_a_config_that_never_ends_is_refused(store):
     store.service.close()
     result = run_cli("--config", "/dev/zero", "check-config")
     assert result.code == 3 and "larger than 4 MB" in result.err and len(result.err.splitlines()) == 1
+
+
+def test_a_config_that_is_a_named_pipe_is_refused_without_waiting(tmp_path: Path):
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)  # nobody writes to it: opening it to read would wait for ever
+    proc = subprocess.run([sys.executable, "-m", "terminal.cli", "--config", str(fifo), "check-config"],
+                          capture_output=True, text=True, timeout=30, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 3 and "named pipe" in proc.stderr and len(proc.stderr.splitlines()) == 1
 
 
 def test_a_token_file_that_cannot_be_written_registers_nothing(tmp_path: Path):
