@@ -24,6 +24,7 @@ from ledger.service import CheckoutRequest, check_profile
 
 from . import render
 from .cart import Cart, looks_like_card
+from .entry import ScanInput
 from .messages import (
     MemberLoaded,
     PrintStatus,
@@ -144,7 +145,7 @@ class CheckoutScreen(Screen[None]):
         yield Static("", id="status")
         with Horizontal(id="main"):
             with Vertical(id="left"):
-                yield Input(placeholder="item or card, Enter", id="item-input")
+                yield ScanInput(placeholder="item or card, Enter", id="item-input")
                 yield DataTable(id="cart", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="totals")
             with ContentSwitcher(initial="member", id="right"):
@@ -290,8 +291,7 @@ class CheckoutScreen(Screen[None]):
 
     @on(Input.Submitted, "#item-input")
     def _item_entered(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
-        event.input.value = ""
+        text = event.value.strip()  # the field is empty already (ScanInput)
         if not text:
             if self.cart.lines:
                 self.say("F9 completes the sale; Esc clears the customer.")

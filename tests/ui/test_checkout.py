@@ -58,6 +58,21 @@ async def test_tap_shows_the_member_panel(make_app: Callable[..., LoyaltyApp]) -
         assert app.checkout.cart.card == FATIMA
 
 
+async def test_a_scanners_burst_pasted_at_once_is_one_entry_per_line(make_app: Callable[..., LoyaltyApp]) -> None:
+    from textual import events
+
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        field = app.checkout.query_one("#item-input")
+        field.post_message(events.Paste("LAT*2\r\nCRO\n6281000000011\nDA"))  # the last code is still coming
+        await until(pilot, lambda: len(app.checkout.cart.lines) == 3, what="three lines")
+        assert [(ln.sku, ln.qty) for ln in app.checkout.cart.lines] == [("LAT", 2), ("CRO", 1), ("ESP", 1)]
+        await pilot.press("T", "enter")
+        await until(pilot, lambda: len(app.checkout.cart.lines) == 4, what="the fourth line")
+        assert app.checkout.cart.lines[-1].sku == "DAT" and field.value == ""
+
+
 async def test_expiring_points_are_shown(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:

@@ -52,9 +52,9 @@ def test_demo_sale_in_tmux(tmp_path: Path) -> None:
         tmux.wait_for("Tap a card")
         tmux.keys("1")
         tmux.wait_for("uid:04A1B2C3D4E5F6  since")  # the member panel (the tap dialog lists names too)
-        tmux.keys("LAT*2", "Enter")
+        # as a scanner sends them: two codes in one write, each ended by its Enter
+        tmux.keys("-l", "LAT*2\rCRO\r")
         tmux.wait_for("Latte")
-        tmux.keys("CRO", "Enter")
         tmux.wait_for("Croissant")
         tmux.wait_for("TOTAL KWD 3.007")
         tmux.keys("F9")
