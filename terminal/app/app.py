@@ -348,7 +348,7 @@ class LoyaltyApp(App[None]):
         if msg.receipt:
             self.checkout.show_receipt(msg.receipt, f"printed on {self.services.printer.name}")
         # a slip on screen stays there: tapping the card again to refresh its panel would cover it
-        if msg.view is not None and not msg.receipt and self.checkout.cart.card == msg.view.get("card"):
+        if msg.view is not None and not msg.receipt and self.checkout.shows_card(msg.view.get("card")):
             self.checkout.card_tapped(msg.view["card"])
         self.refresh_status()
 

@@ -363,6 +363,10 @@ class CheckoutScreen(Screen[None]):
         self.last_card = None  # F8 must not show the customer who just left
         self.say("Ready for the next customer.")
 
+    def on_screen_suspend(self) -> None:
+        # a dialog opened: the Esc that closes it is the dialog's, so an Esc before it no longer arms the clear
+        self._esc_at = None
+
     def _clear_armed(self) -> bool:
         """A second Esc within a few seconds clears a cart; one Esc (often meant for a dialog) only warns."""
         now = time.monotonic()
@@ -405,6 +409,14 @@ class CheckoutScreen(Screen[None]):
         self.tap_started = time.perf_counter()
         if not tap(self.services.reader, card_id):
             self.card_tapped(card_id)
+
+    def shows_card(self, card_id: str | None) -> bool:
+        """Whether the panel is about this card: the sale's, or one just refused (a manager may unblock it)."""
+        if card_id is None:
+            return False
+        if self.cart.card is not None:
+            return self.cart.card == card_id
+        return self.last_card == card_id and self.query_one("#member", Panel).has_class("refused")
 
     def card_tapped(
         self, card_id: str, signature: str = "none", warnings: tuple[str, ...] = (), looked_up: MemberLoaded | None = None

@@ -174,6 +174,16 @@ async def test_esc_clears_a_cart_only_when_pressed_twice(make_app: Callable[...,
         await pilot.press("escape")
         await until(pilot, lambda: not app.checkout.cart.lines, what="cleared")
         assert "No card" in text_of(app, "#member")
+        # an Esc that closes a dialog in between is the dialog's: the next Esc only warns again
+        await add(pilot, "LAT")
+        await pilot.press("escape", "f7")
+        await until(pilot, lambda: app.screen is not app.checkout, what="quantity form")
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.checkout, what="form closed")
+        await pilot.press("escape")
+        assert app.checkout.cart.lines and "Esc again within 3 s clears this sale" in text_of(app, "#message")
+        await pilot.press("escape")
+        await until(pilot, lambda: not app.checkout.cart.lines, what="cleared")
         # and the member screen does not show the customer who left
         await pilot.press("f8")
         assert "Tap a card first" in text_of(app, "#message")
@@ -504,6 +514,23 @@ async def test_manager_blocks_the_tapped_card(make_app: Callable[..., LoyaltyApp
         await until(pilot, lambda: "is blocked" in text_of(app, "#message"), what="blocked")
         await until(pilot, lambda: "CARD REFUSED" in text_of(app, "#member"), what="panel refreshed")
         assert app.services.gate.card("code:LOY-0004")["status"] == "blocked"
+
+
+async def test_a_card_unblocked_while_refused_on_screen_is_on_the_sale_at_once(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await add(pilot, "LAT")
+        await tap(pilot, "6")
+        assert "CARD REFUSED" in text_of(app, "#member")
+        await pilot.press("f12", *"1234", "enter")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "ManagerMenu")
+        await pilot.press("u")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen")
+        await pilot.press("enter")  # the refused card is filled in
+        await until(pilot, lambda: "active again" in text_of(app, "#message"), what="unblocked")
+        await until(pilot, lambda: app.checkout.cart.card == BLOCKED, what="the card on the sale")
+        assert "CARD REFUSED" not in text_of(app, "#member") and "refused" not in app.checkout.query_one("#member").classes
+        await pay(pilot)  # no second tap needed
 
 
 async def test_manager_adjusts_with_a_reason(make_app: Callable[..., LoyaltyApp]) -> None:
