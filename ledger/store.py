@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -128,9 +130,31 @@ def tune(conn: sqlite3.Connection) -> sqlite3.Connection:
     return conn
 
 
+def open_existing(path: Path, *, timeout: float = 10.0) -> sqlite3.Connection:
+    """A second connection to a ledger that exists (the print queue's, the background sync's): it never makes
+    an empty file where the ledger was deleted, which would hide the loss."""
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=rw", uri=True, isolation_level=None, timeout=timeout,
+                           check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+MIN_FREE_BYTES = 1_000_000  # below this, "disk I/O error" is a full disk
+
+
 def database_error(exc: sqlite3.DatabaseError, path: Path, doing: str) -> LoyaltyError:
     """What SQLite's refusal means to the person at the till, as one error (nothing was written)."""
     said = str(exc)
+    folder = Path(path).parent
+    if "full" in said or ("disk I/O" in said and _free_bytes(folder) < MIN_FREE_BYTES):
+        return LoyaltyError("ledger_disk_full", f"{doing} {path}: the disk is full; nothing was written"
+                                                " (free some space on it, then try again)")
+    if "unable to open" in said and folder.is_dir() and not os.access(folder, os.W_OK):
+        said = "readonly folder"  # WAL needs to make its -wal and -shm files beside the ledger
     if "malformed" in said:
         return LoyaltyError("ledger_damaged", f"{doing} {path}: the file is damaged ({said}); nothing was written."
                                               " Run loyalty ledger verify, and restore the ledger from a backup")
@@ -143,6 +167,21 @@ def database_error(exc: sqlite3.DatabaseError, path: Path, doing: str) -> Loyalt
     return LoyaltyError("ledger", f"{doing} {path}: {said} (check [ledger] path)")
 
 
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return MIN_FREE_BYTES
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class Ledger:
     """An open ledger file for one terminal of one store."""
 
@@ -152,6 +191,7 @@ class Ledger:
         self.terminal_id = terminal_id
         self.store_id = store_id
         self.rules_version = rules_version
+        self._file: tuple[int, int] | None = None
         try:
             self.conn = _plain(path)
             applied = self._applied()
@@ -178,6 +218,8 @@ class Ledger:
             self._check_identity()
         except sqlite3.DatabaseError as exc:
             raise database_error(exc, path, "cannot read the ledger") from None
+        # the file this connection writes: a ledger deleted or replaced under a running till is noticed
+        self._file = _file_id(path)
 
     def _applied(self) -> set[str]:
         try:
@@ -233,9 +275,21 @@ class Ledger:
     def close(self) -> None:
         self.conn.close()
 
+    def check_file(self) -> None:
+        """Refuse to write when the ledger's path no longer names the open file.
+
+        A deleted file stays writable through the open connection: sales would be
+        "paid" into a file nobody can open again, and the till would start over at
+        receipt 1 after a restart.
+        """
+        if self._file is not None and _file_id(self.path) != self._file:
+            raise LoyaltyError("ledger_gone", f"the ledger {self.path} was deleted or replaced while this program had it open;"
+                                              " nothing was written. Put the file back (from a backup if need be) and restart")
+
     @contextmanager
     def transaction(self, now: datetime | None, day: date | None = None) -> Iterator[Tx]:
         """One atomic write: everything inside commits together or not at all."""
+        self.check_file()
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             tx = Tx(self, now, day)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ledger.config import Config
+from ledger.store import open_existing
 
 from .model import Document
 
@@ -227,11 +228,8 @@ class PrintQueue:
         self.profile = profile or cfg.printer.profile
         self.paper_mm = paper_mm or cfg.printer.paper_width_mm
         # Our own connection: a print never holds the ledger's write lock longer than one UPDATE.
-        self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=10.0, check_same_thread=False)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA busy_timeout=10000")
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
+        # It never creates the file: where the ledger was deleted, an empty one would hide the loss.
+        self.conn = open_existing(Path(path))
 
     def close(self) -> None:
         self.conn.close()

@@ -170,9 +170,9 @@ class MissingPrinter:
         raise ConnectionError(self.reason)
 
     def queued(self) -> int:
-        import sqlite3
+        from ledger.store import open_existing
 
-        conn = sqlite3.connect(str(self.cfg.ledger.path), timeout=5.0)
+        conn = open_existing(self.cfg.ledger.path, timeout=5.0)
         try:
             row = conn.execute("SELECT COUNT(*) FROM print_jobs WHERE status != 'printed'").fetchone()
         finally:
@@ -385,13 +385,13 @@ class _BackgroundRound:
         with chain._one_at_a_time:
             if chain.forced_offline:
                 return {"paused": True}
-            from ledger.store import connect
+            from ledger.store import open_existing
             from sync.client import SyncClient, read_token
 
             cfg = chain.gate.cfg
             assert cfg.sync.server is not None
             token = read_token(cfg.sync.token_file)
-            client = SyncClient(connect(cfg.ledger.path), server=cfg.sync.server, token=token, store_id=cfg.store.id,
+            client = SyncClient(open_existing(cfg.ledger.path), server=cfg.sync.server, token=token, store_id=cfg.store.id,
                                 terminal_id=cfg.store.terminal, timeout_s=cfg.sync.timeout_s, owns_conn=True,
                                 clock=chain.gate.clock)
             try:

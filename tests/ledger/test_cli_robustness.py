@@ -304,3 +304,69 @@ def test_the_server_on_a_database_it_cannot_open_says_server_db():
     result = run_cli("--json", "server", "--port", port, "--db", "postgresq://loyalty:SECRET44@127.0.0.1:1/loyalty")
     _one_error(result, "server_db", 1)
     assert "SECRET44" not in result.out + result.err
+
+
+def test_a_ledger_deleted_or_replaced_under_a_running_till_takes_no_sale(store, tmp_path: Path):
+    from ledger.errors import LoyaltyError
+    from ledger.service import CheckoutRequest
+
+    service, path = store.service, store.cfg.ledger.path
+    now = store.now("2026-11-22T10:00")
+    service.checkout(CheckoutRequest.from_cli(CARD, ["LAT"], []), now)
+    backup = tmp_path / "backup.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("VACUUM INTO ?", (str(backup),))
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(LoyaltyError) as gone:  # the open connection could still write: into a file nobody will see again
+        service.checkout(CheckoutRequest.from_cli(CARD, ["LAT"], []), now)
+    assert gone.value.code == "ledger_gone" and "deleted or replaced" in gone.value.message
+    assert not path.exists()  # and no empty ledger was made in its place (the print queue opens only what exists)
+    with pytest.raises(sqlite3.OperationalError):
+        from receipts.queue import PrintQueue
+
+        PrintQueue(path, store.cfg)
+    assert not path.exists()
+    # a file put back in its place is another file to this connection: a restart opens it
+    backup.replace(path)
+    with pytest.raises(LoyaltyError) as replaced:
+        service.enrol("code:NEW", now)
+    assert replaced.value.code == "ledger_gone"
+    assert run_cli("--config", str(store.path), "--json", "card", "show", CARD).json["programs"]["coffee"]["stamps"] == 1
+
+
+@pytest.mark.parametrize(("said", "free", "code"), [("database or disk is full", 10**9, "ledger_disk_full"),
+                                                    ("disk I/O error", 0, "ledger_disk_full"),
+                                                    ("disk I/O error", 10**9, "ledger")])
+def test_a_full_disk_is_named_as_such(tmp_path: Path, monkeypatch, said: str, free: int, code: str):
+    import shutil
+
+    from ledger import store as store_mod
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: shutil._ntuple_diskusage(10**9, 10**9 - free, free))  # type: ignore[attr-defined]
+    problem = store_mod.database_error(sqlite3.OperationalError(said), tmp_path / "ledger.db", "cannot write the ledger")
+    assert problem.code == code, problem.message
+
+
+def test_a_ledger_in_a_read_only_folder_is_named_as_such(store, tmp_path: Path):
+    store.sale(CARD, ["LAT"])
+    store.service.close()
+    folder = store.cfg.ledger.path.parent
+    conn = sqlite3.connect(store.cfg.ledger.path)
+    conn.execute("PRAGMA journal_mode=DELETE")  # the ledger alone, as a copy of it would be: WAL must make its files
+    conn.close()
+    if os.geteuid() == 0:  # root writes through file modes: only a read-only mount is read-only to it
+        subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+    else:
+        folder.chmod(0o555)
+    try:
+        assert not os.access(folder, os.W_OK)
+        for args in (("sale", "--card", CARD, "--item", "LAT"), ("card", "show", CARD)):
+            result = run_cli("--config", str(store.path), "--json", *args)
+            _one_error(result, "ledger_read_only", 1)
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", "--lazy", str(folder)], check=True)
+        else:
+            folder.chmod(0o755)
