@@ -537,8 +537,10 @@ class CheckoutScreen(Screen[None]):
                 return exc.message
             return None
 
+        opened_for = (self.cart, self.cart.card)
+
         def done(values: dict[str, str] | None) -> None:
-            if values is None:
+            if values is None or self._card_changed(opened_for, "F3"):
                 return
             profile = {k: v.strip() for k, v in values.items() if v.strip()}
             if profile and not self.cart.unknown and self.cart.card is not None:
@@ -555,6 +557,15 @@ class CheckoutScreen(Screen[None]):
             Field("birthday", "Birthday (MM-DD)", current.get("birthday", member.get("birthday", "")), "03-21"),
         ]
         self.app.push_screen(FormScreen("Quick profile (all optional)", fields, validate=check), done)
+
+    def _card_changed(self, opened_for: tuple[Cart, str | None], key: str) -> bool:
+        """A form answered for one card must not land on another tapped (or a new sale begun) while it was open."""
+        cart, card = opened_for
+        if self.cart is cart and self.cart.card == card:
+            return False
+        now = f" for card {self.cart.card}" if self.cart.card else ""
+        self.say(f"The card changed while the form was open ({card}): nothing was applied; {key} again{now}.", "warn")
+        return True
 
     @work(thread=True, group="profile", exit_on_error=False)
     def save_profile(self, card: str, profile: dict[str, str]) -> None:
@@ -614,8 +625,10 @@ class CheckoutScreen(Screen[None]):
                 return exc.message
             return None
 
+        opened_for = (self.cart, self.cart.card)
+
         def done(values: dict[str, str] | None) -> None:
-            if values is None:
+            if values is None or self._card_changed(opened_for, "F5"):
                 return
             points = gate.points_for(program.id, values["amount"])
             self._undo_redeem = dict(self.cart.redeem)

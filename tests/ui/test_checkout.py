@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from terminal.app import LoyaltyApp
+from terminal.app.messages import CardTapped
 
 from .helpers import text_of, until
 
@@ -71,6 +72,31 @@ async def test_a_scanners_burst_pasted_at_once_is_one_entry_per_line(make_app: C
         await pilot.press("T", "enter")
         await until(pilot, lambda: len(app.checkout.cart.lines) == 4, what="the fourth line")
         assert app.checkout.cart.lines[-1].sku == "DAT" and field.value == ""
+
+
+async def test_a_card_tapped_while_a_form_is_open_gets_nothing_that_form_was_for(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    other = "code:LOY-0008"  # Ali Karimi: 50 points
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        await add(pilot, "LAT")
+        await pilot.press("f5")
+        await until(pilot, lambda: app.screen is not app.checkout, what="points form")
+        app.post_message(CardTapped(other))  # the next customer's card on the reader
+        await until(pilot, lambda: app.checkout.cart.card == other, what="the other card")
+        await pilot.press(*"100", "enter")
+        await until(pilot, lambda: app.screen is app.checkout, what="form closed")
+        assert app.checkout.cart.redeem == {} and "nothing was applied" in text_of(app, "#message")
+        await pilot.press("f3")
+        await until(pilot, lambda: app.screen is not app.checkout, what="profile form")
+        app.post_message(CardTapped(FATIMA))
+        await until(pilot, lambda: app.checkout.cart.card == FATIMA, what="back to the first card")
+        await pilot.press(*"Zed", "enter", "enter", "enter")
+        await until(pilot, lambda: app.screen is app.checkout, what="form closed")
+        assert "nothing was applied" in text_of(app, "#message")
+        await pilot.pause(0.3)
+        assert app.services.gate.card(FATIMA)["member"]["name"] == "Fatima Al-Sabah"
+        assert app.services.gate.card(other)["member"]["name"] == "Ali Karimi"
 
 
 async def test_expiring_points_are_shown(make_app: Callable[..., LoyaltyApp]) -> None:
