@@ -511,6 +511,7 @@ class BackgroundSync:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.failures = 0
+        self.last_error: Exception | None = None  # the last round's, None after a round that went through
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="loyalty-sync", daemon=True)
@@ -531,9 +532,11 @@ class BackgroundSync:
             try:
                 result: dict[str, Any] | Exception = client.sync()
                 self.failures = 0
+                self.last_error = None
             except Exception as exc:
                 result = exc
                 self.failures += 1
+                self.last_error = exc
             finally:
                 client.close()
             if self.on_result is not None:

@@ -122,9 +122,12 @@ class LoyaltyApp(App[None]):
 
     @on(SyncRoundDone)
     def _sync_round(self, msg: SyncRoundDone) -> None:
+        said_before = self.last_sync_round is not None and self.last_sync_round.error == msg.round.error
         self.last_sync_round = msg.round
         if msg.round.warning:
             self.checkout.say(msg.round.warning, "warn")
+        if msg.round.refused and not said_before:  # said once: the status bar keeps SYNC REFUSED while it lasts
+            self.checkout.say(f"Sync refused by the server: {msg.round.error}. Sales go on; call the manager.", "error")
         self.refresh_status()
 
     # ------------------------------------------------------------ reader

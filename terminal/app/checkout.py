@@ -9,6 +9,7 @@ on is dropped instead of shown.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -209,11 +210,27 @@ class CheckoutScreen(Screen[None]):
             sync = snap.sync
             mode = "online" if sync.online and not sync.forced_offline else (
                 ("OFFLINE (forced)" if level < 2 else "OFFLINE") if sync.forced_offline else "offline")
-            last = sync.last_sync or "never"
-            parts.append((f"{mode}: {sync.pending} pending, last sync {last}", f"{mode}: {sync.pending} pending, synced {last}",
-                          f"{mode}: {sync.pending} pending")[level])
+            if sync.refused and not sync.forced_offline:
+                mode = ("SYNC REFUSED", "SYNC REFUSED", "REFUSED")[level]  # the message line said why
+            if sync.standalone:  # no server by design: not a network fault to worry about
+                parts.append(("stand-alone till (no sync server)", "stand-alone", "alone")[level])
+            else:
+                last = self._store_time(sync.last_sync)
+                parts.append((f"{mode}: {sync.pending} pending, last sync {last}", f"{mode}: {sync.pending} pending, synced {last}",
+                              f"{mode}: {sync.pending} pending")[level])
         parts.append(f"{self.cfg.store.name} · {self.cfg.store.terminal}" if level == 0 else self.cfg.store.terminal)
         return " │ ".join(parts)
+
+    def _store_time(self, utc_iso: str | None) -> str:
+        """A UTC time from the ledger as the store reads a clock: 10:42 today, 2026-11-21 18:05 before."""
+        if not utc_iso:
+            return "never"
+        try:
+            moment = datetime.fromisoformat(utc_iso).astimezone(self.cfg.store.tz)
+        except ValueError:
+            return utc_iso
+        today = self.services.gate.clock().astimezone(self.cfg.store.tz).date()
+        return moment.strftime("%H:%M" if moment.date() == today else "%Y-%m-%d %H:%M")
 
     # ------------------------------------------------------------ cart
 

@@ -210,6 +210,8 @@ class SyncState:
     last_sync: str | None
     forced_offline: bool
     note: str = ""
+    refused: str = ""  # why the server turned the last round down; "" when it did not
+    standalone: bool = False  # no [sync] server: the till works alone by design
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,11 +311,24 @@ class ChainSync:
                     self._health = self._client()
                 online = bool(self._health.online(timeout_s=1.0))  # network: the status worker's thread, not the lock
                 background = self._background
-                if online and background is not None and background.failures:
+                refused = self.refused()
+                # the server answers, and says no: waking the round early would only ask again
+                if online and background is not None and background.failures and not refused:
                     background.sync_now()  # the server is back: no need to sit out the rest of a long backoff
             except Exception as exc:
                 note = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        return SyncState(online=online, pending=pending, last_sync=last, forced_offline=self.forced_offline, note=note)
+        return SyncState(online=online, pending=pending, last_sync=last, forced_offline=self.forced_offline, note=note,
+                         refused=self.refused(), standalone=not self.gate.cfg.sync.server)
+
+    def refused(self) -> str:
+        """Why the server turned the last background round down (a token, a ledger it does not hold...); "" when it
+        did not, or could not be reached."""
+        from sync.client import Offline
+
+        error = getattr(self._background, "last_error", None)
+        if error is None or isinstance(error, Offline):
+            return ""
+        return str(getattr(error, "message", None) or error)
 
     def set_offline(self, offline: bool) -> None:
         self.forced_offline = offline
@@ -413,11 +428,16 @@ class SyncRound:
     pushed: int = 0
     error: str = ""
     warning: str = ""
+    refused: bool = False  # the server answered no (not a network failure): a person must act
 
     @classmethod
     def of(cls, result: dict[str, Any] | Exception) -> SyncRound:
         if isinstance(result, Exception):
-            return cls(ok=False, error=getattr(result, "message", None) or str(result) or type(result).__name__)
+            from sync.client import Offline, SyncFailed
+
+            said = getattr(result, "message", None) or str(result) or type(result).__name__
+            refused = isinstance(result, SyncFailed) and not isinstance(result, Offline)
+            return cls(ok=False, error=said, refused=refused)
         if result.get("paused"):
             return cls(ok=False, paused=True)
         return cls(ok=True, pushed=int(result.get("push", {}).get("sent", 0)), warning=str(result.get("warning", "")))

@@ -107,3 +107,19 @@ async def test_force_offline_pauses_background_sync(make_app: Callable[..., Loya
         assert app.last_sync_round is not None and app.last_sync_round.paused
         await _manager(pilot, "o")
         await until(pilot, lambda: server_head(live, tid) == local_head(app), timeout=30, what="the sale on the server after going back online")
+
+
+async def test_a_server_that_refuses_the_token_is_said_once_and_not_asked_again_and_again(
+    make_app: Callable[..., LoyaltyApp], demo_dir: Path, live: LiveServer
+) -> None:
+    connect_till(demo_dir, live)
+    (demo_dir / "till.token").write_text("lt_not_this_tills_token", encoding="utf-8")
+    app = make_app(status_interval_s=0.2)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: "SYNC REFUSED" in text_of(app, "#status"), timeout=30, what="the refusal on the status bar")
+        assert "Sync refused by the server" in text_of(app, "#message") and "token" in text_of(app, "#message")
+        await pilot.pause(4.0)  # twenty status polls: the health check answers, yet the refused round is not rerun
+        assert live.store is not None
+        refusals = [f for f in live.store.reports()["flags"] if f["kind"] == "bad_token"]
+        assert 1 <= len(refusals) <= 4, len(refusals)  # rounds 1 s, then 2 s, then 4 s apart
+        await _sell_one(pilot)  # and the cashier sells on
