@@ -28,6 +28,7 @@ PIN_LOCKOUT_S = 30.0
 QUIT_CONFIRM_S = 3.0  # a second Ctrl+Q within this quits with a sale in the cart
 MANAGER_FORMS = ("refund", "reprint", "block", "unblock", "replace", "adjust")  # actions with a form (app._manager_form)
 GC_EVERY_S = 2.0  # the young generations, between taps
+PRINT_QUEUE_EVERY_S = 3.0
 GC_FULL_EVERY = 30  # timer ticks: a full collection once a minute
 
 
@@ -80,6 +81,21 @@ class LoyaltyApp(App[None]):
         self.set_timer(0.5, self.refresh_status)
         self.set_timer(0.5, self.start_sync)
         self.set_interval(self.services.status_interval_s, self.refresh_status)
+        # receipts that wait (printer was down, a crash cut one off) go out when the printer is back, not
+        # with the next customer's; the queue's own backoff keeps a dead printer from being asked each time
+        self.set_timer(1.0, self.print_waiting)
+        self.set_interval(PRINT_QUEUE_EVERY_S, self.print_waiting)
+
+    @work(thread=True, exclusive=True, group="print-queue", exit_on_error=False)
+    def print_waiting(self) -> None:
+        if self.checkout.paying:
+            return  # the sale prints its own receipt first: this tick's turn comes again
+        try:
+            printed = self.services.printer.print_waiting()
+        except Exception:  # a printer that fails keeps its jobs queued; the status bar counts them
+            return
+        if printed:  # the cashier learns what just came out of the printer, and whose it is not
+            self.call_from_thread(self.checkout.say, f"Printed {printed} waiting slip(s) from the print queue (earlier sales).", "ok")
 
     def _after_first_frame(self) -> None:
         # What startup built lives all day: keep it out of the collector's passes. The collector then runs
@@ -310,8 +326,13 @@ class LoyaltyApp(App[None]):
                 from receipts import render_sale
 
                 text = render_sale(sale, self.services.cfg, "text", copy=True).decode("utf-8")
-                self._print_quietly("sale", sale["sale"], copy=True)
-                self.post_message(ManagerResult(True, f"Reprinted {sale['receipt']['number']} (marked COPY).", None, text))
+                status = self._print_quietly("sale", sale["sale"], copy=True)
+                if status and "the original" in status:  # it had never printed: no COPY, and the screen says what came out
+                    text = render_sale(sale, self.services.cfg, "text").decode("utf-8")
+                    self.post_message(ManagerResult(True, f"Reprinted {sale['receipt']['number']}: {status}.", None, text))
+                else:
+                    said = f"; {status.split('; ', 1)[1]}" if status and "; " in status else ""
+                    self.post_message(ManagerResult(True, f"Reprinted {sale['receipt']['number']} (marked COPY){said}.", None, text))
             elif action == "block":
                 view = gate.block(values["card"], values["reason"].strip())
                 self.post_message(ManagerResult(True, f"Card {view['card']} is blocked.", view))
@@ -336,11 +357,12 @@ class LoyaltyApp(App[None]):
             retry = (action, values, plain_error(exc)) if isinstance(exc, LoyaltyError) else None
             self.post_message(ManagerResult(False, said, retry=retry))
 
-    def _print_quietly(self, kind: str, ref: str, *, copy: bool = False) -> None:
+    def _print_quietly(self, kind: str, ref: str, *, copy: bool = False) -> str | None:
         try:
-            self.services.printer.print_job(kind, ref, copy=copy)
+            return self.services.printer.print_job(kind, ref, copy=copy)
         except Exception as exc:  # the action itself is done; the paper waits in the queue
             self.post_message(ManagerResult(False, f"not printed: {plain_error(exc)}; it waits in the print queue"))
+            return None
 
     @on(ManagerResult)
     def _manager_result(self, msg: ManagerResult) -> None:

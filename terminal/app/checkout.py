@@ -732,7 +732,7 @@ class CheckoutScreen(Screen[None]):
         except Exception as exc:
             # the sale is paid and committed: its receipt waits in the queue; ringing it up again would sell it twice
             self.post_message(PrintStatus(False, f"receipt NOT printed ({plain_reason(exc)}): the sale is paid; its receipt"
-                                                 " waits in the print queue (manager: F12 p reprints)"))
+                                                 " waits in the print queue and prints by itself once the printer is back"))
             return
         self.post_message(PrintStatus(True, status))
 

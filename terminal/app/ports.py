@@ -103,6 +103,8 @@ class Printer(Protocol):
 
     def queued(self) -> int: ...
 
+    def print_waiting(self) -> int: ...
+
 
 class QueuePrinter:
     """A printer from drivers.printers, fed through the durable print queue (receipts.queue)."""
@@ -121,22 +123,26 @@ class QueuePrinter:
     def print_job(self, kind: str, ref: str, *, copy: bool = False) -> str:
         queue = self._queue()
         try:
-            if copy:
+            job = queue.find(kind, ref)
+            waiting = job is not None and job.status != "printed"
+            if copy and not waiting:
                 job_id = queue.reprint(kind, ref)
+            elif job is None:
+                job_id = queue.enqueue(kind, ref)
+            elif job.status == "printed":
+                return f"already printed on {self.name}"
             else:
-                job = queue.find(kind, ref)
-                if job is None:
-                    job_id = queue.enqueue(kind, ref)
-                elif job.status == "printed":
-                    return f"already printed on {self.name}"
-                else:
-                    job_id = job.id
-                    queue.retry([job_id])
+                # never printed: this is the one the customer lacks, not a COPY beside the original still to come
+                job_id = job.id
+                queue.retry([job_id])
             outcome = queue.print_job(job_id, self.driver)
             if not outcome.printed:
-                raise ConnectionError(f"{self.name}: {outcome.error}")
-            queue.run(self.driver, limit=5)  # the printer works: what waited behind it goes out too
-            return f"printed on {self.name}"
+                error = outcome.error or "not printed"
+                raise ConnectionError(error if self.name in error else f"{self.name}: {error}")
+            # the printer works: what waited behind it goes out too, and the cashier is told it did
+            others = sum(1 for done in queue.run(self.driver, limit=5) if done.printed)
+            said = f"printed on {self.name}" + (" (the original, which had not printed)" if copy and waiting else "")
+            return said + (f"; {others} other waiting slip(s) came out too" if others else "")
         finally:
             queue.close()
 
@@ -154,6 +160,14 @@ class QueuePrinter:
             queue.close()
         return counts.get("queued", 0) + counts.get("failed", 0) + counts.get("printing", 0)
 
+    def print_waiting(self) -> int:
+        """Print what is due in the queue (jobs a crash cut off first, as COPY); how many came out."""
+        queue = self._queue()
+        try:
+            return sum(1 for outcome in queue.run(self.driver, limit=5) if outcome.printed)
+        finally:
+            queue.close()
+
 
 class MissingPrinter:
     """A printer that could not be opened: receipts stay queued, the reason is shown."""
@@ -168,6 +182,9 @@ class MissingPrinter:
 
     def print_text(self, title: str, text: str) -> str:
         raise ConnectionError(self.reason)
+
+    def print_waiting(self) -> int:
+        return 0  # nothing to print on: the jobs stay queued for a printer that opens
 
     def queued(self) -> int:
         from ledger.store import open_existing

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -298,6 +300,17 @@ async def test_a_receipt_that_cannot_print_never_asks_to_ring_the_sale_up_again(
         said = text_of(app, "#message")
         assert "Paid: KWD" in said and "the sale is paid" in said and "try again" not in said, said
         assert app.services.gate.sale(sale_id)["sale"] == sale_id and not app.checkout.cart.lines
+        # the printer is switched on: the receipt comes out by itself, not with the next customer's
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "receipts"))
+        from receipt_support import Listener
+
+        printer = Listener(port=port).start()
+        try:
+            await until(pilot, lambda: "Printed 1 waiting slip" in text_of(app, "#message"), timeout=20, what="the receipt printed")
+            assert app.services.printer.queued() == 0
+            assert any(app.services.gate.sale(sale_id)["receipt"]["number"].encode() in job for job in printer.received)
+        finally:
+            printer.stop()
 
 
 async def test_an_amount_with_too_many_digits_is_refused_in_the_form(make_app: Callable[..., LoyaltyApp]) -> None:
