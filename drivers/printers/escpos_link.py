@@ -23,6 +23,7 @@ if "ESCPOS_CAPABILITIES_PICKLE_DIR" not in os.environ:
     os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = _cache
 
 STATUS_WAIT_S = 0.5  # a printer that answers DLE EOT does so within milliseconds
+NO_ANSWER = "no status answer"
 
 
 class EscposLinkPrinter:
@@ -33,6 +34,8 @@ class EscposLinkPrinter:
         self.paper_mm = paper_mm
         self.timeout_s = url.number("timeout", timeout_s)
         self.query_status = url.flag("status", True)
+        # once a printer has answered DLE EOT, silence is a fault (hung, jammed, its buffer full), not its way
+        self._answers = False
         if url.scheme == "escpos+tcp":
             url.check_known(("timeout", "status"))
             host, _, port = url.target.rpartition(":") if ":" in url.target else (url.target, "", "9100")
@@ -87,17 +90,17 @@ class EscposLinkPrinter:
             raise PrinterError(f"{self.url}: cannot connect: {_reason(exc)}") from None
         return link
 
-    def _ask(self, link: Any, query: bytes) -> int | None:
+    def _ask(self, link: Any, query: bytes, wait: float = STATUS_WAIT_S) -> int | None:
         try:
             link._raw(query)
             if self.parsed.scheme == "escpos+tcp":
-                link.device.settimeout(STATUS_WAIT_S)
+                link.device.settimeout(wait)
                 try:
                     data = link.device.recv(1)
                 finally:
                     link.device.settimeout(self.timeout_s)
             elif self.parsed.scheme == "escpos+serial":
-                link.device.timeout = STATUS_WAIT_S
+                link.device.timeout = wait
                 try:
                     data = link.device.read(1)
                 finally:
@@ -113,7 +116,7 @@ class EscposLinkPrinter:
     def _status_on(self, link: Any) -> PrinterStatus:
         printer = self._ask(link, DLE_EOT_PRINTER)
         if printer is None:
-            return PrinterStatus(detail="no status answer")
+            return PrinterStatus(detail=NO_ANSWER)
         return parse_status(printer, self._ask(link, DLE_EOT_OFFLINE), self._ask(link, DLE_EOT_PAPER))
 
     # ------------------------------------------------------------ protocol
@@ -131,16 +134,28 @@ class EscposLinkPrinter:
         data = payload.escpos()
         link = self._connect()
         try:
+            answered = False
             if self.query_status:
                 state = self._status_on(link)
-                if not state.ready:
-                    raise PrinterError(f"{self.url}: {state.problem()}")
+                if state.detail == NO_ANSWER:
+                    if self._answers:
+                        raise PrinterError(f"{self.url}: the printer does not answer, though it did before: it may be hung,"
+                                           " jammed or busy (the receipt waits in the queue)")
+                else:
+                    answered = self._answers = True
+                    if not state.ready:
+                        raise PrinterError(f"{self.url}: {state.problem()}")
             try:
                 link._raw(data)
                 if self.parsed.scheme == "escpos+serial":
                     link.device.flush()
             except Exception as exc:
                 raise PrinterError(f"{self.url}: write failed: {_reason(exc)}") from None
+            # The bytes sit in the link's buffers until the printer reads them: a query sent after them is
+            # answered only once it has. A printer that stopped reading would otherwise count as printed.
+            if answered and self._ask(link, DLE_EOT_PRINTER, wait=self.timeout_s) is None:
+                raise PrinterError(f"{self.url}: the printer did not take the whole receipt (no answer after it within"
+                                   f" {self.timeout_s:g} s); it is printed again once the printer answers")
         finally:
             _close(link)
 

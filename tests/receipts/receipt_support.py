@@ -102,12 +102,14 @@ class Listener:
     """A raw-TCP receipt printer on 127.0.0.1: keeps what each connection sent and answers DLE EOT.
 
     `status` holds the answers to DLE EOT 1, 2 and 4 (0x12 = all well); None answers nothing.
-    `reading` False: accept but never read (a printer whose buffer is full).
+    `reading` False: accept but never read (a printer whose buffer is full); `read_limit`: read that many bytes of
+    each connection, then no more.
     """
 
     port: int = 0
     status: dict[int, int] | None = field(default_factory=lambda: {1: 0x12, 2: 0x12, 4: 0x12})
     reading: bool = True
+    read_limit: int | None = None  # stop reading after this many bytes of a connection (a printer that hangs mid-job)
     received: list[bytes] = field(default_factory=list)
     sock: socket.socket | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -144,11 +146,11 @@ class Listener:
         buf = bytearray()
         index = len(self.received)
         self.received.append(b"")
-        answered = 0
+        answered = tail = 0
         conn.settimeout(0.1)
         with conn:
             while not self._stop.is_set():
-                if not self.reading:
+                if not self.reading or (self.read_limit is not None and len(buf) >= self.read_limit):
                     time.sleep(0.05)
                     continue
                 try:
@@ -167,6 +169,12 @@ class Listener:
                     if self.status is not None and n in self.status:
                         conn.sendall(bytes([self.status[n]]))
                     answered += 3
+                # and one after the job, which a printer answers once it has read the job
+                if len(buf) > max(answered, tail) + 3 and buf[-3:-1] == b"\x10\x04" and answered >= 3:
+                    n = buf[-1]
+                    if self.status is not None and n in self.status:
+                        conn.sendall(bytes([self.status[n]]))
+                    tail = len(buf)
 
     def wait_for(self, count: int, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout

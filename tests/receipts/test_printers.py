@@ -48,8 +48,9 @@ def test_tcp_asks_status_first_then_prints(listener: Listener, tmp_path: Path) -
     assert status.ready and status.online is True and status.paper_out is False and status.detail == "ready"
     printer.print(job)
     listener.wait_for(2)
-    assert listener.received[1] == STATUS_QUERIES + _dummy_bytes(job)
-    assert decode(listener.received[1]).status_queries == [1, 2, 4]
+    # and once more after the job: its answer says the printer read every byte before it
+    assert listener.received[1] == STATUS_QUERIES + _dummy_bytes(job) + b"\x10\x04\x01"
+    assert decode(listener.received[1]).status_queries[:3] == [1, 2, 4]
 
 
 @pytest.mark.parametrize(
@@ -100,6 +101,22 @@ def test_write_times_out_when_the_printer_stops_reading() -> None:
         with pytest.raises(PrinterError, match="timed out"):
             printer.print(RawPayload(b"\x00" * (64 << 20)))
         assert time.monotonic() - start < 5
+    finally:
+        server.stop()
+
+
+def test_a_printer_that_stops_reading_after_the_status_does_not_count_the_receipt_printed(tmp_path: Path) -> None:
+    server = Listener(read_limit=len(STATUS_QUERIES)).start()  # answers the three queries, then hangs
+    try:
+        printer = open_printer(server.url, profile=PROFILE, paper_mm=80, timeout_s=0.5)
+        with pytest.raises(PrinterError, match="did not take the whole receipt"):
+            printer.print(_job(tmp_path, "en", "voucher"))
+        # and from now on its silence is a fault, not a printer that never answers status
+        server.reading = False
+        with pytest.raises(PrinterError, match="does not answer, though it did before"):
+            printer.print(_job(tmp_path, "en", "voucher"))
+        server.reading, server.read_limit = True, None
+        printer.print(_job(tmp_path, "en", "voucher"))  # back: it prints
     finally:
         server.stop()
 
