@@ -39,6 +39,8 @@ ERRORS: dict[int | str, dict[str, object]] = {
 
 Tid = Annotated[str, Path(pattern=TERMINAL_ID_PATTERN, description="STORE:TERMINAL, as registered by add-terminal")]
 Auth = Annotated[str | None, Header(alias="Authorization", description="Bearer TOKEN")]
+Currency = Annotated[str | None, Header(alias="X-Loyalty-Currency", pattern="^[A-Z]{3}$",
+                                        description="the till's currency (ISO 4217); one per chain")]
 
 
 def _push_components() -> dict[str, Any]:
@@ -100,14 +102,16 @@ def create_app(store: ServerStore) -> FastAPI:
                    422: {"model": ErrorBody, "description": "tampered, broken or invalid batch: nothing stored, flagged"}},
         openapi_extra={"requestBody": PUSH_BODY},
     )
-    async def push(tid: Tid, request: Request, authorization: Auth = None) -> PushResponse:
+    async def push(tid: Tid, request: Request, authorization: Auth = None, currency: Currency = None) -> PushResponse:
         # the body is read here and handed whole to pydantic-core: FastAPI's own body parameter
         # would decode the JSON in Python, then build and dump a model per event
         body = await request.body()
         content_type = request.headers.get("content-type")
-        return await run_in_threadpool(_push, tid, authorization, content_type, body)
+        return await run_in_threadpool(_push, tid, authorization, content_type, body, currency)
 
-    def _push(tid: str, authorization: str | None, content_type: str | None, body: bytes) -> PushResponse:
+    def _push(tid: str, authorization: str | None, content_type: str | None, body: bytes, currency: str | None) -> PushResponse:
+        if currency is not None:
+            store.check_currency(tid, _token(authorization), currency)
         if not _is_json(content_type):
             raise RequestValidationError([{"loc": ("body",), "msg": "a JSON body is required", "type": "content_type"}])
         try:
@@ -137,7 +141,10 @@ def create_app(store: ServerStore) -> FastAPI:
         since: Annotated[int, Query(ge=0, le=2**62)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 500,
         authorization: Auth = None,
+        currency: Currency = None,
     ) -> ChangesPage:
+        if currency is not None:
+            store.check_currency(tid, _token(authorization), currency)
         return ChangesPage.model_validate(store.changes(tid, _token(authorization), since, limit))
 
     @app.get("/v1/terminals/{tid}/reports", response_model=Reports, responses=ERRORS)

@@ -148,6 +148,9 @@ class SyncClient:
         self.http = http or httpx.Client(base_url=server, timeout=timeout_s)
         self._own_http = http is None
         self.headers = {"Authorization": f"Bearer {token}"}
+        currency = _ledger_currency(conn)
+        if currency:  # the server refuses a till in another currency than the chain's (amounts are minor units)
+            self.headers["X-Loyalty-Currency"] = currency
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
@@ -544,6 +547,14 @@ class BackgroundSync:
             wait = self.interval_s if not self.failures else min(self.max_backoff_s, self.interval_s * 2 ** min(self.failures, 10))
             self._wake.wait(wait)
             self._wake.clear()
+
+
+def _ledger_currency(conn: sqlite3.Connection) -> str | None:
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key='currency'").fetchone()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None
 
 
 def _now(moment: datetime | None = None) -> str:

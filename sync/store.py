@@ -219,6 +219,10 @@ class NotRegistered(SyncError):
     status, code = 404, "unknown_terminal"
 
 
+class WrongCurrency(SyncError):
+    status, code = 409, "wrong_currency"
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -259,6 +263,7 @@ class ServerStore:
         self.dialect = self.engine.dialect.name
         # a flag is written after the push's own transaction rolled back; one at a time is plenty
         self._flag_lock = threading.Lock()
+        self._currency: str | None = None  # the chain's, once a till said it (check_currency)
         self.migrate()
 
     @staticmethod
@@ -348,6 +353,31 @@ class ServerStore:
         with self.engine.connect() as conn:
             row = conn.execute(select(terminals.c.tid).where(terminals.c.token_hash == token_hash(token))).first()
         return str(row.tid) if row else None
+
+    def check_currency(self, tid: str, token: str | None, code: str) -> None:
+        """Amounts travel in minor units: a till in another currency would read 5.820 KWD as 58.20 EUR.
+
+        The first registered till that says its currency sets the chain's; a till in
+        another one is refused (and flagged), before anything is stored or sent.
+        """
+        kept = self._currency
+        if kept == code:
+            return
+        self.authenticate(tid, token)  # only a registered till sets, or is told, the chain's currency
+        with self.engine.begin() as conn:
+            kept = conn.execute(select(meta.c.value).where(meta.c.key == "currency")).scalar()
+            if kept is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(meta.insert().values(key="currency", value=code))
+                    kept = code
+                except IntegrityError:  # another till set it first
+                    kept = conn.execute(select(meta.c.value).where(meta.c.key == "currency")).scalar()
+        self._currency = kept
+        if kept != code:
+            self.flag("wrong_currency", tid, f"till in {code}, chain in {kept}")
+            raise WrongCurrency(f"this chain's server keeps amounts in {kept}, and till {tid} is set up for {code}:"
+                                f" nothing was sent or taken (check [store] currency)")
 
     def authenticate(self, tid: str, token: str | None, conn: Connection | None = None) -> Any:
         """The terminal row of a token that may act as `tid`; a refusal is flagged for the manager.

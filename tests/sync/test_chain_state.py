@@ -187,3 +187,21 @@ def test_a_voucher_issued_at_another_till_and_turned_back_by_a_refund_is_not_a_n
         assert coffee["rewards_issued"] == 0 and coffee["rewards_back_to_stamps"] == 1
         assert coffee["stamps_given"] == 5 and coffee["stamps_reversed"] == -5
         assert z_report(a.conn, a.cfg, NOW.date())["programs"]["coffee"]["rewards_issued"] == 1
+
+
+def test_a_till_in_another_currency_is_refused_by_the_chain(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    from sync.client import SyncFailed
+
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "de-berlin-01", "till-9")
+    b.sale("code:EE000002", "BEANS*2")
+    # b keeps its amounts in euro cents: 9000 would be read as 9.000 KWD by the chain
+    b.conn.execute("UPDATE meta SET value='EUR' WHERE key='currency'")
+    with in_process(server) as http:
+        sync(http, a)  # the first till to say its currency sets the chain's
+        with pytest.raises(SyncFailed) as refused:
+            b.client(http).sync()
+        assert refused.value.code == "wrong_currency" and "KWD" in refused.value.message and "EUR" in refused.value.message
+        sync(http, a)  # the chain goes on
+    assert server.terminal_head(b.tid)[0] == 0  # nothing of b's was taken
+    assert any(f["kind"] == "wrong_currency" and f["tid"] == b.tid for f in server.reports()["flags"])
