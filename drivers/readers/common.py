@@ -63,6 +63,8 @@ def card_and_raw(text: str, default_kind: str = "code") -> tuple[str, str]:
     """
     kind, sep, value = text.strip().partition(":")
     if not sep or kind.lower() not in KINDS:
+        if sep:
+            normalize(text)  # a near miss of a card type ("uld:04A1...") is refused, as when typed: not a second card
         kind, value = default_kind, text.strip()
     kind = kind.lower()
     if kind in ("ndef", "code"):

@@ -84,8 +84,19 @@ class Rdm6300Parser:
         return EmFrame(data[0], int.from_bytes(data[1:], "big"))
 
 
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A line that arrived but holds no usable number: said, never dropped in silence."""
+
+    reason: str
+
+
 class LineParser:
-    """Readers that send the id then CR and/or LF. Over-long lines are garbage."""
+    """Readers that send the id then CR and/or LF. Over-long lines are garbage.
+
+    A scanner set to frame its codes with STX ... ETX (a common setting) is read
+    without the frame.
+    """
 
     def __init__(self, max_len: int = 256) -> None:
         self.max_len = max_len
@@ -93,19 +104,19 @@ class LineParser:
         self.overflowed = False
         self.dropped_lines = 0
 
-    def feed(self, data: bytes) -> list[str]:
-        out: list[str] = []
+    def feed(self, data: bytes) -> list[str | BadLine]:
+        out: list[str | BadLine] = []
         for byte in data:
             if byte in (0x0A, 0x0D):
                 if self.overflowed:
                     self.dropped_lines += 1
+                    out.append(BadLine(f"a line longer than {self.max_len} bytes"))
                 elif self.buffer:
-                    text = self.buffer.decode("utf-8", errors="replace").strip()
-                    printable = "".join(c for c in text if c.isprintable())
-                    if printable and printable == text:
-                        out.append(text)
-                    elif text:
+                    line = self._line(bytes(self.buffer))
+                    if isinstance(line, BadLine):
                         self.dropped_lines += 1
+                    if line:
+                        out.append(line)
                 self.buffer.clear()
                 self.overflowed = False
             elif not self.overflowed:
@@ -114,3 +125,17 @@ class LineParser:
                     self.buffer.clear()
                     self.overflowed = True
         return out
+
+    @staticmethod
+    def _line(raw: bytes) -> str | BadLine:
+        raw = raw.strip()
+        if raw[:1] == bytes([STX]) and raw[-1:] == bytes([ETX]):
+            raw = raw[1:-1].strip()
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            return BadLine(f"bytes that are not UTF-8 text (byte {exc.start})")
+        hidden = next((c for c in text if not c.isprintable()), None)
+        if hidden is not None:
+            return BadLine(f"a line with a control or invisible character (U+{ord(hidden):04X})")
+        return text

@@ -18,7 +18,7 @@ from ledger.cards import CardIdError
 
 from .base import CardError, CardPresent, CardRemoved, ReaderConnected, ReaderDisconnected, ReaderError, ReaderEvent
 from .common import Debouncer, ParsedUrl, card_and_raw
-from .frames import LineParser, Rdm6300Parser
+from .frames import BadLine, LineParser, Rdm6300Parser
 
 PROTOCOLS = ("rdm6300", "line")
 
@@ -99,6 +99,9 @@ class SerialReader:
 
     def _handle(self, items: list[Any], detected: float) -> Iterator[ReaderEvent]:
         for item in items:
+            if isinstance(item, BadLine):
+                yield CardError(self.name, time.monotonic(), f"unusable read: {item.reason}")
+                continue
             if isinstance(item, str):
                 try:
                     card, raw = card_and_raw(item, self.kind)

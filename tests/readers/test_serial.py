@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from drivers.readers import CardPresent, CardRemoved, ReaderConnected, ReaderDisconnected, open_reader
+from drivers.readers import CardError, CardPresent, CardRemoved, ReaderConnected, ReaderDisconnected, open_reader
 from drivers.readers.frames import em_frame
 
 
@@ -60,6 +60,19 @@ def test_line_protocol(pty_pair: Any, stream: Any) -> None:
     assert (ev.card_id, ev.technology) == ("code:0004567890", "serial")
     pty_pair.write(b"\xff\xfe\x01\r\n" + b"7" * 400 + b"\n" + b"uid:04A1B2C3\n")
     assert s.wait_for(CardPresent).card_id == "uid:04A1B2C3"
+
+
+def test_line_protocol_says_what_it_cannot_use_and_reads_framed_codes(pty_pair: Any, stream: Any) -> None:
+    s = _open(pty_pair, stream, "protocol=line")
+    pty_pair.write(b"\x02LOY-0042\x03\r\n")  # a scanner set to frame its codes with STX ... ETX
+    assert s.wait_for(CardPresent).card_id == "code:LOY-0042"
+    for line, words in ((b"LOY\xe2\x80\x8b0042", "U+200B"), (b"\xff\xfe", "not UTF-8"), (b"7" * 300, "longer than"),
+                        (b"uld:04A1B2C3", "did you mean 'uid:'")):
+        pty_pair.write(line + b"\r\n")
+        error = s.wait_for(CardError)
+        assert words in error.reason, error.reason
+        s.seen.clear()
+    assert [e for e in s.quiet(0.3) if isinstance(e, CardPresent)] == []  # none of them became a card
 
 
 def test_line_protocol_with_em_kind(pty_pair: Any, stream: Any) -> None:
