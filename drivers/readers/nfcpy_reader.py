@@ -94,6 +94,8 @@ class NfcReader:
             discovered.clear()
             tag = clf.connect(rdwr=options, terminate=stop.is_set)
             if tag is False:
+                if stop.is_set():  # nfcpy also returns False on the Ctrl-C that stopped us: not a reader fault
+                    return
                 raise OSError("the reader stopped answering")  # nfcpy logs and returns False on IOError
             if tag is None or stop.is_set():
                 continue

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -179,11 +180,25 @@ def cmd_test(args: argparse.Namespace, ctx: Context) -> Output:
         timer = threading.Timer(args.timeout, stop.set)
         timer.daemon = True
         timer.start()
+    interrupted = threading.Event()
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        # nfcpy swallows the KeyboardInterrupt inside its poll and reports a reader that stopped answering:
+        # the stop flag tells the drivers it was Ctrl-C
+        interrupted.set()
+        stop.set()
+        raise KeyboardInterrupt
+
+    feed = getattr(reader, "feed", None)
+    if feed is not None:  # keyboard://: what is typed (or piped) here is what a scanner would type
+        threading.Thread(target=_feed_lines, args=(feed, stop), name="reader-test-stdin", daemon=True).start()
     if not ctx.as_json:
-        print(f"reading {cfg.url} (signatures: {cfg.require_signed}); tap a card, Ctrl-C to stop", flush=True)
+        print(f"reading {cfg.url} (signatures: {cfg.require_signed}); "
+              + ("type or scan a number and Enter" if feed is not None else "tap a card") + ", Ctrl-C to stop", flush=True)
     started = time.monotonic()
     taps = 0
     last_tap: float | None = None
+    previous = signal.signal(signal.SIGINT, on_interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
         for event in reader.events(stop):
             row = event_json(event, started, last_tap)
@@ -198,10 +213,21 @@ def cmd_test(args: argparse.Namespace, ctx: Context) -> Output:
     finally:
         stop.set()
         reader.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if interrupted.is_set():
+        raise KeyboardInterrupt
     if args.count and taps < args.count:
         print(f"loyalty: {taps} of {args.count} taps before the timeout", file=sys.stderr)
         return Output(None, None, 1)
     return Output(None, None, 0)
+
+
+def _feed_lines(feed: Any, stop: threading.Event) -> None:
+    for line in sys.stdin:
+        if stop.is_set():
+            return
+        feed(line)
 
 
 # ------------------------------------------------------------------- card issue

@@ -75,3 +75,25 @@ def test_bad_nfc_urls() -> None:
     for url in ("nfc:bluetooth", "nfc:udp:127.0.0.1", "nfc:udp:h:1?targets=999X", "nfc:usb?beep=1"):
         with pytest.raises(ReaderError):
             open_reader(url)
+
+
+def test_ctrl_c_stops_reader_test_on_an_nfc_reader(nfc_tag: Any, tmp_path: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "terminal.cli", "--config", str(tmp_path / "none.toml"), "reader", "test",
+                             "--url", f"nfc:udp:127.0.0.1:{nfc_tag.port}?targets=212F"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "connected" in line:
+                break
+        time.sleep(0.5)  # inside nfcpy's poll, which takes the KeyboardInterrupt for a reader fault
+        os.kill(proc.pid, signal.SIGINT)
+        out, _err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "disconnected" not in out and "stopped answering" not in out, out

@@ -131,8 +131,18 @@ def test_only_readers_that_take_typed_ids_offer_feed_or_tap() -> None:
         open_reader("sim://").feed("1")
 
 
-def _cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "terminal.cli", *args], capture_output=True, text=True, timeout=timeout)
+def _cli(*args: str, timeout: float = 20, typed: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "terminal.cli", *args], capture_output=True, text=True, timeout=timeout,
+                          input=typed)
+
+
+def test_reader_test_reads_what_a_keyboard_scanner_types(tmp_path: Any) -> None:
+    out = _cli("--config", str(tmp_path / "none.toml"), "reader", "test", "--json", "--url", "keyboard://", "--count", "2",
+               "--timeout", "10", typed="ABC123\nuld:04a1b2c3\nuid:04a1b2c3\r\n")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["card"] for r in rows if r["event"] == "card"] == ["code:ABC123", "uid:04A1B2C3"]
+    assert any(r["event"] == "error" and "did you mean 'uid:'" in r["reason"] for r in rows), rows
 
 
 def test_reader_test_json_prints_one_object_per_line_and_stops_after_count(tmp_path: Any) -> None:
