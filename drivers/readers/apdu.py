@@ -141,7 +141,10 @@ def read_type2_ndef(transmit: Transmit, max_bytes: int = 1024) -> bytes | None:
         except NdefError as exc:
             raise CardProtocolError(str(exc)) from None
         if len(memory) >= size:
-            raise CardProtocolError(f"NDEF TLV runs past the tag's {size}-byte data area")
+            try:  # the whole data area read: a blank tag (NULL TLVs to the end) has no NDEF, and is known by its UID
+                return type2_tlv_message(bytes(memory[:size]), whole=True)
+            except NdefError:
+                raise CardProtocolError(f"NDEF TLV runs past the tag's {size}-byte data area") from None
         if page > 0xFF:
             raise CardProtocolError("Type 2 page out of range")
         chunk = expect_ok(transmit, bytes([0xFF, 0xB0, 0x00, page, 0x10]), f"read page {page}")

@@ -63,11 +63,13 @@ def _flatten(rec: Any) -> list[Record]:
     return [("other", str(rec.type))]
 
 
-def type2_tlv_message(memory: bytes) -> bytes | None:
+def type2_tlv_message(memory: bytes, *, whole: bool = False) -> bytes | None:
     """The NDEF message in Type 2 tag memory from page 4 (TLV area), or None if the tag has none.
 
     Raises NdefError when the TLVs run past the memory read: a caller that read
-    too little reads more and tries again (see `type2_needed`).
+    too little reads more and tries again (see `type2_needed`). With `whole`, the
+    memory is the tag's entire data area: TLVs that end with it (a blank tag is
+    all NULL TLVs) and hold no NDEF message mean the tag has none.
     """
     i = 0
     while i < len(memory):
@@ -92,6 +94,8 @@ def type2_tlv_message(memory: bytes) -> bytes | None:
         if tag == 0x03:
             return bytes(memory[i + head : end])
         i = end
+    if whole:
+        return None
     raise NdefError("no terminator TLV in the bytes read")
 
 

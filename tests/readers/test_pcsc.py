@@ -59,6 +59,14 @@ def test_type2_ndef_number(pcscd: Any, stream: Any, cards: Any) -> None:
     assert ev.card_id == f"ndef:{long_number}"
 
 
+def test_a_blank_type2_tag_is_known_by_its_uid(pcscd: Any, stream: Any, cards: Any) -> None:
+    s = _watch(stream)
+    blank = type2_memory(b"", UID)[:16] + b"\x00" * 176  # NTAG213-like: CC in page 3, a data area of NULL TLVs, no NDEF TLV
+    cards(atr=ATR_ULTRALIGHT, type2=blank).insert()
+    ev = s.wait_for(CardPresent, SEEN)
+    assert (ev.card_id, ev.ndef) == ("uid:04A1B2C3D4E5F6", ())
+
+
 def test_signed_ndef_number_under_require(pcscd: Any, stream: Any, cards: Any) -> None:
     key = identity.load_private("33" * 32)
     pub = identity.public_text(key.public_key())
