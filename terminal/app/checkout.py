@@ -200,8 +200,16 @@ class CheckoutScreen(Screen[None]):
         found.first(Static).update(Text(line), layout=False)
 
     def _status_line(self, snap: StatusSnapshot | None, level: int) -> str:
-        """The status bar: 0 in full, 1 short, 2 shortest."""
+        """The status bar: 0 in full, 1 short, 2 shortest (the reader's name cut to what is left)."""
         parts = [self.reader_text]
+        if level == 2:
+            rest = len(self._status_line(snap, 3)) - len("reader")
+            room = max(10, self.app.size.width - 1 - rest)
+            if len(self.reader_text) > room:
+                parts = [self.reader_text[: room - 1] + "…"]
+        elif level == 3:  # only to measure the other parts: the reader's mark alone
+            parts = ["reader"]
+        level = min(level, 2)
         printer = (f"printer {self.services.printer.name}", "printer:", "prn")[level]
         if snap is None:
             parts += [printer, "sync …"]

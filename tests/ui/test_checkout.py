@@ -525,6 +525,12 @@ async def test_the_status_bar_keeps_the_till_id_at_any_width(make_app: Callable[
         await until(pilot, lambda: "OFFLINE" in text_of(app, "#status"), what="offline shown")
         line = text_of(app, "#status")
         assert line.rstrip().endswith("till-1") and len(line.rstrip()) < width, line
+        # a reader with a long name (a by-id device path, a PC/SC reader) gives way to the till's id
+        app.checkout.reader_text = "reader ○ serial:/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A50285BI-if00-port0 (reconnecting)"
+        app.refresh_status()
+        await until(pilot, lambda: "serial:" in text_of(app, "#status"), what="the long name shown")
+        line = text_of(app, "#status")
+        assert line.rstrip().endswith("till-1") and len(line.rstrip()) < width and line.startswith("reader ○ serial:"), line
 
 
 async def test_closing_the_pin_dialog_gives_no_new_tries(make_app: Callable[..., LoyaltyApp]) -> None:
