@@ -15,4 +15,9 @@ def split(url: str) -> tuple[str, str, dict[str, str]] | None:
     if not sep or not scheme:
         return None
     target, _, query = rest.removeprefix("//").partition("?")
-    return scheme.lower(), urllib.parse.unquote(target), dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    options = dict(pairs)
+    if len(options) != len(pairs):  # which one would win is not for the reader of the config to guess
+        twice = next(name for i, (name, _v) in enumerate(pairs) if any(name == other for other, _w in pairs[:i]))
+        raise ValueError(f"option {twice!r} is given twice in {url.strip()!r}")
+    return scheme.lower(), urllib.parse.unquote(target), options

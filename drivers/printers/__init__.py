@@ -80,7 +80,10 @@ class PrinterUrl:
 
 
 def parse_url(url: str) -> PrinterUrl:
-    parts = device_url.split(url)
+    try:
+        parts = device_url.split(url)
+    except ValueError as exc:
+        raise PrinterError(f"printer URL: {exc}") from None
     if parts is None:
         raise PrinterError(f"printer URL {url!r} has no scheme; known: {_known()}")
     return PrinterUrl(url.strip(), *parts)

@@ -21,7 +21,7 @@ class ParsedUrl:
     def text(self, name: str, default: str) -> str:
         return self.options.get(name, default)
 
-    def number(self, name: str, default: float) -> float:
+    def number(self, name: str, default: float, *, minimum: float = 0.0, maximum: float = 3600.0) -> float:
         value = self.options.get(name)
         if value is None:
             return default
@@ -29,12 +29,15 @@ class ParsedUrl:
             result = float(value)
         except ValueError:
             raise ReaderError(f"reader URL option {name}={value!r} must be a number") from None
-        if result < 0:
-            raise ReaderError(f"reader URL option {name}={value!r} must not be negative")
+        if not minimum <= result <= maximum:  # also nan and inf
+            raise ReaderError(f"reader URL option {name}={value!r} must be from {minimum:g} to {maximum:g}")
         return result
 
-    def integer(self, name: str, default: int) -> int:
-        return int(self.number(name, default))
+    def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int = 3_600_000) -> int:
+        value = self.number(name, default, minimum=minimum, maximum=maximum)
+        if value != int(value):
+            raise ReaderError(f"reader URL option {name}={self.options[name]!r} must be a whole number")
+        return int(value)
 
     def check_known(self, known: tuple[str, ...]) -> None:
         for name in self.options:
@@ -44,7 +47,10 @@ class ParsedUrl:
 
 
 def parse_url(url: str) -> ParsedUrl:
-    parts = device_url.split(url)
+    try:
+        parts = device_url.split(url)
+    except ValueError as exc:
+        raise ReaderError(f"reader URL: {exc}") from None
     if parts is None:
         raise ReaderError(f"reader URL {url!r} has no scheme (such as pcsc:// or sim://)")
     return ParsedUrl(*parts)

@@ -70,4 +70,4 @@ class KeyboardReader:
 
 def open(url: ParsedUrl, *, debounce_ms: int = 800) -> KeyboardReader:
     url.check_known(("name", "debounce_ms"))
-    return KeyboardReader(url.text("name", "keyboard"), url.integer("debounce_ms", debounce_ms))
+    return KeyboardReader(url.text("name", "keyboard"), url.integer("debounce_ms", debounce_ms, maximum=60_000))

@@ -9,6 +9,7 @@ was unplugged).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -165,6 +166,10 @@ def open(url: ParsedUrl, *, debounce_ms: int = 800) -> NfcReader:
         raise ReaderError(f"nfc reader URL must be nfc:usb[:VID:PID] or nfc:udp:HOST:PORT, not nfc:{path!r}")
     if kind == "udp" and path.count(":") != 2:
         raise ReaderError(f"nfc:udp needs HOST:PORT, as in nfc:udp:127.0.0.1:54321 (got nfc:{path})")
+    if kind == "udp" and not (path.rsplit(":", 1)[1].isdecimal() and 0 < int(path.rsplit(":", 1)[1]) < 65536):
+        raise ReaderError(f"nfc:udp port must be a number from 1 to 65535 (got nfc:{path})")
+    if kind == "usb" and path != "usb" and not re.fullmatch(r"usb:[0-9A-Fa-f]{4}(:[0-9A-Fa-f]{4})?|usb:\d{3}(:\d{3})?", path):
+        raise ReaderError(f"nfc:usb takes VID:PID in hex (nfc:usb:054c:06c1) or BUS:DEVICE (nfc:usb:001:004), not nfc:{path}")
     raw_targets = url.text("targets", ",".join(DEFAULT_TARGETS[kind]))
     targets = tuple(t.strip().upper() for t in raw_targets.split(",") if t.strip())
     for t in targets:
@@ -175,6 +180,6 @@ def open(url: ParsedUrl, *, debounce_ms: int = 800) -> NfcReader:
     return NfcReader(
         path,
         targets=targets,
-        retry_ms=url.integer("retry_ms", 500),
-        presence_ms=url.integer("presence_ms", 50),
+        retry_ms=url.integer("retry_ms", 500, minimum=10, maximum=600_000),
+        presence_ms=url.integer("presence_ms", 50, minimum=10, maximum=60_000),
     )

@@ -386,7 +386,7 @@ def open(url: ParsedUrl, *, debounce_ms: int = 800) -> PcscReader:
     url.check_known(("timeout_ms", "poll_ms", "retry_ms"))
     return PcscReader(
         url.target.strip(),
-        timeout_ms=url.integer("timeout_ms", 500),
-        poll_ms=url.integer("poll_ms", 250),
-        retry_ms=url.integer("retry_ms", 100),
+        timeout_ms=url.integer("timeout_ms", 500, minimum=10, maximum=60_000),
+        poll_ms=url.integer("poll_ms", 250, minimum=10, maximum=60_000),
+        retry_ms=url.integer("retry_ms", 100, minimum=10, maximum=600_000),
     )

@@ -132,7 +132,7 @@ def open(url: ParsedUrl, *, debounce_ms: int = 800) -> SerialReader:
     return SerialReader(
         url.target,
         protocol=protocol,
-        baudrate=url.integer("baudrate", 9600),
-        debounce_ms=url.integer("debounce_ms", debounce_ms),
+        baudrate=url.integer("baudrate", 9600, minimum=50, maximum=4_000_000),
+        debounce_ms=url.integer("debounce_ms", debounce_ms, maximum=60_000),
         kind=url.text("kind", "em" if protocol == "rdm6300" else "code"),
     )

@@ -91,4 +91,4 @@ def open(url: ParsedUrl, *, debounce_ms: int = 800) -> SimReader:
             card_and_raw(card)
         except CardIdError as exc:
             raise ReaderError(f"sim:// cards: {exc}") from None
-    return SimReader(url.text("name", "sim"), cards, url.number("every", 3.0), url.number("hold", 0.5))
+    return SimReader(url.text("name", "sim"), cards, url.number("every", 3.0, minimum=0.01), url.number("hold", 0.5))

@@ -48,7 +48,11 @@ def test_url_parsing_keeps_reader_names_with_spaces_and_colons() -> None:
 @pytest.mark.parametrize(
     "url",
     ["serial:///dev/x?protocol=wiegand", "serial:///dev/x?speed=9600", "sim://?every=soon", "keyboard://?x=1",
-     "serial://", "sim://?cards=uid:XYZ"],
+     "serial://", "sim://?cards=uid:XYZ",
+     # values no reader can work with, and an option given twice
+     "serial:///dev/x?baudrate=0", "serial:///dev/x?baudrate=9600.5", "pcsc://?timeout_ms=0", "pcsc://?poll_ms=0",
+     "pcsc://?timeout_ms=1e12", "pcsc://?timeout_ms=nan", "sim://?every=0", "sim://?every=1&every=2",
+     "nfc:udp:127.0.0.1:99999", "nfc:usb:zzzz:1"],
 )
 def test_bad_options_are_refused_at_open(url: str) -> None:
     with pytest.raises(ReaderError):
