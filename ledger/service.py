@@ -380,7 +380,12 @@ class Loyalty:
                 raise LoyaltyError("unknown_sale", f"no sale {sale_id!r} in this ledger")
             receipt = sale["receipt_no"] or sale_id  # what the customer's paper says
             if sale["refund_id"]:
-                raise LoyaltyError("already_refunded", f"sale {receipt} was already refunded")
+                # a retry after a crash lands here too: say when, and how its slip comes out again
+                done = tx.conn.execute("SELECT ts FROM refunds WHERE id=?", (sale["refund_id"],)).fetchone()
+                when = f" at {done['ts']}" if done else ""
+                raise LoyaltyError("already_refunded", f"sale {receipt} was already refunded{when} (refund {sale['refund_id']});"
+                                                       f" loyalty print-queue reprint --kind refund --ref {sale['refund_id']}"
+                                                       " prints its slip again")
             self._check_open_day(tx, day)
             member_id = str(sale["member_id"])
             card_id = str(sale["card_id"])

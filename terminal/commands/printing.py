@@ -118,6 +118,8 @@ def print_now(ctx: Context, kind: str, ref: str) -> None:
     try:
         printer = _open(ctx.config, timeout_s=min(ctx.config.printer.timeout_s, AFTER_SALE_TIMEOUT_S))
         queue = open_queue(ctx, printer)
+        # a retried sale whose first run was killed mid-print: its job goes back to the queue (as COPY), and out now
+        queue.recover()
         job = queue.find(kind, ref)
         if job is None or job.status != "queued":
             return

@@ -191,9 +191,13 @@ def test_end_of_day_after_midnight_books_the_expiry_on_the_day_it_closes(cli):
 
 def test_refund_twice(cli):
     sale = cli("--json", "sale", "--card", CARD, "--item", "LAT").json
-    assert cli("refund", sale["sale"]).code == 0
+    first = cli("--json", "refund", sale["sale"]).json
     again = cli("--json", "refund", sale["sale"])
     assert again.code == 1 and again.json["error"] == "already_refunded"
+    # a retry after a crash lands here too: it says when, and how the slip comes out again
+    said = again.json["message"]
+    assert first["ts"] in said and f"print-queue reprint --kind refund --ref {first['refund']}" in said
+    assert cli("print-queue", "reprint", "--kind", "refund", "--ref", first["refund"]).code == 0
 
 
 def test_receipt_reprint_and_out_file(cli, tmp_path):

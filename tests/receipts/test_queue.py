@@ -311,6 +311,29 @@ def test_sigkill_while_printing_loses_nothing_and_marks_any_second_paper_copy(ma
         server.stop()
 
 
+def test_a_sale_retried_after_a_kill_mid_print_prints_its_receipt_as_copy(make_store, tmp_path: Path) -> None:
+    import socket
+
+    from terminal.commands.printing import after_sale
+    from terminal.context import Context
+
+    out = tmp_path / "paper.bin"
+    store: Store = make_store(printer=f"file://{out}")
+    sale = store.sale(["LAT"], sale_id="s-killed")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # the first run of the command, killed while its receipt printed: its process is no more
+    store.service.conn.execute("UPDATE print_jobs SET status='printing', attempts=1, next_try_at='9999-12-31T00:00:00Z',"
+                               " last_error=? WHERE ref='s-killed'", (f"printing by {socket.gethostname()}:{gone.pid}",))
+    store.service.close()
+    ctx = Context(config_path=str(store.path), now_text=None, as_json=False)
+    try:
+        after_sale(ctx, {**sale, "replayed": True})  # the retry, answered from the ledger
+    finally:
+        ctx.close()
+    d = decode(out.read_bytes())
+    assert sale["receipt"]["number"] in d.text and "*** COPY ***" in d.text  # paper may have come out the first time
+
+
 def test_after_refund_prints_the_slip(make_store, tmp_path: Path) -> None:
     from terminal.commands.printing import after_refund
     from terminal.context import Context
