@@ -77,6 +77,7 @@ class LoyaltyApp(App[None]):
             self.checkout.reader_text = "reader: none (F2 types ids)"
             if self.services.reader_error:
                 self.checkout.say(f"Card reader not available: {self.services.reader_error}", "error")
+        self.set_timer(0.3, self._say_if_closed)
         # the first poll waits for the first frame: it may import the sync client and reach the network
         self.set_timer(0.5, self.refresh_status)
         self.set_timer(0.5, self.start_sync)
@@ -85,6 +86,11 @@ class LoyaltyApp(App[None]):
         # with the next customer's; the queue's own backoff keeps a dead printer from being asked each time
         self.set_timer(1.0, self.print_waiting)
         self.set_interval(PRINT_QUEUE_EVERY_S, self.print_waiting)
+
+    def _say_if_closed(self) -> None:
+        closed = self.services.gate.closed_today()
+        if closed:  # a till restarted after an end of day (or a crash in one) says so before the first item
+            self.checkout.say(closed, "error")
 
     @work(thread=True, exclusive=True, group="print-queue", exit_on_error=False)
     def print_waiting(self) -> None:

@@ -324,6 +324,11 @@ class CheckoutScreen(Screen[None]):
         if looks_like_card(text):
             self.services_tap(text)
             return
+        if not self.cart.lines:
+            closed = self.services.gate.closed_today()
+            if closed:  # said at the first item, not after the whole cart was scanned
+                self.say(closed, "error")
+                return
         try:
             line = self.cart.add(self.cfg, text)
         except LoyaltyError as exc:

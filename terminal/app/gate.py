@@ -113,6 +113,19 @@ class Gate:
         last = max(filter(None, (state.get("last_push_at"), state.get("last_pull_at"))), default=None)
         return max(0, head - acked), last
 
+    def closed_today(self) -> str | None:
+        """What to tell the cashier when today's business day is closed already (end of day ran, perhaps cut off
+        by a crash before its Z report printed); None on an open day."""
+        day = self.loyalty.day(self.clock()).isoformat()
+        with self.lock:
+            conn = self.loyalty.conn
+            closed = conn.execute("SELECT closed_at FROM business_days WHERE day=?", (day,)).fetchone()
+            if closed is None:
+                return None
+            printed = conn.execute("SELECT 1 FROM print_jobs WHERE kind='z_report' AND ref=? AND status='printed'", (day,)).fetchone()
+        said = f"Business day {day} is closed (end of day ran): no more sales on it, until the next business day."
+        return said + ("" if printed else " Its Z report has not printed: F12 e runs end of day again and prints it.")
+
     # ------------------------------------------------------------ rules helpers (pure)
 
     def points_for(self, program_id: str, text: str) -> int | None:

@@ -659,6 +659,22 @@ async def test_end_of_day_shows_the_z_report(make_app: Callable[..., LoyaltyApp]
         assert app.screen.query_one("#eod-bar").progress == 1.0
 
 
+async def test_a_till_restarted_on_a_closed_day_says_so_before_the_first_item(make_app: Callable[..., LoyaltyApp]) -> None:
+    from sync.endofday import close_day
+
+    first = make_app()
+    gate = first.services.gate
+    with gate.lock:
+        close_day(gate.loyalty.conn, gate.loyalty.day(gate.clock()), gate.clock())  # end of day cut off by a crash: no Z printed
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: "is closed" in text_of(app, "#message"), what="the closed day said at start")
+        assert "Z report has not printed" in text_of(app, "#message")
+        await pilot.press(*"LAT", "enter")
+        await pilot.pause(0.1)
+        assert not app.checkout.cart.lines and "is closed" in text_of(app, "#message")
+
+
 async def test_help_lists_every_key(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
