@@ -365,7 +365,7 @@ class ChainSync:
             self._one_at_a_time.release()
 
     def _end_of_day(self, progress: Progress, day: Any) -> ZReport:
-        from sync.endofday import z_report, z_text
+        from sync.endofday import z_report
 
         gate = self.gate
         detail = ""
@@ -399,7 +399,12 @@ class ChainSync:
                 progress(0.5, "closing the day, expiring due points")
                 end_of_day(gate.loyalty, Offline(detail), now, day, tolerate_offline=True)
             progress(0.9, "Z report")
-            text = z_text(z_report(gate.loyalty.conn, gate.cfg, day))
+            totals = z_report(gate.loyalty.conn, gate.cfg, day)
+        # on screen as on paper: the same document, in the store's words and order
+        from receipts import render
+        from receipts.templates import z_report as z_document
+
+        text = render(z_document(totals, gate.cfg), "text", gate.cfg).decode("utf-8")
         progress(1.0, "done" if synced else f"done: {detail}")
         return ZReport(day=day.isoformat(), text=text, synced=synced, detail=detail)
 

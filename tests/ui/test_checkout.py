@@ -651,11 +651,12 @@ async def test_end_of_day_shows_the_z_report(make_app: Callable[..., LoyaltyApp]
         assert "type yes" in str(app.screen.query_one("#form-error").render())
         await pilot.press(*"yes", "enter")
         await until(pilot, lambda: "Z REPORT" in text_of(app, "#eod-text"), what="z report")
-        report = text_of(app, "#eod-text")
-        assert re.search(r"^sales +1$", report, re.M) and re.search(r"^subtotal +1\.750$", report, re.M) and re.search(r"^total +1\.627$", report, re.M), report
-        assert "closed 2026-11-22 10:00" in report  # the store's clock, not the ledger's UTC
+        report = text_of(app, "#eod-text")  # the paper's document, as the printer got it
+        assert re.search(r"^Sales +1$", report, re.M) and re.search(r"^Subtotal +KWD 1\.750$", report, re.M), report
+        assert re.search(r"^Total +KWD 1\.627$", report, re.M), report
+        assert re.search(r"^Closed +2026-11-22 10:00$", report, re.M), report  # the store's clock, not the ledger's UTC
         # programs and tiers by name, as on receipts
-        assert re.search(r"^  Gold tier +0\.123$", report, re.M) and re.search(r"^Coffee card:$", report, re.M), report
+        assert re.search(r"^  Tier Gold +-KWD 0\.123$", report, re.M) and re.search(r"^Coffee card$", report, re.M), report
         assert app.screen.query_one("#eod-bar").progress == 1.0
 
 
