@@ -22,7 +22,9 @@ Record = tuple[str, str]  # ("text" | "uri" | "other", value)
 def _known_types() -> dict[str, Any]:
     import ndef
 
-    return {"urn:nfc:wkt:T": ndef.TextRecord, "urn:nfc:wkt:U": ndef.UriRecord, "urn:nfc:wkt:Sp": ndef.SmartposterRecord}
+    # text records are decoded here (`_text`), not by ndeflib: it reads UTF-16 without a byte order mark as
+    # little-endian, where the NFC Forum's Text RTD (as RFC 2781) means big-endian
+    return {"urn:nfc:wkt:U": ndef.UriRecord, "urn:nfc:wkt:Sp": ndef.SmartposterRecord}
 
 
 def warm() -> None:
@@ -53,6 +55,8 @@ def _flatten(rec: Any) -> list[Record]:
 
     if isinstance(rec, ndef.TextRecord):
         return [("text", str(rec.text))]
+    if getattr(rec, "type", None) == "urn:nfc:wkt:T":
+        return [("text", _text(bytes(rec.data)))]
     if isinstance(rec, ndef.UriRecord):
         return [("uri", str(rec.iri))]
     if isinstance(rec, ndef.SmartposterRecord):
@@ -61,6 +65,21 @@ def _flatten(rec: Any) -> list[Record]:
             found.append(("uri", str(rec.resource.iri)))
         return found
     return [("other", str(rec.type))]
+
+
+def _text(payload: bytes) -> str:
+    """A Text record's payload: status byte (bit 7 UTF-16, bits 0-5 the language code's length), language, text."""
+    if not payload:
+        raise NdefError("empty text record")
+    status = payload[0]
+    body = payload[1 + (status & 0x3F):]
+    encoding = "utf-8"
+    if status & 0x80:
+        encoding = "utf-16" if body[:2] in (b"\xfe\xff", b"\xff\xfe") else "utf-16-be"
+    try:
+        return body.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise NdefError(f"text record is not {encoding.upper()}: {exc.reason}") from None
 
 
 def type2_tlv_message(memory: bytes, *, whole: bool = False) -> bytes | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import ndef
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,6 +37,15 @@ def test_ndef_decoder_raises_only_ndef_error(data: bytes) -> None:
         return
     for kind, value in records:
         assert kind in ("text", "uri", "other") and isinstance(value, str)
+
+
+@pytest.mark.parametrize(("body", "encoding"), [("424242".encode("utf-16-be"), "no byte order mark: big-endian"),
+                                              ("424242".encode("utf-16"), "a byte order mark"),
+                                              (b"\xfe\xff" + "424242".encode("utf-16-be"), "a big-endian mark")])
+def test_a_utf16_text_record_reads_as_the_nfc_forum_says(body: bytes, encoding: str) -> None:
+    payload = bytes([0x80 | 2]) + b"en" + body
+    data = b"".join(ndef.message_encoder([ndef.Record("urn:nfc:wkt:T", "", payload)]))
+    assert decode_message(data) == (("text", "424242"),), encoding
 
 
 @FUZZ
