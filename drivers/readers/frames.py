@@ -1,7 +1,9 @@
 """Byte-stream parsers for serial readers: RDM6300/EM4100 frames and text lines.
 
 Both are fed whatever bytes arrived (any split, any garbage) and return what
-completed. They never raise: bad input is skipped and counted.
+completed. They never raise: garbled RDM6300 frames are skipped and counted
+(radio noise is common), a text line with no usable number comes back as a
+`BadLine` for the reader to report.
 """
 
 from __future__ import annotations

@@ -131,6 +131,8 @@ class QueuePrinter:
                 job_id = queue.enqueue(kind, ref)
             elif job.status == "printed":
                 return f"already printed on {self.name}"
+            elif job.status == "printing":  # the queue's own run has it on the printer this very moment
+                return f"printing now on {self.name}"
             else:
                 # never printed: this is the one the customer lacks, not a COPY beside the original still to come
                 job_id = job.id
