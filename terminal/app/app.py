@@ -88,9 +88,12 @@ class LoyaltyApp(App[None]):
         self.set_interval(PRINT_QUEUE_EVERY_S, self.print_waiting)
 
     def _say_if_closed(self) -> None:
-        closed = self.services.gate.closed_today()
-        if closed:  # a till restarted after an end of day (or a crash in one) says so before the first item
-            self.checkout.say(closed, "error")
+        gate = self.services.gate
+        # a till restarted after an end of day (or a crash in one), or with its clock set back, says so before the
+        # first item
+        problem = gate.clock_behind() or gate.closed_today()
+        if problem:
+            self.checkout.say(problem, "error")
 
     @work(thread=True, exclusive=True, group="print-queue", exit_on_error=False)
     def print_waiting(self) -> None:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger import money
+from ledger.clock import from_iso
 from ledger.config import Config, PointsProgram, StampsProgram
 from ledger.errors import LoyaltyError
 from ledger.pricing import MemberState, price_cart
@@ -112,6 +113,21 @@ class Gate:
         acked = int(state.get("acked_seq", 0) or 0)
         last = max(filter(None, (state.get("last_push_at"), state.get("last_pull_at"))), default=None)
         return max(0, head - acked), last
+
+    def clock_behind(self, slack_s: float = 300.0) -> str | None:
+        """What to tell the cashier when the till's clock reads earlier than its ledger's last event: sales would be
+        dated (and their points due) in the past, perhaps on a day already closed."""
+        with self.lock:
+            row = self.loyalty.conn.execute("SELECT ts FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        now = self.clock()
+        last = from_iso(str(row[0]))
+        if (last - now).total_seconds() <= slack_s:
+            return None
+        tz = self.loyalty.cfg.store.tz
+        return (f"This till's clock says {now.astimezone(tz):%Y-%m-%d %H:%M}, earlier than its last sale or change"
+                f" ({last.astimezone(tz):%Y-%m-%d %H:%M}): set the date and time right before selling.")
 
     def closed_today(self) -> str | None:
         """What to tell the cashier when today's business day is closed already (end of day ran, perhaps cut off

@@ -676,6 +676,18 @@ async def test_a_till_restarted_on_a_closed_day_says_so_before_the_first_item(ma
         assert not app.checkout.cart.lines and "is closed" in text_of(app, "#message")
 
 
+async def test_a_till_whose_clock_was_set_back_says_so_at_start(make_app: Callable[..., LoyaltyApp]) -> None:
+    from datetime import timedelta
+
+    from .conftest import NOW
+
+    app = make_app()
+    app.services.gate.clock = lambda: NOW - timedelta(days=3)  # the demo ledger's last sale is from NOW
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: "earlier than its last sale" in text_of(app, "#message"), what="the clock warning")
+        assert "2026-11-19" in text_of(app, "#message")
+
+
 async def test_help_lists_every_key(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
