@@ -139,6 +139,7 @@ class CheckoutScreen(Screen[None]):
         self._totals_key: object = None
         self._esc_at: float | None = None
         self._status: StatusSnapshot | None = None
+        self._said_rows = 1
 
     # ------------------------------------------------------------ layout
 
@@ -182,7 +183,12 @@ class CheckoutScreen(Screen[None]):
         self._said = (text, kind)
         if set(msg.classes) != ({kind} if kind else set()):
             msg.set_classes(kind)
-        msg.update(Text(text), layout=False)  # messages quote config keys like [sync]: never markup
+        # a new layout only when the message needs another number of rows (up to 3): a long one would
+        # otherwise be cut to the row the last one took, and its end is what says what to do
+        width = max(1, (msg.content_region.width or self.app.size.width - 2))
+        rows = min(3, max(1, sum(-(-max(1, len(line)) // width) for line in text.split("\n"))))
+        msg.update(Text(text), layout=rows != self._said_rows)  # messages quote config keys like [sync]: never markup
+        self._said_rows = rows
 
     def on_resize(self) -> None:
         if self.query("#status"):
@@ -191,7 +197,7 @@ class CheckoutScreen(Screen[None]):
     def show_status(self, snap: StatusSnapshot | None) -> None:
         self._status = snap
         # the longest form that fits the width: every part (the till's id last) stays on screen at 80 columns
-        width = self.app.size.width - 1
+        width = self._status_width()
         line = next((text for text in (self._status_line(snap, level) for level in range(3)) if len(text) <= width),
                     self._status_line(snap, 2))
         found = self.query("#status")
@@ -199,12 +205,16 @@ class CheckoutScreen(Screen[None]):
             return
         found.first(Static).update(Text(line), layout=False)
 
+    def _status_width(self) -> int:
+        """The status bar's columns: the screen's less its padding (a line one longer wraps, out of sight)."""
+        return self.app.size.width - 2
+
     def _status_line(self, snap: StatusSnapshot | None, level: int) -> str:
         """The status bar: 0 in full, 1 short, 2 shortest (the reader's name cut to what is left)."""
         parts = [self.reader_text]
         if level == 2:
             rest = len(self._status_line(snap, 3)) - len("reader")
-            room = max(10, self.app.size.width - 1 - rest)
+            room = max(10, self._status_width() - rest)
             if len(self.reader_text) > room:
                 parts = [self.reader_text[: room - 1] + "…"]
         elif level == 3:  # only to measure the other parts: the reader's mark alone

@@ -524,13 +524,19 @@ async def test_the_status_bar_keeps_the_till_id_at_any_width(make_app: Callable[
         app.refresh_status()
         await until(pilot, lambda: "OFFLINE" in text_of(app, "#status"), what="offline shown")
         line = text_of(app, "#status")
-        assert line.rstrip().endswith("till-1") and len(line.rstrip()) < width, line
+        assert line.rstrip().endswith("till-1") and len(line.rstrip()) <= width - 2, line  # the bar's padding is 1 a side
         # a reader with a long name (a by-id device path, a PC/SC reader) gives way to the till's id
         app.checkout.reader_text = "reader ○ serial:/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A50285BI-if00-port0 (reconnecting)"
         app.refresh_status()
         await until(pilot, lambda: "serial:" in text_of(app, "#status"), what="the long name shown")
         line = text_of(app, "#status")
-        assert line.rstrip().endswith("till-1") and len(line.rstrip()) < width and line.startswith("reader ○ serial:"), line
+        assert line.rstrip().endswith("till-1") and len(line.rstrip()) <= width - 2 and line.startswith("reader ○ serial:"), line
+        # and one a little too long: accO's reader at 80 columns
+        app.checkout.reader_text = "reader ● serial:/tmp/accO/dev-reader"
+        app.refresh_status()
+        await until(pilot, lambda: "dev-" in text_of(app, "#status") or "…" in text_of(app, "#status"), what="the name shown")
+        line = text_of(app, "#status")
+        assert line.rstrip().endswith("till-1") and len(line.rstrip()) <= width - 2, line
 
 
 async def test_closing_the_pin_dialog_gives_no_new_tries(make_app: Callable[..., LoyaltyApp]) -> None:
@@ -671,6 +677,8 @@ async def test_a_till_restarted_on_a_closed_day_says_so_before_the_first_item(ma
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: "is closed" in text_of(app, "#message"), what="the closed day said at start")
         assert "Z report has not printed" in text_of(app, "#message")
+        # long: on as many rows as it needs (up to 3), so its end, which says what to do, is seen
+        assert app.checkout.query_one("#message").size.height >= 2
         await pilot.press(*"LAT", "enter")
         await pilot.pause(0.1)
         assert not app.checkout.cart.lines and "is closed" in text_of(app, "#message")
