@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
@@ -130,9 +130,22 @@ def tune(conn: sqlite3.Connection) -> sqlite3.Connection:
     return conn
 
 
+# The file each Ledger of this process opened, by resolved path: a second connection is opened only to that file.
+_OPENED: dict[Path, tuple[int, int]] = {}
+
+
 def open_existing(path: Path, *, timeout: float = 10.0) -> sqlite3.Connection:
-    """A second connection to a ledger that exists (the print queue's, the background sync's): it never makes
-    an empty file where the ledger was deleted, which would hide the loss."""
+    """A second connection to a ledger that exists (the print queue's, the background sync's).
+
+    It never makes an empty file where the ledger was deleted, which would hide the
+    loss; nor does it open a file put in the place of the one this process has
+    open: SQLite would take the open file's -wal for the new file's and write it
+    into it, corrupting a ledger restored from a backup.
+    """
+    path = Path(path)
+    opened = _OPENED.get(path.resolve())
+    if opened is not None and _file_id(path) != opened:
+        raise gone_error(path)
     conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=rw", uri=True, isolation_level=None, timeout=timeout,
                            check_same_thread=False)
     conn.row_factory = sqlite3.Row
@@ -167,6 +180,13 @@ def database_error(exc: sqlite3.DatabaseError, path: Path, doing: str) -> Loyalt
     return LoyaltyError("ledger", f"{doing} {path}: {said} (check [ledger] path)")
 
 
+def gone_error(path: Path, rescued: Path | str | None = None) -> LoyaltyError:
+    saved = f" What it held is saved as {rescued}." if isinstance(rescued, Path) else (f" {rescued}." if rescued else "")
+    return LoyaltyError("ledger_gone", f"the ledger {path} was deleted or replaced while this program had it open; nothing"
+                                       f" was written.{saved} Quit this program (the till app too), then put the ledger"
+                                       " file back (from a backup if need be) and start again")
+
+
 def _free_bytes(folder: Path) -> int:
     try:
         return shutil.disk_usage(folder).free
@@ -192,6 +212,8 @@ class Ledger:
         self.store_id = store_id
         self.rules_version = rules_version
         self._file: tuple[int, int] | None = None
+        self._wal: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
+        self._rescued: Path | str | None = None
         try:
             self.conn = _plain(path)
             applied = self._applied()
@@ -220,6 +242,10 @@ class Ledger:
             raise database_error(exc, path, "cannot read the ledger") from None
         # the file this connection writes: a ledger deleted or replaced under a running till is noticed
         self._file = _file_id(path)
+        if self._file is not None:
+            _OPENED[path.resolve()] = self._file
+        # and its -wal and -shm: left behind at the path if the file is swapped, they are this file's, not the new one's
+        self._wal = (_file_id(Path(f"{path}-wal")), _file_id(Path(f"{path}-shm")))
 
     def _applied(self) -> set[str]:
         try:
@@ -273,18 +299,39 @@ class Ledger:
         return not any(conn.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone() for t in tables if t not in ("meta", "_sqlite_migrations"))
 
     def close(self) -> None:
+        if self._file is not None and _OPENED.get(self.path.resolve()) == self._file:
+            del _OPENED[self.path.resolve()]
+        moved = self._file is not None and _file_id(self.path) != self._file
         self.conn.close()
+        if moved:
+            # SQLite leaves the -wal of a file that was moved: the next open of the path would write this file's
+            # pages into the one put there (corrupting a restored backup). Only the very files this one made go.
+            for suffix, kept in zip(("-wal", "-shm"), self._wal, strict=True):
+                side = Path(f"{self.path}{suffix}")
+                if kept is not None and _file_id(side) == kept:
+                    side.unlink(missing_ok=True)
 
     def check_file(self) -> None:
         """Refuse to write when the ledger's path no longer names the open file.
 
         A deleted file stays writable through the open connection: sales would be
         "paid" into a file nobody can open again, and the till would start over at
-        receipt 1 after a restart.
+        receipt 1 after a restart. What the open file holds is saved beside it
+        first (`_rescue`): it may be the only copy of the day's sales.
         """
         if self._file is not None and _file_id(self.path) != self._file:
-            raise LoyaltyError("ledger_gone", f"the ledger {self.path} was deleted or replaced while this program had it open;"
-                                              " nothing was written. Put the file back (from a backup if need be) and restart")
+            if self._rescued is None:
+                self._rescued = self._rescue()
+            raise gone_error(self.path, self._rescued)
+
+    def _rescue(self) -> Path | str:
+        """A copy of the open file, read through this connection (its pages and its -wal), beside the path."""
+        target = self.path.with_name(f"{self.path.name}.rescued-{datetime.now(UTC):%Y%m%dT%H%M%S}")
+        try:
+            self.conn.execute("VACUUM INTO ?", (str(target),))
+        except sqlite3.Error as exc:
+            return f"it could not be saved ({exc})"
+        return target
 
     @contextmanager
     def transaction(self, now: datetime | None, day: date | None = None) -> Iterator[Tx]:

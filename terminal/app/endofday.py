@@ -68,7 +68,9 @@ class EndOfDayScreen(Screen[None]):
     def _done(self, msg: EndOfDayDone) -> None:
         if msg.report is None:
             self.query_one("#eod-step", Static).update(
-                Text(f"End of day failed: {msg.error}. Check the network and run it again (F12, e).", style="bold red")
+                # a server that does not answer is not a failure (the day closes offline): this is something else
+                Text(f"End of day failed: {msg.error}. Run it again (F12, e) once that is put right; a step it had done"
+                     " is not done twice.", style="bold red")
             )
             return
         self.report = msg.report

@@ -322,16 +322,25 @@ def test_a_ledger_deleted_or_replaced_under_a_running_till_takes_no_sale(store, 
         service.checkout(CheckoutRequest.from_cli(CARD, ["LAT"], []), now)
     assert gone.value.code == "ledger_gone" and "deleted or replaced" in gone.value.message
     assert not path.exists()  # and no empty ledger was made in its place (the print queue opens only what exists)
-    with pytest.raises(sqlite3.OperationalError):
-        from receipts.queue import PrintQueue
+    from receipts.queue import PrintQueue
 
+    with pytest.raises(LoyaltyError):
         PrintQueue(path, store.cfg)
     assert not path.exists()
     # a file put back in its place is another file to this connection: a restart opens it
+    wal = Path(f"{path}-wal")
+    service.conn.execute("SELECT 1").fetchone()
     backup.replace(path)
     with pytest.raises(LoyaltyError) as replaced:
         service.enrol("code:NEW", now)
-    assert replaced.value.code == "ledger_gone"
+    assert replaced.value.code == "ledger_gone" and "Quit this program" in replaced.value.message
+    # nor does anything else in this process open it while the old file is open: SQLite would read the old
+    # file's -wal into it
+    with pytest.raises(LoyaltyError) as again:
+        PrintQueue(path, store.cfg)
+    assert again.value.code == "ledger_gone"
+    service.close()
+    assert not wal.exists() or wal.stat().st_size == 0
     assert run_cli("--config", str(store.path), "--json", "card", "show", CARD).json["programs"]["coffee"]["stamps"] == 1
 
 
@@ -370,3 +379,37 @@ def test_a_ledger_in_a_read_only_folder_is_named_as_such(store, tmp_path: Path):
             subprocess.run(["umount", "--lazy", str(folder)], check=True)
         else:
             folder.chmod(0o755)
+
+
+def test_a_backup_put_back_under_a_running_till_is_not_spoilt_by_its_wal(store, tmp_path: Path):
+    from ledger.errors import LoyaltyError
+    from ledger.service import CheckoutRequest
+    from receipts.queue import PrintQueue
+
+    service, path = store.service, store.cfg.ledger.path
+    now = store.now("2026-11-22T10:00")
+    service.checkout(CheckoutRequest.from_cli(CARD, ["LAT"], []), now)
+    backup = tmp_path / "backup.db"
+    conn = sqlite3.connect(path)
+    conn.execute("VACUUM INTO ?", (str(backup),))
+    conn.close()
+    for _ in range(5):  # sales after the backup, in the open file's -wal
+        service.checkout(CheckoutRequest.from_cli(CARD, ["LAT"], []), now)
+    assert Path(f"{path}-wal").stat().st_size > 0
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(backup.read_bytes())
+    copy.replace(path)  # "put the file back" while the till still runs
+    for opener in (lambda: PrintQueue(path, store.cfg), lambda: service.checkout(CheckoutRequest.from_cli(CARD, ["CRO"], []), now)):
+        with pytest.raises(LoyaltyError) as refused:
+            opener()
+        assert refused.value.code == "ledger_gone"
+    # what the till had (six sales) is saved beside it: the file it wrote is gone from the folder
+    [rescued] = path.parent.glob(f"{path.name}.rescued-*")
+    assert str(rescued) in refused.value.message
+    with sqlite3.connect(rescued) as saved:
+        assert saved.execute("SELECT amount FROM balances WHERE account='stamps'").fetchone()[0] == 6
+    saved.close()
+    service.close()  # the till quits: the old file's -wal does not stay to be read into the one put back
+    verify = run_cli("--config", str(store.path), "--json", "ledger", "verify")
+    assert verify.code == 0, verify.out
+    assert run_cli("--config", str(store.path), "--json", "card", "show", CARD).json["programs"]["coffee"]["stamps"] == 1
