@@ -331,10 +331,22 @@ class PrintQueue:
         return self._write("UPDATE print_jobs SET status='queued', next_try_at=NULL WHERE status IN ('queued', 'failed')", ())
 
     def reprint(self, kind: str, ref: str) -> int:
-        """A new job for a receipt printed before; it says COPY."""
+        """The receipt again: a new job that says COPY, for one printed before.
+
+        A receipt whose job never printed (waiting, failed, or cut off by a crash and
+        recovered here as COPY) is that job, made due now: a COPY beside it would
+        come out as well as the job itself, two papers for one.
+        """
         if kind not in self.loaders:
             raise RenderError(f"no receipt of kind {kind!r}; known: {', '.join(sorted(self.loaders))}")
         self.loaders[kind](self.conn, self.cfg, ref, True)  # a ref that renders nothing queues nothing (RenderError)
+        self.recover()
+        waiting = self.conn.execute(
+            "SELECT id FROM print_jobs WHERE kind=? AND ref=? AND status IN ('queued', 'failed') ORDER BY id DESC LIMIT 1", (kind, ref)
+        ).fetchone()
+        if waiting is not None:
+            self.retry([int(waiting["id"])])
+            return int(waiting["id"])
         return self._write("INSERT INTO print_jobs (kind, ref, copy, created_at) VALUES (?,?,1,?)", (kind, ref, stamp(self.clock())))
 
     def enqueue(self, kind: str, ref: str, *, copy: bool = False) -> int:

@@ -166,6 +166,19 @@ def test_reprint_is_a_new_job_marked_copy(make_store, tmp_path: Path) -> None:
     assert listed["counts"] == {"printed": 5}
 
 
+def test_a_reprint_of_a_receipt_that_never_printed_is_that_receipt_once(make_store, tmp_path: Path) -> None:
+    out = tmp_path / "paper.bin"
+    store: Store = make_store(printer=f"file://{out}")
+    sale = store.sale(["LAT"], sale_id="s-waiting")  # its job waits: the printer was out of paper
+    store.service.close()
+    r = run_cli("--config", str(store.path), "--json", "print-queue", "reprint", "--sale", sale["sale"])
+    assert r.code == 0 and r.json["printed"] == 1
+    r = run_cli("--config", str(store.path), "--json", "print-queue", "run")  # nothing else waits
+    d = decode(out.read_bytes())
+    assert d.cuts == 1 and "COPY" not in d.text  # the original, once
+    assert [(j["copy"], j["status"]) for j in _job(store.cfg.ledger.path)] == [(0, "printed")]
+
+
 def test_a_job_that_cannot_be_rendered_is_kept_as_failed(make_store) -> None:
     store: Store = make_store()
     queue = PrintQueue(store.cfg.ledger.path, store.cfg)
