@@ -314,13 +314,13 @@ class PrintQueue:
         self._write("UPDATE print_jobs SET status='printed', printed_at=?, next_try_at=NULL, last_error=NULL WHERE id=? AND status='printing'",
                     (stamp(self.clock()), job_id))
 
-    def _failed(self, job: Job, error: str, *, permanent: bool) -> None:
+    def _failed(self, job: Job, error: str, *, permanent: bool, copy: bool = False) -> None:
         if permanent:
             self._write("UPDATE print_jobs SET status='failed', next_try_at=NULL, last_error=? WHERE id=?", (error[:500], job.id))
             return
         retry_at = stamp(self.clock() + timedelta(seconds=backoff_s(job.attempts)))
-        self._write("UPDATE print_jobs SET status='queued', next_try_at=?, last_error=? WHERE id=? AND status='printing'",
-                    (retry_at, error[:500], job.id))
+        self._write("UPDATE print_jobs SET status='queued', next_try_at=?, last_error=?, copy=MAX(copy, ?) WHERE id=? AND status='printing'",
+                    (retry_at, error[:500], int(copy), job.id))
 
     def retry(self, job_ids: list[int] | None = None) -> int:
         """Make queued and failed jobs due now (all of them, or the given ones)."""
@@ -379,7 +379,8 @@ class PrintQueue:
             printer.print(payload)
         except Exception as exc:
             message = " ".join(str(exc).split()) or type(exc).__name__
-            self._failed(job, message, permanent=False)
+            # a job that went out unconfirmed may be on paper already: its next print says COPY
+            self._failed(job, message, permanent=False, copy=bool(getattr(exc, "maybe_printed", False)))
             return Outcome(job, False, message)
         self._done(job.id)
         return Outcome(job, True)

@@ -14,6 +14,14 @@ from typing import Protocol
 class PrinterError(Exception):
     """The printer could not take the job (offline, cover open, no paper, timeout, bad URL)."""
 
+    maybe_printed = False  # True: the job went out and may have printed in full; printed again, it says COPY
+
+
+class PrinterUnsure(PrinterError):
+    """The job went out but the printer did not confirm it: it may have printed, or be stuck in the printer."""
+
+    maybe_printed = True
+
 
 class Payload(Protocol):
     """A print job's forms; each is rendered when a driver asks for it."""

@@ -15,7 +15,16 @@ import tempfile
 from typing import Any
 
 from . import PrinterUrl
-from .base import DLE_EOT_OFFLINE, DLE_EOT_PAPER, DLE_EOT_PRINTER, Payload, PrinterError, PrinterStatus, parse_status
+from .base import (
+    DLE_EOT_OFFLINE,
+    DLE_EOT_PAPER,
+    DLE_EOT_PRINTER,
+    Payload,
+    PrinterError,
+    PrinterStatus,
+    PrinterUnsure,
+    parse_status,
+)
 
 if "ESCPOS_CAPABILITIES_PICKLE_DIR" not in os.environ:
     _cache = os.path.join(tempfile.gettempdir(), f"pos-loyalty-escpos-{os.getuid() if hasattr(os, 'getuid') else 0}")
@@ -153,9 +162,11 @@ class EscposLinkPrinter:
                 raise PrinterError(f"{self.url}: write failed: {_reason(exc)}") from None
             # The bytes sit in the link's buffers until the printer reads them: a query sent after them is
             # answered only once it has. A printer that stopped reading would otherwise count as printed.
-            if answered and self._ask(link, DLE_EOT_PRINTER, wait=self.timeout_s) is None:
-                raise PrinterError(f"{self.url}: the printer did not take the whole receipt (no answer after it within"
-                                   f" {self.timeout_s:g} s); it is printed again once the printer answers")
+            # It reads as it prints: a slow one (a 9600-baud line moves about 1 KB/s) gets a second per KB.
+            wait = self.timeout_s + len(data) / 1000
+            if answered and self._ask(link, DLE_EOT_PRINTER, wait=wait) is None:
+                raise PrinterUnsure(f"{self.url}: the printer did not confirm the whole receipt (no answer after it within"
+                                    f" {wait:.0f} s); it is printed again, marked COPY, once the printer answers")
         finally:
             _close(link)
 

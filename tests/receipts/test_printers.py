@@ -109,7 +109,7 @@ def test_a_printer_that_stops_reading_after_the_status_does_not_count_the_receip
     server = Listener(read_limit=len(STATUS_QUERIES)).start()  # answers the three queries, then hangs
     try:
         printer = open_printer(server.url, profile=PROFILE, paper_mm=80, timeout_s=0.5)
-        with pytest.raises(PrinterError, match="did not take the whole receipt"):
+        with pytest.raises(PrinterError, match="did not confirm the whole receipt"):
             printer.print(_job(tmp_path, "en", "voucher"))
         # and from now on its silence is a fault, not a printer that never answers status
         server.reading = False

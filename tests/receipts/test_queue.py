@@ -179,6 +179,28 @@ def test_a_reprint_of_a_receipt_that_never_printed_is_that_receipt_once(make_sto
     assert [(j["copy"], j["status"]) for j in _job(store.cfg.ledger.path)] == [(0, "printed")]
 
 
+def test_a_receipt_the_printer_did_not_confirm_prints_again_as_copy(make_store) -> None:
+    server = Listener(read_limit=9).start()  # answers its status, then reads no more: the job may or may not be paper
+    try:
+        store: Store = make_store(printer=server.url)
+        sale = store.sale(["LAT"], sale_id="s-unsure")
+        store.service.close()
+        queue = PrintQueue(store.cfg.ledger.path, store.cfg, clock=lambda: datetime(2030, 1, 1, tzinfo=UTC))
+        printer = open_printer(server.url, profile=store.cfg.printer.profile, timeout_s=0.3)
+        [outcome] = queue.run(printer)
+        assert not outcome.printed and "did not confirm" in (outcome.error or "")
+        server.read_limit = None  # it reads again
+        later = PrintQueue(store.cfg.ledger.path, store.cfg, clock=lambda: datetime(2030, 1, 2, tzinfo=UTC))
+        [again] = later.run(open_printer(server.url, profile=store.cfg.printer.profile, timeout_s=5))
+        assert again.printed
+        queue.close()
+        later.close()
+        last = decode(_receipts(server)[-1])
+        assert sale["receipt"]["number"] in last.text and "*** COPY ***" in last.text  # the first may be on paper too
+    finally:
+        server.stop()
+
+
 def test_a_job_that_cannot_be_rendered_is_kept_as_failed(make_store) -> None:
     store: Store = make_store()
     queue = PrintQueue(store.cfg.ledger.path, store.cfg)
