@@ -328,20 +328,28 @@ class LoyaltyApp(App[None]):
                 from receipts.templates import refund_slip
 
                 slip = render(refund_slip(result, self.services.cfg), "text", self.services.cfg).decode("utf-8")
-                self._print_quietly("refund", result["refund"])
-                self.post_message(ManagerResult(True, f"Refunded {result.get('receipt') or values['sale']}: {moved or 'nothing to reverse'}.", result, slip))
+                status, problem = self._print_quietly("refund", result["refund"])
+                said = f"Refunded {result.get('receipt') or values['sale']}: {moved or 'nothing to reverse'}."
+                if problem:  # the refund stands; the manager must know there is no slip to hand over yet
+                    said += f" Slip NOT printed ({problem}): it waits in the print queue."
+                self.post_message(ManagerResult(True, said, result, slip, printed=status or f"NOT printed: {problem}"))
             elif action == "reprint":
                 sale = gate.sale(values["sale"])
                 from receipts import render_sale
 
                 text = render_sale(sale, self.services.cfg, "text", copy=True).decode("utf-8")
-                status = self._print_quietly("sale", sale["sale"], copy=True)
-                if status and "the original" in status:  # it had never printed: no COPY, and the screen says what came out
+                status, problem = self._print_quietly("sale", sale["sale"], copy=True)
+                number = sale["receipt"]["number"]
+                if problem:
+                    self.post_message(ManagerResult(False, f"Reprint of {number} NOT printed ({problem}): it waits in the print"
+                                                           " queue and prints once the printer is back.", None, text,
+                                                    printed=f"NOT printed: {problem}"))
+                elif "the original" in status:  # it had never printed: no COPY, and the screen says what came out
                     text = render_sale(sale, self.services.cfg, "text").decode("utf-8")
-                    self.post_message(ManagerResult(True, f"Reprinted {sale['receipt']['number']}: {status}.", None, text))
+                    self.post_message(ManagerResult(True, f"Reprinted {number}: {status}.", None, text, printed=status))
                 else:
-                    said = f"; {status.split('; ', 1)[1]}" if status and "; " in status else ""
-                    self.post_message(ManagerResult(True, f"Reprinted {sale['receipt']['number']} (marked COPY){said}.", None, text))
+                    said = f"; {status.split('; ', 1)[1]}" if "; " in status else ""
+                    self.post_message(ManagerResult(True, f"Reprinted {number} (marked COPY){said}.", None, text, printed=status))
             elif action == "block":
                 view = gate.block(values["card"], values["reason"].strip())
                 self.post_message(ManagerResult(True, f"Card {view['card']} is blocked.", view))
@@ -366,12 +374,12 @@ class LoyaltyApp(App[None]):
             retry = (action, values, plain_error(exc)) if isinstance(exc, LoyaltyError) else None
             self.post_message(ManagerResult(False, said, retry=retry))
 
-    def _print_quietly(self, kind: str, ref: str, *, copy: bool = False) -> str | None:
+    def _print_quietly(self, kind: str, ref: str, *, copy: bool = False) -> tuple[str, str]:
+        """(where it printed, "") or ("", why not): the action itself is done whatever the paper does."""
         try:
-            return self.services.printer.print_job(kind, ref, copy=copy)
-        except Exception as exc:  # the action itself is done; the paper waits in the queue
-            self.post_message(ManagerResult(False, f"not printed: {plain_error(exc)}; it waits in the print queue"))
-            return None
+            return self.services.printer.print_job(kind, ref, copy=copy), ""
+        except Exception as exc:  # the paper waits in the queue
+            return "", plain_error(exc)
 
     @on(ManagerResult)
     def _manager_result(self, msg: ManagerResult) -> None:
@@ -380,7 +388,7 @@ class LoyaltyApp(App[None]):
             action, typed, reason = msg.retry
             self._manager_form(action, typed, reason)
         if msg.receipt:
-            self.checkout.show_receipt(msg.receipt, f"printed on {self.services.printer.name}")
+            self.checkout.show_receipt(msg.receipt, msg.printed or f"printed on {self.services.printer.name}")
         # a slip on screen stays there: tapping the card again to refresh its panel would cover it
         if msg.view is not None and not msg.receipt and self.checkout.shows_card(msg.view.get("card")):
             self.checkout.card_tapped(msg.view["card"])

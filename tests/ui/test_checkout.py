@@ -300,6 +300,13 @@ async def test_a_receipt_that_cannot_print_never_asks_to_ring_the_sale_up_again(
         said = text_of(app, "#message")
         assert "Paid: KWD" in said and "the sale is paid" in said and "try again" not in said, said
         assert app.services.gate.sale(sale_id)["sale"] == sale_id and not app.checkout.cart.lines
+        # the manager's reprint, with the printer still off, says so: nothing is handed over
+        await _manager(pilot, "p")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen", what="reprint form")
+        await pilot.press("enter")
+        await until(pilot, lambda: "NOT printed" in text_of(app, "#message") and "Reprint of" in text_of(app, "#message"),
+                    what="the reprint's failure")
+        assert "NOT printed" in text_of(app, "#print-status")
         # the paper was out for long: its next try is minutes off (the backoff grows to 5 min)
         with app.services.gate.lock:
             app.services.gate.loyalty.conn.execute("UPDATE print_jobs SET next_try_at='2999-01-01T00:00:00.000000Z' WHERE status='queued'")
