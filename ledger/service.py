@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from . import cards, freetext, lots, memberships, money
-from .clock import business_day
+from .clock import business_day, local_time
 from .config import Config, MembershipProgram, PointsProgram, StampsProgram
 from .errors import LoyaltyError
 from .ids import derived_id
@@ -382,7 +382,7 @@ class Loyalty:
             if sale["refund_id"]:
                 # a retry after a crash lands here too: say when, and how its slip comes out again
                 done = tx.conn.execute("SELECT ts FROM refunds WHERE id=?", (sale["refund_id"],)).fetchone()
-                when = f" at {done['ts']}" if done else ""
+                when = f" at {local_time(done['ts'], self.cfg.store.tz):%Y-%m-%d %H:%M}" if done else ""
                 raise LoyaltyError("already_refunded", f"sale {receipt} was already refunded{when} (refund {sale['refund_id']});"
                                                        f" loyalty print-queue reprint --kind refund --ref {sale['refund_id']}"
                                                        " prints its slip again")

@@ -337,15 +337,17 @@ class Ledger:
     def transaction(self, now: datetime | None, day: date | None = None) -> Iterator[Tx]:
         """One atomic write: everything inside commits together or not at all."""
         self.check_file()
-        self.conn.execute("BEGIN IMMEDIATE")
         try:
+            self.conn.execute("BEGIN IMMEDIATE")
             tx = Tx(self, now, day)
             yield tx
             tx.flush()
             self.conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
+            if type(exc) in (sqlite3.OperationalError, sqlite3.DatabaseError):  # the file refused: say why, as one error
+                raise database_error(exc, self.path, "cannot write the ledger") from exc  # type: ignore[arg-type]
             raise
 
     @contextmanager

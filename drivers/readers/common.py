@@ -30,7 +30,7 @@ class ParsedUrl:
         except ValueError:
             raise ReaderError(f"reader URL option {name}={value!r} must be a number") from None
         if not minimum <= result <= maximum:  # also nan and inf
-            raise ReaderError(f"reader URL option {name}={value!r} must be from {minimum:g} to {maximum:g}")
+            raise ReaderError(f"reader URL option {name}={value!r} must be from {_plain(minimum)} to {_plain(maximum)}")
         return result
 
     def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int = 3_600_000) -> int:
@@ -44,6 +44,10 @@ class ParsedUrl:
             if name not in known:
                 hint = f"; known: {', '.join(known)}" if known else "; this reader takes none"
                 raise ReaderError(f"unknown option {name!r} in reader URL {self.scheme}:{hint}")
+
+
+def _plain(value: float) -> str:
+    return f"{int(value):,}" if value == int(value) else f"{value:g}"
 
 
 def parse_url(url: str) -> ParsedUrl:

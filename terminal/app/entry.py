@@ -19,7 +19,8 @@ class ScanInput(Input):
     # Textual calls the handler of every class up the line; prevent_default() keeps Input's own from running too
 
     async def _on_key(self, event: events.Key) -> None:
-        if event.key == "enter":
+        # a scanner may end its codes with LF (the terminal's ctrl+j) instead of CR
+        if event.key in ("enter", "ctrl+j"):
             event.stop()
             event.prevent_default()
             self._hand_over()

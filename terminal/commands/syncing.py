@@ -103,7 +103,8 @@ class _Bar:
     def retrying(self, why: str, delay: float) -> None:
         if not self.enabled:
             return
-        sys.stderr.write(f"\rno answer from the sync server ({why}); trying again in {delay:.1f} s" + " " * 10)
+        # on a line of its own: the progress line above it stays readable
+        sys.stderr.write(("\n" if self.shown else "") + f"no answer from the sync server ({why}); trying again in {delay:.1f} s")
         sys.stderr.flush()
         self.shown = True
 

@@ -413,3 +413,16 @@ def test_a_backup_put_back_under_a_running_till_is_not_spoilt_by_its_wal(store, 
     verify = run_cli("--config", str(store.path), "--json", "ledger", "verify")
     assert verify.code == 0, verify.out
     assert run_cli("--config", str(store.path), "--json", "card", "show", CARD).json["programs"]["coffee"]["stamps"] == 1
+
+
+def test_a_write_the_ledger_file_refuses_is_one_named_error_in_process_too(store):
+    # the cashier app calls the service directly: what SQLite refuses must reach it as the CLI says it
+    from ledger.errors import LoyaltyError
+    from ledger.service import CheckoutRequest
+
+    store.service.conn.execute("PRAGMA query_only=ON")  # as a file that cannot be written answers
+    with pytest.raises(LoyaltyError) as refused:
+        store.service.checkout(CheckoutRequest.from_cli(CARD, ["LAT"], []), store.now("2026-11-22T10:00"))
+    assert refused.value.code == "ledger_read_only" and "nothing was written" in refused.value.message
+    store.service.conn.execute("PRAGMA query_only=OFF")
+    assert store.service.conn.execute("SELECT COUNT(*) FROM sales").fetchone()[0] == 0

@@ -74,6 +74,8 @@ async def test_a_scanners_burst_pasted_at_once_is_one_entry_per_line(make_app: C
         await pilot.press("T", "enter")
         await until(pilot, lambda: len(app.checkout.cart.lines) == 4, what="the fourth line")
         assert app.checkout.cart.lines[-1].sku == "DAT" and field.value == ""
+        await pilot.press(*"SPN", "ctrl+j")  # a scanner that ends its codes with LF
+        await until(pilot, lambda: len(app.checkout.cart.lines) == 5, what="the line ended by LF")
 
 
 async def test_a_card_tapped_while_a_form_is_open_gets_nothing_that_form_was_for(make_app: Callable[..., LoyaltyApp]) -> None:
