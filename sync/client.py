@@ -226,7 +226,7 @@ class SyncClient:
                 last = f"HTTP {resp.status_code}" + (f": {said}" if said else "")
                 continue
             return resp.status_code, body
-        raise Offline(f"the sync server is unreachable or cannot answer ({last}); sales go on offline, sync retries later")
+        raise Offline(f"the sync server is unreachable or cannot answer ({last}); sales go on offline; sync again later (the till app tries again by itself)")
 
     def _refused(self, what: str, status: int, body: dict[str, Any]) -> SyncFailed:
         if "error" in body and "message" in body:  # the loyalty server's own answer
