@@ -596,7 +596,8 @@ class CheckoutScreen(Screen[None]):
             Field("phone", "Phone", current.get("phone", member.get("phone", "")), "+965 5000 0000"),
             Field("birthday", "Birthday (MM-DD)", current.get("birthday", member.get("birthday", "")), "03-21"),
         ]
-        self.app.push_screen(FormScreen("Quick profile (all optional)", fields, validate=check), done)
+        # the card it is for, in its title: a tap while it is open changes the sale's card, not this form's
+        self.app.push_screen(FormScreen(f"Quick profile of {self.cart.card} (all optional)", fields, validate=check), done)
 
     def _card_changed(self, opened_for: tuple[Cart, str | None], key: str) -> bool:
         """A form answered for one card must not land on another tapped (or a new sale begun) while it was open."""
@@ -681,7 +682,7 @@ class CheckoutScreen(Screen[None]):
             self.show_member()
             self.request_quote()
 
-        title = f"Redeem {program.name}: {state['balance']} = {state['value']} {self.cfg.currency.code}"
+        title = f"Redeem {program.name} of {self.cart.card}: {state['balance']} = {state['value']} {self.cfg.currency.code}"
         hint = f"points in steps of {program.step_points}, or an amount\nblank: as many as fit   0: none   Esc: cancel"
         self.app.push_screen(FormScreen(title, [Field("amount", "Points or amount", "")], hint=hint, validate=check), done)
 
