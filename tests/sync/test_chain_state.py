@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from synctools import NOW, Terminal, in_process
 
 from ledger.errors import LoyaltyError
+from ledger.service import Loyalty
 from sync.endofday import z_report
 from sync.store import ServerStore
 
@@ -205,3 +207,21 @@ def test_a_till_in_another_currency_is_refused_by_the_chain(server: ServerStore,
         sync(http, a)  # the chain goes on
     assert server.terminal_head(b.tid)[0] == 0  # nothing of b's was taken
     assert any(f["kind"] == "wrong_currency" and f["tid"] == b.tid for f in server.reports()["flags"])
+
+
+def test_a_till_whose_ledger_was_lost_and_begun_again_is_told_so(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    from sync.client import SyncFailed
+
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    a.sale(CARD, "LAT")
+    with in_process(server) as http:
+        sync(http, a)
+        # the till's ledger file is lost: a new one begins at seq 1 with other events
+        a.loyalty.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{a.cfg.ledger.path}{suffix}").unlink(missing_ok=True)
+        a.loyalty = Loyalty.open(a.cfg)
+        a.sale("code:NEWCARD", "ESP")
+        with pytest.raises(SyncFailed) as refused:
+            a.client(http).sync()
+    assert refused.value.code == "ledger_not_servers" and "rescued" in refused.value.message
