@@ -744,7 +744,13 @@ class CheckoutScreen(Screen[None]):
         self.say(f"Sale not completed: {msg.message}", "error")
 
     def show_receipt(self, text: str, status: str) -> None:
-        self.query_one("#receipt", Static).update(Text(text, no_wrap=True, overflow="crop"))
+        from receipts.templates import lang_for
+
+        from .rtl import for_terminal
+
+        # an Arabic or Persian slip as the paper shows it: right to left, letters joined
+        shown = for_terminal(text, lang_for(self.cfg).rtl)
+        self.query_one("#receipt", Static).update(Text(shown, no_wrap=True, overflow="crop"))
         self.query_one("#print-status", Static).update(Text(status))
         self.show_right("receipt-panel")
         self.query_one("#receipt-panel", VerticalScroll).scroll_home(animate=False)  # its header first, not where the last one was left

@@ -75,7 +75,13 @@ class EndOfDayScreen(Screen[None]):
             return
         self.report = msg.report
         self.query_one("#eod-bar", ProgressBar).update(progress=1.0)
-        self.query_one("#eod-text", Static).update(Text(msg.report.text))
+        from receipts.templates import lang_for
+
+        from .rtl import for_terminal
+
+        # the paper's Z: in Arabic or Persian, right to left with its letters joined, as printed
+        shown = for_terminal(msg.report.text, lang_for(self.services.cfg).rtl)
+        self.query_one("#eod-text", Static).update(Text(shown))
         self.app.refresh_status()  # type: ignore[attr-defined]
 
     def action_print(self) -> None:

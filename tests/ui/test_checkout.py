@@ -708,6 +708,24 @@ async def test_a_till_whose_clock_was_set_back_says_so_at_start(make_app: Callab
         assert "2026-11-19" in text_of(app, "#message")
 
 
+@pytest.mark.parametrize("locale", ["ar", "fa"])
+async def test_an_arabic_or_persian_receipt_reads_right_to_left_on_screen(make_app: Callable[..., LoyaltyApp], demo_dir: Path,
+                                                                          locale: str) -> None:
+    config = demo_dir / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace('locale = "en"', f'locale = "{locale}"'), encoding="utf-8")
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _sell_one(pilot)
+        shown = text_of(app, "#receipt")
+        number = app.services.gate.sale(app.checkout.last_sale)["receipt"]["number"]
+        # the terminal does not reorder: the label (Arabic, on the right on paper) comes after the number here
+        line = next(ln for ln in shown.splitlines() if number in ln and any("\ufb50" <= c <= "\ufeff" for c in ln))
+        label = next(i for i, c in enumerate(line) if "\ufb50" <= c <= "\ufeff")
+        assert line.index(number) < label, line
+        # and the letters are in their joined forms, which a terminal cannot make itself
+        assert not any("\u0621" <= c <= "\u064a" for c in shown), shown
+
+
 async def test_help_lists_every_key(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
