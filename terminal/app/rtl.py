@@ -10,14 +10,20 @@ as the paper): the label on the right, the amount on the left, as on paper.
 
 from __future__ import annotations
 
+import os
+
 import arabic_reshaper
 from bidi.algorithm import get_display
 from rich.cells import cell_len
 
 
 def for_terminal(text: str, rtl: bool) -> str:
-    """`text` (a slip rendered as text, in logical order) as a left-to-right terminal must be given it."""
-    if not rtl:
+    """`text` (a slip rendered as text, in logical order) as a left-to-right terminal must be given it.
+
+    LOYALTY_TERMINAL_BIDI=1 leaves it in logical order, for a terminal that lays
+    out right-to-left text itself (it would turn the lines back again).
+    """
+    if not rtl or os.environ.get("LOYALTY_TERMINAL_BIDI") == "1":
         return text
     reshaper = arabic_reshaper.ArabicReshaper(configuration={"delete_harakat": False})
     lines = [reshaper.reshape(line) for line in text.split("\n")]
