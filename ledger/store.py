@@ -182,9 +182,8 @@ def database_error(exc: sqlite3.DatabaseError, path: Path, doing: str) -> Loyalt
 
 def gone_error(path: Path, rescued: Path | str | None = None) -> LoyaltyError:
     saved = f" What it held is saved as {rescued}." if isinstance(rescued, Path) else (f" {rescued}." if rescued else "")
-    return LoyaltyError("ledger_gone", f"the ledger {path} was deleted or replaced while this program had it open; nothing"
-                                       f" was written.{saved} Quit this program (the till app too), then put the ledger"
-                                       " file back (from a backup if need be) and start again")
+    return LoyaltyError("ledger_gone", f"the ledger {path} was deleted or replaced under this program: nothing was written."
+                                       f"{saved} Quit, put the ledger file back (a backup, or the saved file), start again")
 
 
 def _free_bytes(folder: Path) -> int:
@@ -301,15 +300,9 @@ class Ledger:
     def close(self) -> None:
         if self._file is not None and _OPENED.get(self.path.resolve()) == self._file:
             del _OPENED[self.path.resolve()]
-        moved = self._file is not None and _file_id(self.path) != self._file
+        if self.moved():  # a quit after the file was deleted or replaced: what it held is saved first
+            self._secure()
         self.conn.close()
-        if moved:
-            # SQLite leaves the -wal of a file that was moved: the next open of the path would write this file's
-            # pages into the one put there (corrupting a restored backup). Only the very files this one made go.
-            for suffix, kept in zip(("-wal", "-shm"), self._wal, strict=True):
-                side = Path(f"{self.path}{suffix}")
-                if kept is not None and _file_id(side) == kept:
-                    side.unlink(missing_ok=True)
 
     def check_file(self) -> None:
         """Refuse to write when the ledger's path no longer names the open file.
@@ -319,10 +312,28 @@ class Ledger:
         receipt 1 after a restart. What the open file holds is saved beside it
         first (`_rescue`): it may be the only copy of the day's sales.
         """
-        if self._file is not None and _file_id(self.path) != self._file:
-            if self._rescued is None:
-                self._rescued = self._rescue()
+        if self.moved():
+            self._secure()
             raise gone_error(self.path, self._rescued)
+
+    def moved(self) -> bool:
+        """Whether the path no longer names the file this connection has open (deleted, or another put there)."""
+        return self._file is not None and _file_id(self.path) != self._file
+
+    def _secure(self) -> None:
+        """Once the file has moved: save what it holds, and take its -wal and -shm from the path at once.
+
+        SQLite leaves them at the path, and any process that opens the path (a
+        `ledger verify`, a restarted till) would replay them into the file put
+        there: a backup put back would come out corrupt or not restored.
+        """
+        if self._rescued is None:
+            self._rescued = self._rescue()
+        for suffix, kept in zip(("-wal", "-shm"), self._wal, strict=True):
+            side = Path(f"{self.path}{suffix}")
+            if kept is not None and _file_id(side) == kept:
+                # this connection goes on reading them through its open handles; the path is free of them
+                side.unlink(missing_ok=True)
 
     def _rescue(self) -> Path | str:
         """A copy of the open file, read through this connection (its pages and its -wal), beside the path."""

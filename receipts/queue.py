@@ -62,6 +62,8 @@ def backoff_s(attempts: int) -> float:
 
 
 OWNER_PREFIX = "printing by "
+UNCONFIRMED_TWICE = (" (not confirmed twice: check the printer, or raise its timeout_s; loyalty print-queue retry"
+                     " prints it again)")
 
 
 def _owner_note() -> str:
@@ -379,8 +381,12 @@ class PrintQueue:
             printer.print(payload)
         except Exception as exc:
             message = " ".join(str(exc).split()) or type(exc).__name__
-            # a job that went out unconfirmed may be on paper already: its next print says COPY
-            self._failed(job, message, permanent=False, copy=bool(getattr(exc, "maybe_printed", False)))
+            # a job that went out unconfirmed may be on paper already: its next print says COPY. Unconfirmed a
+            # second time, it waits for a person: a printer too slow for its timeout would take a COPY a round
+            unsure = bool(getattr(exc, "maybe_printed", False))
+            if unsure and job.copy:
+                message += UNCONFIRMED_TWICE
+            self._failed(job, message, permanent=unsure and bool(job.copy), copy=unsure)
             return Outcome(job, False, message)
         self._done(job.id)
         return Outcome(job, True)

@@ -269,12 +269,12 @@ class SyncClient:
                         with self._tx():
                             self._set({"acked_seq": last_seq, "acked_hash": body["last_hash"]})
                         break
-                    if status == 422 and body.get("error") == "tamper" and start == 0 and "other content" in str(body.get("message")):
-                        # a ledger that never synced, whose first events the server holds otherwise: not this till's
-                        # ledger as the chain knows it (lost and begun again, or another file in its place)
+                    if status == 422 and body.get("error") == "tamper" and "other content" in str(body.get("message")):
+                        # events the server holds otherwise under the same numbers: not this till's ledger as the
+                        # chain knows it (lost and begun again, an older copy sold on, or another file in its place)
                         raise SyncFailed("ledger_not_servers", f"push refused: {body.get('message')}. The server holds other events"
-                                         " under this till's numbers: this ledger was begun again (the till's file lost) or"
-                                         " replaced. Nothing was sent. Put back the till's own ledger ([ledger] path: a backup,"
+                                         " under this till's numbers: this ledger was begun again (the till's file lost), sold on"
+                                         " from an older copy, or replaced. Nothing was sent. Put back the till's own ledger ([ledger] path: a backup,"
                                          " or a ledger.db.rescued-* file), or register this till under a new name")
                     if status != 200:
                         raise self._refused("push", status, body)

@@ -14,7 +14,7 @@ from textual.app import App
 from drivers.readers.base import CardPresent, CardRemoved, ReaderConnected, ReaderDisconnected
 from ledger.errors import LoyaltyError
 
-from .checkout import CheckoutScreen, plain_error
+from .checkout import CheckoutScreen, plain_reason
 from .messages import CardTapped, ManagerResult, ReaderStatus, StatusSnapshot, SyncRoundDone
 from .ports import SyncRound
 from .services import Services
@@ -44,6 +44,7 @@ class LoyaltyApp(App[None]):
         self._pin_locked_until = 0.0
         self.manager_log: list[str] = []
         self.last_sync_round: SyncRound | None = None
+        self._ledger_said: str | None = None
         self._gc_ticks = 0
 
     _theme_cache: tuple[str, Theme] | None = None
@@ -143,7 +144,7 @@ class LoyaltyApp(App[None]):
         try:
             self.services.sync.start_background(posted)
         except Exception as exc:  # the till sells without sync; end of day says what to do
-            self.post_message(SyncRoundDone(SyncRound(ok=False, error=plain_error(exc))))
+            self.post_message(SyncRoundDone(SyncRound(ok=False, error=plain_reason(exc))))
 
     @on(SyncRoundDone)
     def _sync_round(self, msg: SyncRoundDone) -> None:
@@ -180,7 +181,7 @@ class LoyaltyApp(App[None]):
                     if self._stop.is_set():
                         return
             except Exception as exc:  # a reader that fails is retried; the till keeps selling meanwhile
-                self.post_message(ReaderStatus(False, getattr(reader, "name", "reader"), plain_error(exc)))
+                self.post_message(ReaderStatus(False, getattr(reader, "name", "reader"), plain_reason(exc)))
             if self._stop.wait(backoff):
                 return
             backoff = min(backoff * 2, 5.0)
@@ -206,6 +207,10 @@ class LoyaltyApp(App[None]):
 
     @work(thread=True, exclusive=True, group="status", exit_on_error=False)
     def poll_status(self) -> None:
+        gone = self.services.gate.ledger_problem()
+        if gone and gone != self._ledger_said:  # said once, when first seen: the till sells nothing more
+            self._ledger_said = gone
+            self.call_from_thread(self.checkout.say, gone, "error")
         try:
             snap = StatusSnapshot(self.services.sync.state(), self.services.printer.queued())
         except Exception:  # the status bar must never take the till down; it tries again next tick
@@ -369,9 +374,9 @@ class LoyaltyApp(App[None]):
                 view = gate.adjust(values["card"], values["program"].strip(), amount, values["reason"])
                 self.post_message(ManagerResult(True, f"Adjusted {values['program']} by {amount:+d} on {view['card']}.", view))
         except Exception as exc:
-            said = f"{action.replace('_', ' ').capitalize()} not done: {plain_error(exc)}"
+            said = f"{action.replace('_', ' ').capitalize()} not done: {plain_reason(exc)}"
             # a value refused: the form again, as typed (a crash is not the manager's to retype)
-            retry = (action, values, plain_error(exc)) if isinstance(exc, LoyaltyError) else None
+            retry = (action, values, plain_reason(exc)) if isinstance(exc, LoyaltyError) else None
             self.post_message(ManagerResult(False, said, retry=retry))
 
     def _print_quietly(self, kind: str, ref: str, *, copy: bool = False) -> tuple[str, str]:
@@ -379,7 +384,7 @@ class LoyaltyApp(App[None]):
         try:
             return self.services.printer.print_job(kind, ref, copy=copy), ""
         except Exception as exc:  # the paper waits in the queue
-            return "", plain_error(exc)
+            return "", plain_reason(exc)
 
     @on(ManagerResult)
     def _manager_result(self, msg: ManagerResult) -> None:

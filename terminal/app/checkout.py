@@ -8,6 +8,7 @@ on is dropped instead of shown.
 
 from __future__ import annotations
 
+import textwrap
 import time
 from datetime import datetime
 from typing import Any, ClassVar
@@ -48,8 +49,11 @@ def plain_error(exc: BaseException) -> str:
 
 
 def plain_reason(exc: BaseException) -> str:
-    """What went wrong, and nothing about the cart: for what failed after a sale was paid (its receipt)."""
-    return exc.message if isinstance(exc, LoyaltyError) else f"{type(exc).__name__}: {exc}"
+    """What went wrong, and nothing about the cart: for what failed after a sale was paid (its receipt), or a
+    manager's action. A printer's own words need no Python class name before them."""
+    if isinstance(exc, LoyaltyError):
+        return exc.message
+    return str(exc) if isinstance(exc, ConnectionError) and str(exc) else f"{type(exc).__name__}: {exc}"
 
 
 class TillFooter(Footer):
@@ -88,7 +92,7 @@ class CheckoutScreen(Screen[None]):
     #item-input { margin: 0; }
     #cart { height: 1fr; }
     #totals { height: 4; padding: 0 1; border-top: solid $primary; }
-    #message { height: auto; max-height: 3; padding: 0 1; }
+    #message { height: auto; max-height: 4; padding: 0 1; }
     #message.error { background: $error; color: $text; text-style: bold; }
     #message.ok { background: $success-darken-2; color: $text; }
     #message.warn { background: $warning-darken-2; color: $text; }
@@ -183,10 +187,10 @@ class CheckoutScreen(Screen[None]):
         self._said = (text, kind)
         if set(msg.classes) != ({kind} if kind else set()):
             msg.set_classes(kind)
-        # a new layout only when the message needs another number of rows (up to 3): a long one would
+        # a new layout only when the message needs another number of rows (up to 4): a long one would
         # otherwise be cut to the row the last one took, and its end is what says what to do
         width = max(1, (msg.content_region.width or self.app.size.width - 2))
-        rows = min(3, max(1, sum(-(-max(1, len(line)) // width) for line in text.split("\n"))))
+        rows = min(4, max(1, sum(max(1, len(textwrap.wrap(line, width))) for line in text.split("\n"))))
         msg.update(Text(text), layout=rows != self._said_rows)  # messages quote config keys like [sync]: never markup
         self._said_rows = rows
 

@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from .entry import ScanInput
 from .services import DemoCard
 
 DIALOG_CSS = """
@@ -169,7 +170,8 @@ class TapScreen(ModalScreen[str | None]):
                         yield Static(listing, classes="column")
                 yield Label("A key taps that card; / types a card id", classes="hint")
             # with demo keys the field waits for "/", so a key taps instead of typing
-            yield Input(placeholder="card id, e.g. uid:04A1B2C3D4E5F6 or code:12345", id="tap-id", disabled=bool(self.cards))
+            # a wedge reader types here too: its Enter (or LF) ends one id, however fast the next follows
+            yield ScanInput(placeholder="card id, e.g. uid:04A1B2C3D4E5F6 or code:12345", id="tap-id", disabled=bool(self.cards))
             yield Label("Enter: tap   Esc: cancel", classes="hint")
 
     def on_mount(self) -> None:

@@ -114,6 +114,19 @@ class Gate:
         last = max(filter(None, (state.get("last_push_at"), state.get("last_pull_at"))), default=None)
         return max(0, head - acked), last
 
+    def ledger_problem(self) -> str | None:
+        """Why the ledger can take no sale any more (its file deleted or replaced under the till), or None.
+
+        Asked at every status tick, not only at a sale: the sooner it is seen, the
+        sooner what the file held is saved and its -wal taken off the path.
+        """
+        with self.lock:
+            try:
+                self.loyalty.ledger.check_file()
+            except LoyaltyError as exc:
+                return exc.message
+        return None
+
     def clock_behind(self, slack_s: float = 300.0) -> str | None:
         """What to tell the cashier when the till's clock reads earlier than its ledger's last event: sales would be
         dated (and their points due) in the past, perhaps on a day already closed."""

@@ -171,8 +171,11 @@ class QueuePrinter:
         """
         queue = self._queue()
         try:
-            if not queue.due(1) and queue.counts().get("queued", 0) and self._says_ready():
-                queue.retry()
+            # not a job the printer took unconfirmed: it may be slow, not off, and would print again each tick
+            held = [int(r[0]) for r in queue.conn.execute(
+                "SELECT id FROM print_jobs WHERE status='queued' AND next_try_at IS NOT NULL AND copy=0")]
+            if held and not queue.due(1) and self._says_ready():
+                queue.retry(held)
             return sum(1 for outcome in queue.run(self.driver, limit=5) if outcome.printed)
         finally:
             queue.close()

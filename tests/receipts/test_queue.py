@@ -189,8 +189,14 @@ def test_a_receipt_the_printer_did_not_confirm_prints_again_as_copy(make_store) 
         printer = open_printer(server.url, profile=store.cfg.printer.profile, timeout_s=0.3)
         [outcome] = queue.run(printer)
         assert not outcome.printed and "did not confirm" in (outcome.error or "")
-        server.read_limit = None  # it reads again
+        # unconfirmed again (a printer too slow for its timeout): it waits for a person, not a COPY a round
         later = PrintQueue(store.cfg.ledger.path, store.cfg, clock=lambda: datetime(2030, 1, 2, tzinfo=UTC))
+        [twice] = later.run(printer)
+        assert not twice.printed and "not confirmed twice" in (twice.error or "")
+        assert [(j["status"], j["copy"]) for j in _job(store.cfg.ledger.path)] == [("failed", 1)]
+        assert later.run(printer) == []
+        server.read_limit = None  # it reads again; the manager retries the job
+        later.retry()
         [again] = later.run(open_printer(server.url, profile=store.cfg.printer.profile, timeout_s=5))
         assert again.printed
         queue.close()

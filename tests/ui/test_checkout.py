@@ -726,6 +726,27 @@ async def test_an_arabic_or_persian_receipt_reads_right_to_left_on_screen(make_a
         assert not any("\u0621" <= c <= "\u064a" for c in shown), shown
 
 
+async def test_a_ledger_deleted_under_an_idle_till_is_seen_and_saved_at_the_next_tick(make_app: Callable[..., LoyaltyApp],
+                                                                                       demo_dir: Path) -> None:
+    app = make_app(status_interval_s=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _sell_one(pilot)
+        path = app.services.cfg.ledger.path
+        path.unlink()  # someone deletes the ledger; nobody tries a sale
+        await until(pilot, lambda: "deleted or replaced" in text_of(app, "#message"), what="the lost ledger said")
+        [rescued] = path.parent.glob(f"{path.name}.rescued-*")
+        assert str(rescued) in text_of(app, "#message")
+        assert not Path(f"{path}-wal").exists()  # nothing of the old file left at the path for the next program to read
+        import sqlite3
+
+        conn = sqlite3.connect(rescued)
+        try:
+            assert conn.execute("SELECT COUNT(*) FROM sales").fetchone()[0] > 0  # the day's sales, the last one too
+            assert conn.execute("SELECT 1 FROM sales WHERE id=?", (app.checkout.last_sale,)).fetchone()
+        finally:
+            conn.close()
+
+
 async def test_help_lists_every_key(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
