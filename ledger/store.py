@@ -316,6 +316,11 @@ class Ledger:
             self._secure()
             raise gone_error(self.path, self._rescued)
 
+    @property
+    def rescued(self) -> Path | str | None:
+        """Where what the file held was saved after it moved (or why it could not be), else None."""
+        return self._rescued
+
     def moved(self) -> bool:
         """Whether the path no longer names the file this connection has open (deleted, or another put there)."""
         return self._file is not None and _file_id(self.path) != self._file

@@ -101,10 +101,14 @@ class LoyaltyApp(App[None]):
         if self.checkout.paying:
             return  # the sale prints its own receipt first: this tick's turn comes again
         try:
-            printed = self.services.printer.print_waiting()
+            printed, held = self.services.printer.print_waiting()
         except Exception:  # a printer that fails keeps its jobs queued; the status bar counts them
             return
-        if printed:  # the cashier learns what just came out of the printer, and whose it is not
+        if held:  # it will not print by itself: a person must look at the printer
+            self.call_from_thread(self.checkout.say, f"The printer did not confirm {len(held)} slip(s) twice: they are held,"
+                                                     " not printed again by themselves. Check the printer (or its timeout_s);"
+                                                     " manager: F12 p prints one again.", "error")
+        elif printed:  # the cashier learns what just came out of the printer, and whose it is not
             self.call_from_thread(self.checkout.say, f"Printed {printed} waiting slip(s) from the print queue (earlier sales).", "ok")
 
     def _after_first_frame(self) -> None:

@@ -502,7 +502,7 @@ class CheckoutScreen(Screen[None]):
                 return MemberLoaded(norm, None, unknown=True, warning=warning)
             return MemberLoaded(card_id, None, refused=exc.message)
         except Exception as exc:
-            return MemberLoaded(card_id, None, refused=plain_error(exc))
+            return MemberLoaded(card_id, None, refused=plain_reason(exc))
         if view["status"] == "blocked":
             refused = f"card {view['card']} is blocked: keep the card and call the manager"
         elif view["status"] == "replaced":
@@ -617,7 +617,7 @@ class CheckoutScreen(Screen[None]):
         try:
             view = self.services.gate.enrol(card, **profile)
         except Exception as exc:
-            self.app.call_from_thread(self.say, f"Profile not saved: {plain_error(exc)}", "error")
+            self.app.call_from_thread(self.say, f"Profile not saved: {plain_reason(exc)}", "error")
             return
         self.app.call_from_thread(self._profile_saved, card, view)
 

@@ -155,6 +155,13 @@ class TapScreen(ModalScreen[str | None]):
         super().__init__()
         self.cards = cards
         self.by_key = {c.key: c.card_id for c in cards}
+        self._answered = False
+
+    def _answer(self, card: str | None) -> None:
+        # once: a reader's double read (two ids in one burst) would dismiss again, and pop the screen beneath
+        if not self._answered:
+            self._answered = True
+            self.dismiss(card)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -184,7 +191,7 @@ class TapScreen(ModalScreen[str | None]):
         card = self.by_key.get(event.character or "")
         if card is not None:
             event.stop()
-            self.dismiss(card)
+            self._answer(card)
 
     def action_type_id(self) -> None:
         field = self.query_one("#tap-id", Input)
@@ -195,10 +202,10 @@ class TapScreen(ModalScreen[str | None]):
     def _typed(self, event: Input.Submitted) -> None:
         event.stop()
         if event.value.strip():
-            self.dismiss(event.value.strip())
+            self._answer(event.value.strip())
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self._answer(None)
 
 
 MANAGER_ACTIONS: list[tuple[str, str, str]] = [

@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 
-from .checkout import plain_error
+from .checkout import plain_reason
 from .messages import EndOfDayDone, EndOfDayProgress, PrintStatus
 from .ports import ZReport
 from .services import Services
@@ -54,7 +54,7 @@ class EndOfDayScreen(Screen[None]):
         try:
             report = self.services.sync.end_of_day(progress)
         except Exception as exc:
-            self.post_message(EndOfDayDone(None, plain_error(exc)))
+            self.post_message(EndOfDayDone(None, plain_reason(exc)))
             return
         self.post_message(EndOfDayDone(report))
         self.reprint(report.day)
@@ -93,7 +93,7 @@ class EndOfDayScreen(Screen[None]):
         try:
             status = self.services.printer.print_job("z_report", day, copy=copy)
         except Exception as exc:
-            self.post_message(PrintStatus(False, f"Z report not printed: {plain_error(exc)}"))
+            self.post_message(PrintStatus(False, f"Z report not printed: {plain_reason(exc)}"))
             return
         self.post_message(PrintStatus(True, f"Z report {status}"))
 

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Static
 from ledger.clock import local_time
 
 from . import render
-from .checkout import plain_error
+from .checkout import plain_reason
 from .messages import HistoryLoaded
 from .services import Services
 
@@ -88,7 +88,7 @@ class MemberScreen(Screen[None]):
             view = gate.card(self.card_id)
             events = gate.history(self.card_id, 200)
         except Exception as exc:
-            self.post_message(HistoryLoaded(self.card_id, None, error=plain_error(exc)))
+            self.post_message(HistoryLoaded(self.card_id, None, error=plain_reason(exc)))
             return
         self.post_message(HistoryLoaded(self.card_id, view, events))
 

@@ -103,7 +103,7 @@ class Printer(Protocol):
 
     def queued(self) -> int: ...
 
-    def print_waiting(self) -> int: ...
+    def print_waiting(self) -> tuple[int, list[str]]: ...
 
 
 class QueuePrinter:
@@ -162,8 +162,9 @@ class QueuePrinter:
             queue.close()
         return counts.get("queued", 0) + counts.get("failed", 0) + counts.get("printing", 0)
 
-    def print_waiting(self) -> int:
-        """Print what is due in the queue (jobs a crash cut off first, as COPY); how many came out.
+    def print_waiting(self) -> tuple[int, list[str]]:
+        """Print what is due in the queue (jobs a crash cut off first, as COPY): how many came out, and the
+        receipts now held for a person (a printer that did not confirm them twice).
 
         Jobs whose retry is still minutes off (the backoff grows to 5 min while the
         paper is out) go now if the printer says it is back: a status query costs
@@ -176,7 +177,13 @@ class QueuePrinter:
                 "SELECT id FROM print_jobs WHERE status='queued' AND next_try_at IS NOT NULL AND copy=0")]
             if held and not queue.due(1) and self._says_ready():
                 queue.retry(held)
-            return sum(1 for outcome in queue.run(self.driver, limit=5) if outcome.printed)
+            outcomes = queue.run(self.driver, limit=5)
+            stuck = []
+            for outcome in outcomes:
+                now = None if outcome.printed else queue.job(outcome.job.id)
+                if now is not None and now.status == "failed":
+                    stuck.append(f"{now.kind} {now.ref}")
+            return sum(1 for o in outcomes if o.printed), stuck
         finally:
             queue.close()
 
@@ -205,8 +212,8 @@ class MissingPrinter:
     def print_text(self, title: str, text: str) -> str:
         raise ConnectionError(self.reason)
 
-    def print_waiting(self) -> int:
-        return 0  # nothing to print on: the jobs stay queued for a printer that opens
+    def print_waiting(self) -> tuple[int, list[str]]:
+        return 0, []  # nothing to print on: the jobs stay queued for a printer that opens
 
     def queued(self) -> int:
         from ledger.store import open_existing

@@ -68,6 +68,8 @@ def cmd_demo(args: argparse.Namespace, ctx: Context) -> Output | int:
         build_app(services).run()
     finally:
         services.close()
+    if _after_till(services):
+        return 1
     print(f"demo ledger kept in {workdir} (loyalty demo --dir {workdir} continues it)")
     return 0
 
@@ -90,7 +92,18 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
         build_app(services).run()
     finally:
         services.close()
-    return 0
+    return _after_till(services)
+
+
+def _after_till(services: Any) -> int:
+    """Exit 1, with the word where the day's sales went, when the ledger file was taken away under the till."""
+    rescued = services.gate.loyalty.ledger.rescued
+    if rescued is None:
+        return 0
+    where = f"what it held is saved as {rescued}" if isinstance(rescued, Path) else str(rescued)
+    print(f"loyalty: the ledger {services.cfg.ledger.path} was deleted or replaced while the till ran; {where}."
+          " Put the right ledger file back before starting again", file=sys.stderr)
+    return 1
 
 
 def _script(workdir: Path, ctx: Context) -> Output:

@@ -418,6 +418,7 @@ def test_a_backup_put_back_under_a_running_till_is_not_spoilt_by_its_wal(store, 
     kept.close()
     assert early.code == 0 and early.json["events"] == in_backup, early.out
     service.close()  # the till quits
+    assert service.ledger.rescued == rescued  # `loyalty run` says where, and exits 1
     verify = run_cli("--config", str(store.path), "--json", "ledger", "verify")
     assert verify.code == 0, verify.out
     assert run_cli("--config", str(store.path), "--json", "card", "show", CARD).json["programs"]["coffee"]["stamps"] == 1

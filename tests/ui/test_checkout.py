@@ -103,6 +103,21 @@ async def test_a_card_tapped_while_a_form_is_open_gets_nothing_that_form_was_for
         assert app.services.gate.card(other)["member"]["name"] == "Ali Karimi"
 
 
+async def test_a_double_read_typed_into_the_tap_dialog_is_one_tap(make_app: Callable[..., LoyaltyApp]) -> None:
+    from textual import events
+
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await add(pilot, "LAT")
+        await pilot.press("f2")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "TapScreen", what="tap dialog")
+        await pilot.press("slash")
+        app.screen.query_one("#tap-id").post_message(events.Paste("code:LOY-0004\ncode:LOY-0004\n"))  # a reader's double read
+        await until(pilot, lambda: app.checkout.cart.card == "code:LOY-0004", what="the card on the sale")
+        await pilot.pause(0.2)
+        assert app.is_running and app.screen is app.checkout and [ln.sku for ln in app.checkout.cart.lines] == ["LAT"]
+
+
 async def test_expiring_points_are_shown(make_app: Callable[..., LoyaltyApp]) -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
@@ -323,6 +338,29 @@ async def test_a_receipt_that_cannot_print_never_asks_to_ring_the_sale_up_again(
             assert any(app.services.gate.sale(sale_id)["receipt"]["number"].encode() in job for job in printer.received)
         finally:
             printer.stop()
+
+
+async def test_a_slip_the_printer_leaves_unconfirmed_twice_is_held_and_said(make_app: Callable[..., LoyaltyApp], demo_dir) -> None:
+    from ledger import config as config_mod
+    from terminal.app.ports import open_printer
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "receipts"))
+    from receipt_support import Listener
+
+    slow = Listener(read_limit=9).start()  # answers its status, then never takes the receipt in full
+    try:
+        cfg = config_mod.load(demo_dir / "config.toml")
+        app = make_app(printer=open_printer(cfg, f"{slow.url}?timeout=0.2"))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await tap(pilot, "1")
+            await add(pilot, "LAT")
+            await pilot.press("f9")
+            await until(pilot, lambda: "did not confirm" in text_of(app, "#message") + text_of(app, "#print-status"),
+                        timeout=30, what="the first unconfirmed print")
+            await until(pilot, lambda: "twice: they are held" in text_of(app, "#message"), timeout=40, what="held, and said")
+            assert "F12 p" in text_of(app, "#message")
+    finally:
+        slow.stop()
 
 
 async def test_an_amount_with_too_many_digits_is_refused_in_the_form(make_app: Callable[..., LoyaltyApp]) -> None:
