@@ -142,17 +142,14 @@ def open_existing(path: Path, *, timeout: float = 10.0) -> sqlite3.Connection:
     open: SQLite would take the open file's -wal for the new file's and write it
     into it, corrupting a ledger restored from a backup.
     """
-    path = Path(path)
-    opened = _OPENED.get(path.resolve())
-    if opened is not None and _file_id(path) != opened:
-        raise gone_error(path)
-    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=rw", uri=True, isolation_level=None, timeout=timeout,
-                           check_same_thread=False)
+    resolved = Path(path).resolve()
+    opened = _OPENED.get(resolved)
+    if opened is not None and _file_id(resolved) != opened:
+        raise gone_error(Path(path))
+    conn = sqlite3.connect(f"{resolved.as_uri()}?mode=rw", uri=True, isolation_level=None, timeout=timeout, check_same_thread=False)
     conn.row_factory = sqlite3.Row
+    tune(conn)  # the ledger's own settings
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
     return conn
 
 

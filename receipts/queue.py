@@ -214,6 +214,7 @@ class Outcome:
     printed: bool
     error: str | None = None
     elsewhere: bool = False  # another process had claimed the job (it prints or printed it)
+    held: bool = False  # failed for good: it waits for a person (print-queue retry), not for the next run
 
     def as_json(self) -> dict[str, Any]:
         return {"job": self.job.id, "kind": self.job.kind, "ref": self.job.ref, "printed": self.printed, "error": self.error}
@@ -262,6 +263,12 @@ class PrintQueue:
             (now, limit),
         ).fetchall()
         return [Job.from_row(r) for r in rows]
+
+    def backed_off(self) -> list[int]:
+        """Jobs waiting out a backoff after the printer refused them (paper out, offline): a printer that says it
+        is ready again may have them at once. Not one it took unconfirmed (COPY): it may be slow, not off."""
+        return [int(r[0]) for r in self.conn.execute(
+            "SELECT id FROM print_jobs WHERE status='queued' AND next_try_at IS NOT NULL AND copy=0 ORDER BY id")]
 
     def find(self, kind: str, ref: str) -> Job | None:
         row = self.conn.execute(
@@ -384,10 +391,11 @@ class PrintQueue:
             # a job that went out unconfirmed may be on paper already: its next print says COPY. Unconfirmed a
             # second time, it waits for a person: a printer too slow for its timeout would take a COPY a round
             unsure = bool(getattr(exc, "maybe_printed", False))
-            if unsure and job.copy:
+            held = unsure and bool(job.copy)
+            if held:
                 message += UNCONFIRMED_TWICE
-            self._failed(job, message, permanent=unsure and bool(job.copy), copy=unsure)
-            return Outcome(job, False, message)
+            self._failed(job, message, permanent=held, copy=unsure)
+            return Outcome(job, False, message, held=held)
         self._done(job.id)
         return Outcome(job, True)
 

@@ -100,20 +100,17 @@ def z_report(conn: sqlite3.Connection, cfg: Config, day: date) -> dict[str, Any]
             "SELECT COUNT(*), SUM(s.total) FROM refunds r JOIN sales s ON s.id = r.sale_id WHERE r.business_day=?", (d,)
         ).fetchone()
         moves: dict[str, dict[str, int]] = {}
-        for pid, account, kind, amount in conn.execute(
-            "SELECT program_id, account, kind, SUM(amount) FROM events WHERE business_day=? AND account IS NOT NULL"
-            " GROUP BY program_id, account, kind", (d,)
+        for pid, account, kind, amount, back in conn.execute(
+            "SELECT program_id, account, kind, SUM(amount), SUM(CASE WHEN amount < 0 THEN -amount ELSE 0 END) FROM events"
+            " WHERE business_day=? AND account IS NOT NULL GROUP BY program_id, account, kind", (d,)
         ):
-            moves.setdefault(f"{pid}/{account}", {})[kind] = int(amount)
-        # vouchers a refund turned back into stamps are not fewer vouchers issued: they may have been issued
-        # on another day or at another till, and the day's issued count would go below zero
-        for pid, back in conn.execute(
-            "SELECT program_id, -SUM(amount) FROM events WHERE business_day=? AND account='rewards' AND kind='reward' AND amount < 0"
-            " GROUP BY program_id", (d,)
-        ):
-            by_kind = moves.setdefault(f"{pid}/rewards", {})
-            by_kind["reward"] = by_kind.get("reward", 0) + int(back)
-            by_kind[REWARDS_BACK] = int(back)
+            by_kind = moves.setdefault(f"{pid}/{account}", {})
+            by_kind[kind] = int(amount)
+            if account == "rewards" and kind == "reward" and back:
+                # vouchers a refund turned back into stamps are not fewer vouchers issued: they may have been issued
+                # on another day or at another till, and the day's issued count would go below zero
+                by_kind[kind] += int(back)
+                by_kind[REWARDS_BACK] = int(back)
         kinds = dict(conn.execute("SELECT kind, COUNT(*) FROM events WHERE business_day=? GROUP BY kind", (d,)).fetchall())
         span = conn.execute("SELECT MIN(seq), MAX(seq), COUNT(*) FROM events WHERE business_day=?", (d,)).fetchone()
         head = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('head_seq', 'head_hash')").fetchall())

@@ -123,18 +123,18 @@ class QueuePrinter:
     def print_job(self, kind: str, ref: str, *, copy: bool = False) -> str:
         queue = self._queue()
         try:
+            queue.recover()  # a job a crash cut off is waiting again (as COPY), not printing
             job = queue.find(kind, ref)
             waiting = job is not None and job.status != "printed"
-            if copy and not waiting:
-                job_id = queue.reprint(kind, ref)
+            if job is not None and job.status == "printing":  # the queue's own run has it on the printer this very moment
+                return f"printing now on {self.name}"
+            if copy:
+                job_id = queue.reprint(kind, ref)  # a receipt that never printed is that job, not a COPY beside it
             elif job is None:
                 job_id = queue.enqueue(kind, ref)
             elif job.status == "printed":
                 return f"already printed on {self.name}"
-            elif job.status == "printing":  # the queue's own run has it on the printer this very moment
-                return f"printing now on {self.name}"
             else:
-                # never printed: this is the one the customer lacks, not a COPY beside the original still to come
                 job_id = job.id
                 queue.retry([job_id])
             outcome = queue.print_job(job_id, self.driver)
@@ -172,18 +172,11 @@ class QueuePrinter:
         """
         queue = self._queue()
         try:
-            # not a job the printer took unconfirmed: it may be slow, not off, and would print again each tick
-            held = [int(r[0]) for r in queue.conn.execute(
-                "SELECT id FROM print_jobs WHERE status='queued' AND next_try_at IS NOT NULL AND copy=0")]
-            if held and not queue.due(1) and self._says_ready():
-                queue.retry(held)
+            backed_off = queue.backed_off()
+            if backed_off and not queue.due(1) and self._says_ready():
+                queue.retry(backed_off)
             outcomes = queue.run(self.driver, limit=5)
-            stuck = []
-            for outcome in outcomes:
-                now = None if outcome.printed else queue.job(outcome.job.id)
-                if now is not None and now.status == "failed":
-                    stuck.append(f"{now.kind} {now.ref}")
-            return sum(1 for o in outcomes if o.printed), stuck
+            return sum(1 for o in outcomes if o.printed), [f"{o.job.kind} {o.job.ref}" for o in outcomes if o.held]
         finally:
             queue.close()
 
@@ -348,6 +341,7 @@ class ChainSync:
 
     def state(self) -> SyncState:
         pending, last = self.gate.pending_events()
+        refused = _refusal(getattr(self._background, "last_error", None))
         online = False
         note = self.note
         note = note or self.not_set_up()
@@ -357,24 +351,13 @@ class ChainSync:
                     self._health = self._client()
                 online = bool(self._health.online(timeout_s=1.0))  # network: the status worker's thread, not the lock
                 background = self._background
-                refused = self.refused()
                 # the server answers, and says no: waking the round early would only ask again
                 if online and background is not None and background.failures and not refused:
                     background.sync_now()  # the server is back: no need to sit out the rest of a long backoff
             except Exception as exc:
                 note = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         return SyncState(online=online, pending=pending, last_sync=last, forced_offline=self.forced_offline, note=note,
-                         refused=self.refused(), standalone=not self.gate.cfg.sync.server)
-
-    def refused(self) -> str:
-        """Why the server turned the last background round down (a token, a ledger it does not hold...); "" when it
-        did not, or could not be reached."""
-        from sync.client import Offline
-
-        error = getattr(self._background, "last_error", None)
-        if error is None or isinstance(error, Offline):
-            return ""
-        return str(getattr(error, "message", None) or error)
+                         refused=refused, standalone=not self.gate.cfg.sync.server)
 
     def set_offline(self, offline: bool) -> None:
         self.forced_offline = offline
@@ -484,14 +467,24 @@ class SyncRound:
     @classmethod
     def of(cls, result: dict[str, Any] | Exception) -> SyncRound:
         if isinstance(result, Exception):
-            from sync.client import Offline, SyncFailed
+            from sync.client import SyncFailed
 
             said = getattr(result, "message", None) or str(result) or type(result).__name__
-            refused = isinstance(result, SyncFailed) and not isinstance(result, Offline)
-            return cls(ok=False, error=said, refused=refused)
+            # said as the server's refusal only when the server gave it
+            return cls(ok=False, error=said, refused=isinstance(result, SyncFailed) and bool(_refusal(result)))
         if result.get("paused"):
             return cls(ok=False, paused=True)
         return cls(ok=True, pushed=int(result.get("push", {}).get("sent", 0)), warning=str(result.get("warning", "")))
+
+
+def _refusal(error: BaseException | None) -> str:
+    """Why a round failed other than for want of the server (a token, a ledger it does not hold...): asking again
+    soon would change nothing. "" when it went through or the server could not be reached."""
+    from sync.client import Offline
+
+    if error is None or isinstance(error, Offline):
+        return ""
+    return str(getattr(error, "message", None) or error or type(error).__name__)
 
 
 def open_sync(gate: Gate) -> SyncPort:
