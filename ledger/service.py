@@ -183,6 +183,16 @@ class Loyalty:
             result["refunded"] = row["refund_id"]
         return result
 
+    def refund_of(self, ref: str) -> dict[str, Any]:
+        """The refund of a sale (by sale id or receipt number), as its slip shows it."""
+        sale_id = self.find_sale(ref)
+        row = self.conn.execute(
+            "SELECT s.receipt_no, r.result FROM sales s LEFT JOIN refunds r ON r.id = s.refund_id WHERE s.id=?", (sale_id,)
+        ).fetchone()
+        if row["result"] is None:
+            raise LoyaltyError("not_refunded", f"sale {row['receipt_no'] or sale_id} was not refunded")
+        return dict(json.loads(row["result"]))
+
     def history(self, raw_card: str, limit: int = 50) -> list[dict[str, Any]]:
         card_id = _normalize(raw_card)
         row = self.conn.execute("SELECT member_id FROM cards WHERE id=?", (card_id,)).fetchone()
@@ -385,7 +395,8 @@ class Loyalty:
                 when = f" at {local_time(done['ts'], self.cfg.store.tz):%Y-%m-%d %H:%M}" if done else ""
                 raise LoyaltyError("already_refunded", f"sale {receipt} was already refunded{when} (refund {sale['refund_id']});"
                                                        f" loyalty print-queue reprint --kind refund --ref {sale['refund_id']}"
-                                                       " prints its slip again")
+                                                       " prints its slip again",
+                                   data={"receipt": receipt, "refund": str(sale["refund_id"]), "when": when})
             self._check_open_day(tx, day)
             member_id = str(sale["member_id"])
             card_id = str(sale["card_id"])

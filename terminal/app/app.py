@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 PIN_LOCKOUT_S = 30.0
 QUIT_CONFIRM_S = 3.0  # a second Ctrl+Q within this quits with a sale in the cart
-MANAGER_FORMS = ("refund", "reprint", "block", "unblock", "replace", "adjust")  # actions with a form (app._manager_form)
+MANAGER_FORMS = ("refund", "reprint", "refund_slip", "block", "unblock", "replace", "adjust")  # actions with a form (app._manager_form)
 GC_EVERY_S = 2.0  # the young generations, between taps
 PRINT_QUEUE_EVERY_S = 3.0
 GC_FULL_EVERY = 30  # timer ticks: a full collection once a minute
@@ -300,6 +300,7 @@ class LoyaltyApp(App[None]):
         forms: dict[str, tuple[str, list[Field], Callable[[dict[str, str]], str | None] | None]] = {
             "refund": ("Refund a sale", [Field("sale", "Receipt number (or sale id)", sale_ref)], None),
             "reprint": ("Reprint a receipt", [Field("sale", "Receipt number (or sale id)", sale_ref)], None),
+            "refund_slip": ("Reprint a refund slip", [Field("sale", "Receipt number of the refunded sale", sale_ref)], None),
             "block": ("Block a card", [Field("card", "Card id", card), Field("reason", "Reason", "", "lost, stolen, abuse…")],
                       _needs("card", "reason")),
             "unblock": ("Unblock a card", [Field("card", "Card id", card)], _needs("card")),
@@ -359,6 +360,21 @@ class LoyaltyApp(App[None]):
                 else:
                     said = f"; {status.split('; ', 1)[1]}" if "; " in status else ""
                     self.post_message(ManagerResult(True, f"Reprinted {number} (marked COPY){said}.", None, text, printed=status))
+            elif action == "refund_slip":
+                refund = gate.refund_of(values["sale"])
+                from receipts import render
+                from receipts.templates import refund_slip
+
+                slip = render(refund_slip(refund, self.services.cfg, copy=True), "text", self.services.cfg).decode("utf-8")
+                status, problem = self._print_quietly("refund", refund["refund"], copy=True)
+                number = refund.get("receipt") or values["sale"]
+                if problem:
+                    self.post_message(ManagerResult(False, f"Refund slip of {number} NOT printed ({problem}): it waits in the"
+                                                           " print queue and prints once the printer is back.", None, slip,
+                                                    printed=f"NOT printed: {problem}"))
+                else:
+                    self.post_message(ManagerResult(True, f"Refund slip of {number} printed again (marked COPY).", None, slip,
+                                                    printed=status))
             elif action == "block":
                 view = gate.block(values["card"], values["reason"].strip())
                 self.post_message(ManagerResult(True, f"Card {view['card']} is blocked.", view))
@@ -377,11 +393,17 @@ class LoyaltyApp(App[None]):
                     return
                 view = gate.adjust(values["card"], values["program"].strip(), amount, values["reason"])
                 self.post_message(ManagerResult(True, f"Adjusted {values['program']} by {amount:+d} on {view['card']}.", view))
-        except Exception as exc:
+        except LoyaltyError as exc:
+            if exc.code == "already_refunded":  # done once already: the slip is what the manager may still need
+                said = (f"Refund not done again: sale {exc.data['receipt']} was already refunded{exc.data['when']}."
+                        " F12 s prints its refund slip again.")
+                self.post_message(ManagerResult(False, said))
+                return
             said = f"{action.replace('_', ' ').capitalize()} not done: {plain_reason(exc)}"
             # a value refused: the form again, as typed (a crash is not the manager's to retype)
-            retry = (action, values, plain_reason(exc)) if isinstance(exc, LoyaltyError) else None
-            self.post_message(ManagerResult(False, said, retry=retry))
+            self.post_message(ManagerResult(False, said, retry=(action, values, plain_reason(exc))))
+        except Exception as exc:  # a crash is not the manager's to retype: no form again
+            self.post_message(ManagerResult(False, f"{action.replace('_', ' ').capitalize()} not done: {plain_reason(exc)}"))
 
     def _print_quietly(self, kind: str, ref: str, *, copy: bool = False) -> tuple[str, str]:
         """(where it printed, "") or ("", why not): the action itself is done whatever the paper does."""

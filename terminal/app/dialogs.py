@@ -211,6 +211,7 @@ class TapScreen(ModalScreen[str | None]):
 MANAGER_ACTIONS: list[tuple[str, str, str]] = [
     ("r", "refund", "Refund a sale"),
     ("p", "reprint", "Reprint a receipt"),
+    ("s", "refund_slip", "Reprint a refund slip"),
     ("b", "block", "Block a card"),
     ("u", "unblock", "Unblock a card"),
     ("n", "replace", "Replace a card (lost or broken)"),
@@ -258,7 +259,7 @@ KEYS: list[tuple[str, str]] = [
     ("F7", "change the selected line's quantity"),
     ("F8", "member screen: the card's history"),
     ("F9", "complete the sale (receipt preview and print)"),
-    ("F12", "manager actions (PIN): refund, reprint, block, unblock, replace, adjust, offline, end of day"),
+    ("F12", "manager actions (PIN): refund, reprint, refund slip, block, unblock, replace, adjust, offline, end of day"),
     ("Esc", "clear the customer (twice with items in the cart)"),
     ("Ctrl+Q", "quit (twice with a sale in the cart)"),
 ]

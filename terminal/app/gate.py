@@ -90,6 +90,10 @@ class Gate:
         with self.lock:
             return self.loyalty.refund(self.sale_id_for(sale_ref), self.clock())
 
+    def refund_of(self, sale_ref: str) -> dict[str, Any]:
+        with self.lock:
+            return self.loyalty.refund_of(self.sale_id_for(sale_ref))
+
     def sale(self, sale_ref: str) -> dict[str, Any]:
         with self.lock:
             return self.loyalty.sale(self.sale_id_for(sale_ref))

@@ -35,6 +35,17 @@ def test_a_second_refund_is_refused(store):
         store.service.refund(sale["sale"], store.now("2026-11-22T12:05"))
     assert err.value.code == "already_refunded"
     assert store.count("events") == events
+    # the facts a screen says it with: which receipt, which refund, when (store time)
+    done = store.service.refund_of(sale["receipt"]["number"])
+    assert err.value.data == {"receipt": sale["receipt"]["number"], "refund": done["refund"], "when": " at 2026-11-22 12:00"}
+    assert done["sale"] == sale["sale"] and done["total"] == sale["total"]
+
+
+def test_the_refund_of_a_sale_not_refunded_is_refused(store):
+    sale = store.sale(CARD, ["LAT"])
+    with pytest.raises(LoyaltyError) as err:
+        store.service.refund_of(sale["sale"])
+    assert (err.value.code, err.value.message) == ("not_refunded", f"sale {sale['receipt']['number']} was not refunded")
 
 
 def test_refund_of_an_unknown_sale(store):

@@ -907,3 +907,44 @@ async def test_the_footer_keeps_the_cashiers_keys_on_a_narrow_terminal(make_app:
         await until(pilot, lambda: "manager" not in shown(app), what="narrow footer again")
         status = text_of(app, "#status")  # the short one keeps the till's id and the sync state on screen
         assert status.endswith("│ till-1") and "pending, synced" in status and len(status) <= 78, status
+
+
+async def test_a_refund_asked_twice_says_when_and_its_slip_prints_again_from_the_menu(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        sale_id = await _sell_one(pilot)
+        receipt = app.services.gate.sale(sale_id)["receipt"]["number"]
+
+        async def manager(key: str) -> None:
+            await pilot.press("f12", *"1234", "enter")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "ManagerMenu", what="manager menu")
+            await pilot.press(key)
+            await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen", what="form")
+
+        # a sale never refunded has no slip: the form says so and stays as typed
+        await manager("s")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen" and "was not refunded" in text_of(app, "#form-error"),
+                    what="not refunded")
+        await pilot.press("escape")
+        await manager("r")
+        await pilot.press("enter")
+        await until(pilot, lambda: "Refunded" in text_of(app, "#message"), what="refund")
+        await manager("r")
+        await pilot.press("enter")
+        # said in the till's words: when, and which key prints the slip (not a command line), and no form again
+        await until(pilot, lambda: "already refunded at" in text_of(app, "#message"), what="refused")
+        said = text_of(app, "#message")
+        assert receipt in said and "F12 s" in said and "loyalty " not in said, said
+        assert app.screen is app.checkout
+        app.checkout.query_one("#receipt").update("")
+        await manager("s")
+        await pilot.press("enter")
+        await until(pilot, lambda: "Refund slip of" in text_of(app, "#message"), what="slip reprinted")
+        assert "printed again" in text_of(app, "#message")
+        slip = text_of(app, "#receipt")
+        assert "REFUND" in slip and "COPY" in slip and receipt in slip, slip
+        refund_id = app.services.gate.sale(sale_id)["refunded"]
+        copies = app.services.gate.loyalty.conn.execute(
+            "SELECT COUNT(*) FROM print_jobs WHERE kind='refund' AND ref=? AND copy=1", (refund_id,)).fetchone()[0]
+        assert copies == 1
