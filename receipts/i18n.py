@@ -136,6 +136,8 @@ class Lang:
     def negative(self, amount: str | Decimal, currency: str) -> str:
         """An amount taken off: -KWD 1.250; in RTL lines the sign stays glued to the digits' left."""
         text = self.money(amount, currency)
+        if not Decimal(amount):  # nothing taken off is no minus: "-KWD 0.000" reads as a debt on paper
+            return text
         mark = text[:1] if text[:1] in "\u200e\u200f" else ""
         return f"{mark}\u200e-{text[len(mark):]}" if self.rtl else f"-{text}"
 

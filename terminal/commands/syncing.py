@@ -136,7 +136,7 @@ def _client(ctx: Context, args: argparse.Namespace, bar: _Bar) -> Any:
 
 
 def cmd_sync(args: argparse.Namespace, ctx: Context) -> Output:
-    from sync.endofday import end_of_day, z_text
+    from sync.endofday import end_of_day
 
     bar = _Bar(not ctx.as_json and sys.stderr.isatty())
     if args.end_of_day:
@@ -176,7 +176,7 @@ def cmd_sync(args: argparse.Namespace, ctx: Context) -> Output:
             exit_code = 1
             problem = ("offline", f"business day {result['day']} closed, Z report NOT SYNCED: {result['offline']}")
         lines.append("")
-        lines.append(z_text(result["z"]))
+        lines.append(_z_text(ctx, result["z"]))
         from .printing import after_end_of_day
 
         after_end_of_day(ctx, str(result["day"]))
@@ -184,10 +184,22 @@ def cmd_sync(args: argparse.Namespace, ctx: Context) -> Output:
 
 
 def cmd_report_z(args: argparse.Namespace, ctx: Context) -> Output:
-    from sync.endofday import z_report, z_text
+    from sync.endofday import z_report
 
     z = z_report(ctx.service.conn, ctx.config, _day(ctx, args.day))
-    return Output(z, z_text(z))
+    return Output(z, _z_text(ctx, z))
+
+
+def _z_text(ctx: Context, z: dict[str, Any]) -> str:
+    """The Z report as the printer gets it, in the store's language: one document on paper, on screen and here."""
+    from receipts import render
+    from receipts.templates import z_report as paper
+
+    text = render(paper(z, ctx.config), "text", ctx.config).decode("utf-8").rstrip("\n")
+    chain = z["chain"]
+    if not chain.get("standalone") and not chain.get("in_sync"):
+        text += "\nNOT SYNCED: loyalty sync sends this till's events to the server"
+    return text
 
 
 def cmd_server(args: argparse.Namespace, ctx: Context) -> Output:

@@ -139,6 +139,9 @@ def test_eastern_digits_option() -> None:
     assert fa.num(1234) == "۱٬۲۳۴" and fa.day("2026-12-15").translate(MARKS) == "۲۰۲۶-۱۲-۱۵"
     assert ar.negative("1.250", "KWD").translate(MARKS) == "-١٫٢٥٠ د.ك."
     assert Lang("en").negative("1.250", "KWD") == "-KWD 1.250"
+    # nothing taken off has no minus sign (a Z with no refunds said "-KWD 0.000")
+    assert Lang("en").negative("0.000", "KWD") == "KWD 0.000"
+    assert ar.negative("0.000", "KWD").translate(MARKS) == "٠٫٠٠٠ د.ك."
 
 
 def test_percent_takes_the_languages_sign_and_digits() -> None:

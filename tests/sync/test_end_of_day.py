@@ -18,8 +18,10 @@ import pytest
 from synctools import NOW, REPO, LiveServer, Terminal, free_port, in_process, local_events, server_events
 
 from ledger.errors import LoyaltyError
+from receipts import render
+from receipts.templates import z_report as z_paper
 from sync.client import Progress, SyncFailed
-from sync.endofday import end_of_day, z_report, z_text
+from sync.endofday import end_of_day, z_report
 from sync.store import ServerStore
 
 LOYALTY = [sys.executable, "-m", "terminal.cli"]
@@ -38,6 +40,7 @@ def test_end_of_day_against_loyalty_server(db_url: str, tmp_path: Path) -> None:
     till = tmp_path / "till"
     till.mkdir()
     text = (REPO / "config.toml").read_text(encoding="utf-8").replace("http://127.0.0.1:8765", f"http://127.0.0.1:{port}")
+    text = text.replace('url = "preview://"', f'url = "preview://{till / "paper"}"')
     (till / "config.toml").write_text(text, encoding="utf-8")
     added = json.loads(run("server", "add-terminal", "--db", db_url, "--store", "kw-salmiya-01", "--terminal", "till-1",
                            "--token-file", str(till / "var" / "terminal.token"), "--json", cwd=tmp_path).stdout)
@@ -79,7 +82,9 @@ def test_end_of_day_against_loyalty_server(db_url: str, tmp_path: Path) -> None:
         assert rerun["closed_at"] == eod["closed_at"] and rerun["push"]["sent"] == 0
         assert rerun["z"] == {**z, "chain": {**z["chain"], "last_push_at": z["chain"]["last_push_at"]}}
         text = run("report", "z", "--day", "2026-11-22", "--now", now, cwd=till).stdout
-        assert "Z REPORT 2026-11-22" in text and "IN SYNC" in text
+        # the printed document, word for word, and nothing to do: no NOT SYNCED line
+        paper = (till / "paper" / "last.txt").read_text(encoding="utf-8")
+        assert text.rstrip("\n") == paper.rstrip("\n") and "in sync" in text and "2026-11-22" in text
 
         # next morning: sales go on, a plain sync pushes them
         run("sale", "--card", CARD, "--item", "LAT", "--now", "2026-11-23T08:00", cwd=till)
@@ -121,7 +126,7 @@ def test_sync_without_a_server_says_offline(tmp_path: Path) -> None:
     # end of day offline still closes the day and prints the Z report, marked not synced
     proc = run("sync", "--end-of-day", "--now", "2026-11-22T20:00", cwd=till, check=False)
     assert proc.returncode == 1
-    assert "NOT SYNCED" in proc.stdout and "Z REPORT 2026-11-22" in proc.stdout and "sales" in proc.stdout
+    assert "NOT SYNCED" in proc.stdout and "Z REPORT" in proc.stdout and "Business day                    2026-11-22" in proc.stdout
     # and on paper, once: running end of day again does not print it again
     paper = (till / "paper" / "last.txt").read_text(encoding="utf-8")
     assert "Z REPORT" in paper and "2026-11-22" in paper and "COPY" not in paper
@@ -226,7 +231,7 @@ def test_an_end_of_day_that_found_no_server_is_not_in_sync_even_with_every_event
         result = end_of_day(a.loyalty, a.client(gone, attempts=1, clock=lambda: NOW), NOW, tolerate_offline=True)
     chain = result["z"]["chain"]
     assert chain["server_acked_seq"] == chain["head_seq"] and chain["in_sync"] is False  # the paper says not synced
-    assert "NOT SYNCED" in z_text(result["z"])
+    assert "not synced" in render(z_paper(result["z"], a.cfg), "text", a.cfg).decode("utf-8")
     with in_process(server) as http:
         a.client(http, clock=lambda: NOW + timedelta(hours=1)).sync()  # a sync that gets through: the day's Z is in sync again
     assert z_report(a.conn, a.cfg, NOW.date())["chain"]["in_sync"] is True
