@@ -16,7 +16,7 @@ import tomllib
 from fractions import Fraction
 from pathlib import Path
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from . import money, tomlpos
 from .money import Currency, MoneyError
@@ -129,12 +129,13 @@ def _build(root: Table, file: Path) -> Config:
     try:
         cur = money.currency(cur_code)
     except MoneyError as exc:
-        raise s.error("currency", str(exc)) from None
+        raise s.ctx.error(s.key("currency"), str(exc), closest(cur_code.upper(), money.known_currencies())) from None
     tz = s.text("timezone", "UTC")
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        raise s.error("timezone", f"unknown time zone {tz!r} (IANA name such as Asia/Kuwait)") from None
+        raise s.ctx.error(s.key("timezone"), f"unknown time zone {tz!r} (IANA name such as Asia/Kuwait)",
+                          closest(tz, available_timezones())) from None
     for key in ("id", "terminal"):
         if not re.fullmatch(ID_PATTERN, s.text(key, required=True)):
             raise s.error(key, "letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit"
@@ -368,16 +369,17 @@ def _program(t: Table, cur: Currency, catalog: dict[str, CatalogItem]) -> Progra
         if t.has("percent") and t.has("graduated"):
             raise t.error("graduated", "give either percent (flat) or graduated, not both")
         if t.has("graduated"):
-            for g in t.tables("graduated"):
+            given = t.tables("graduated")
+            for g in given:
                 steps.append(DiscountStep(g.amount("from", cur, required=True), g.ratio("percent", Fraction(0), maximum=Fraction(100))))
                 g.done()
             if not steps:
                 raise t.error("graduated", "needs at least one step")
+            for g, (a, b) in zip(given[1:], itertools.pairwise(steps), strict=True):
+                if b.from_spend <= a.from_spend:  # named at the step out of order, not at the program
+                    raise g.error("from", "steps must be in ascending order of `from`")
             if steps[0].from_spend != 0:
                 steps.insert(0, DiscountStep(0, Fraction(0)))
-            for a, b in itertools.pairwise(steps):
-                if b.from_spend <= a.from_spend:
-                    raise t.error("graduated", "steps must be in ascending order of `from`")
         else:
             if not t.has("percent"):
                 raise t.error("percent", "is required (or give graduated steps)")
@@ -399,6 +401,8 @@ def _program(t: Table, cur: Currency, catalog: dict[str, CatalogItem]) -> Progra
         names=names,
     )
     benefit.done()
+    if not program.discount_percent and program.points_multiplier == 1:  # sold for a period of nothing
+        raise benefit.ctx.error(benefit.path, "gives nothing: set discount_percent above 0 and/or points_multiplier above 1")
     return program
 
 

@@ -45,13 +45,13 @@ class Currency:
 def currency(code: str) -> Currency:
     """The currency `code` (ISO 4217) with its minor-unit digits from CLDR."""
     upper = code.upper()
-    if upper not in _known_currencies():
+    if upper not in known_currencies():
         raise MoneyError(f"unknown currency code {code!r} (ISO 4217, e.g. KWD, EUR, JPY)")
     return Currency(upper, get_currency_precision(upper))
 
 
 @lru_cache(maxsize=1)
-def _known_currencies() -> frozenset[str]:
+def known_currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
 

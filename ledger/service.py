@@ -421,10 +421,13 @@ class Loyalty:
                     continue
                 if kind == "membership":
                     # the days it paid for go (memberships.py says how); the last day left is what the slip shows
+                    before = tx.conn.execute("SELECT valid_until FROM memberships WHERE member_id=? AND program_id=?",
+                                             (member_id, pid)).fetchone()
                     until = memberships.settle(tx.conn, member_id, pid, refunding=sale_id)
                     tx.append("reverse", event_id=ids.next(), program_id=pid, ref_event_id=ev["event_id"],
                               payload={"until": until}, **common)
-                    taken_back[pid] = until
+                    if until != (before[0] if before else None):  # a period long lapsed takes nothing from the running one
+                        taken_back[pid] = until
                     continue
                 if account is None or amount == 0:
                     continue

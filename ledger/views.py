@@ -188,11 +188,10 @@ def card_view(
             member_json[key] = member[key]
     member_json["since"] = _local_day(member["enrolled_at"], cfg)
     member_json["spend"] = money.fmt(state.spend, cur)
-    if cfg.tiers.levels:
-        member_json["tier_spend"] = money.fmt(state.window_spend, cur)
-        nxt = cfg.tiers.next_tier(state.window_spend)
-        if nxt:
-            member_json["next_tier"] = {"id": nxt.id, "spend_needed": money.fmt(nxt.min_spend - state.window_spend, cur)}
+    # the same keys in every answer: null at the top tier, or in a store without tiers
+    member_json["tier_spend"] = money.fmt(state.window_spend, cur) if cfg.tiers.levels else None
+    nxt = cfg.tiers.next_tier(state.window_spend) if cfg.tiers.levels else None
+    member_json["next_tier"] = {"id": nxt.id, "spend_needed": money.fmt(nxt.min_spend - state.window_spend, cur)} if nxt else None
     programs: dict[str, Any] = {}
     for program in cfg.programs.values():
         if isinstance(program, StampsProgram):
@@ -216,8 +215,7 @@ def card_view(
         elif isinstance(program, DiscountProgram):
             entry: dict[str, Any] = {"kind": "discount", "percent": number(program.percent_for(state.spend))}
             step = program.next_step(state.spend)
-            if step:
-                entry["next"] = {"percent": number(step.percent), "spend_needed": money.fmt(step.from_spend - state.spend, cur)}
+            entry["next"] = {"percent": number(step.percent), "spend_needed": money.fmt(step.from_spend - state.spend, cur)} if step else None
             programs[program.id] = entry
         elif isinstance(program, MembershipProgram):
             active = program.id in state.memberships

@@ -22,9 +22,9 @@ BAD = [
     ("wrong_type", ('stamps_per_reward = 10', 'stamps_per_reward = "ten"'), "program[0].stamps_per_reward", True, ["whole number"]),
     ("float_price", ('price = "0.750"', "price = 0.75"), "catalog[0].price", True, ["decimal string"]),
     ("too_many_digits", ('price = "0.750"', 'price = "0.7505"'), "catalog[0].price", True, ["more than 3 decimal digit"]),
-    ("unknown_currency", ('currency = "KWD"', 'currency = "KWX"'), "store.currency", True, ["unknown currency"]),
+    ("unknown_currency", ('currency = "KWD"', 'currency = "KWX"'), "store.currency", True, ["unknown currency", "did you mean 'KWD'"]),
     ("bad_locale", ('locale = "en"', 'locale = "fr"'), "store.locale", True, ["one of en, ar, fa"]),
-    ("bad_timezone", ('timezone = "Asia/Kuwait"', 'timezone = "Asia/Kuwiat"'), "store.timezone", True, ["unknown time zone"]),
+    ("bad_timezone", ('timezone = "Asia/Kuwait"', 'timezone = "Asia/Kuwiat"'), "store.timezone", True, ["unknown time zone", "did you mean 'Asia/Kuwait'"]),
     ("unknown_category", ('eligible = { categories = ["coffee"] }', 'eligible = { categories = ["cofee"] }'), "program[0].eligible.categories", True, ["no catalog item has category 'cofee'", "did you mean 'coffee'"]),
     ("duplicate_sku", ('sku = "LAT"', 'sku = "ESP"'), "catalog[1].sku", True, ["appears twice"]),
     ("missing_required", ('stamps_per_reward = 10\n', ""), "program[0].stamps_per_reward", True, ["is required"]),
@@ -67,6 +67,13 @@ BAD = [
      ["more than 0", "not nan"]),
     ("sync_server_port_past_any", ('timezone = "Asia/Kuwait"', 'timezone = "Asia/Kuwait"\n\n[sync]\nserver = "http://10.0.0.2:87650"'),
      "sync.server", True, ["Port out of range"]),
+    ("graduated_out_of_order", ('expiring_notice_days = 10', 'expiring_notice_days = 10\n\n[[program]]\nid = "card"\nkind = "discount"'
+                                                             '\n[[program.graduated]]\nfrom = "50.000"\npercent = 10'
+                                                             '\n[[program.graduated]]\nfrom = "20.000"'),
+     "program[2].graduated[1].from", True, ["ascending order of `from`"]),
+    ("membership_benefit_of_nothing", ('expiring_notice_days = 10', 'expiring_notice_days = 10\n\n[[program]]\nid = "vip"\nkind = "membership"'
+                                                                    '\nsku = "VIP"\nbenefit = { }'),
+     "program[2].benefit", True, ["gives nothing", "discount_percent above 0"]),
     ("sync_server_ftp", ('timezone = "Asia/Kuwait"', 'timezone = "Asia/Kuwait"\n\n[sync]\nserver = "ftp://10.0.0.2"'), "sync.server", True,
      ["http:// or https:// URL"]),
 ]

@@ -96,6 +96,9 @@ def test_graduated_discount_crosses_its_threshold(make_store):
     third = store.sale(CARD, ["ESP"])
     assert third["lines"][0]["discount"] == "0.038"  # 5 % of 0.750 = 0.0375, half-up
     assert third["total"] == "0.712"
+    assert third["programs"]["card"]["next"] is None  # the top step: the key stays, as null
+    # a store without tiers answers the same keys
+    assert (third["member"]["tier"], third["member"]["tier_spend"], third["member"]["next_tier"]) == (None, None, None)
 
 
 def test_tier_upgrade_multiplier_window_and_tier_discount(make_store):
@@ -109,8 +112,10 @@ def test_tier_upgrade_multiplier_window_and_tier_discount(make_store):
     assert second["tier_change"] is None
     # 30 days later the first sale has left the window
     assert store.show(CARD, "2026-12-01T10:00")["member"]["tier"] is None
+    assert second["member"]["next_tier"] == {"id": "gold", "spend_needed": "8.750"}
     gold = store.sale(CARD, ["BIG*10"], at="2026-11-03T10:00")
     assert gold["tier_change"] == {"from": "silver", "to": "gold"}
+    assert gold["member"]["next_tier"] is None  # the top tier: the key stays, as null
     after = store.sale(CARD, ["LAT"], at="2026-11-04T10:00")
     assert after["lines"][0]["discount"] == "0.125"  # gold: 10 % off
     assert after["discounts"] == {"tier:gold": "0.125"}
@@ -194,6 +199,7 @@ def test_refunding_an_old_lapsed_membership_leaves_the_running_one_alone(make_st
     assert new["programs"]["vip"]["until"] == "2028-12-08"
     refund = store.service.refund(old["sale"], store.now("2027-12-11T10:00"))
     assert refund["programs"]["vip"] == {"kind": "membership", "active": True, "until": "2028-12-08", "percent": 15}
+    assert "vip" not in refund["reversed"]  # nothing was taken off the running period: the refund does not say it was
     assert store.sale(CARD, ["LAT"], at="2027-12-11T11:00")["discounts"] == {"vip": "0.188"}
     assert verify(store.service.conn).ok
 
