@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ledger.clock import last_day
+from ledger.errors import LoyaltyError
 
 from ..context import Context, Output
 from . import limit_arg, optional, signed_int
@@ -44,7 +45,7 @@ def register(sub: Any) -> None:
     s = csub.add_parser("adjust", help="correct a points or stamps balance (manager), with a reason")
     s.add_argument("card")
     s.add_argument("--program", required=True)
-    s.add_argument("--amount", required=True, type=signed_int, help="points or stamps to add (negative: take)")
+    s.add_argument("--amount", required=True, help="points or stamps to add (negative: take), a whole number")
     s.add_argument("--reason", required=True)
     s.set_defaults(handler=cmd_adjust)
 
@@ -106,7 +107,11 @@ def cmd_replace(args: argparse.Namespace, ctx: Context) -> Output:
 
 
 def cmd_adjust(args: argparse.Namespace, ctx: Context) -> Output:
-    view = ctx.service.adjust(args.card, args.program, args.amount, args.reason, ctx.now)
+    try:  # a number that reads but is not whole is refused as the value it is, as --redeem's are (not as usage)
+        amount = signed_int(args.amount)
+    except argparse.ArgumentTypeError as exc:
+        raise LoyaltyError("bad_amount", f"--amount: {exc} of points or stamps") from None
+    view = ctx.service.adjust(args.card, args.program, amount, args.reason, ctx.now)
     return Output(view, describe(view))
 
 

@@ -51,7 +51,10 @@ def _one_error(result, code: str, exit_code: int) -> None:
     (("reader", "test", "--timeout", "inf"), "usage", 2),
     (("server", "report", "--db", "garbage"), "server_db", 1),
     (("server", "--port", "99999"), "usage", 2),
-    (("card", "adjust", CARD, "--program", "points", "--amount", "1_000", "--reason", "x"), "usage", 2),
+    (("card", "adjust", CARD, "--program", "points", "--amount", "1_000", "--reason", "x"), "bad_amount", 1),
+    # not whole: refused as the value it is, as sale --redeem points=1.5 is
+    (("card", "adjust", CARD, "--program", "points", "--amount", "1.5", "--reason", "x"), "bad_amount", 1),
+    (("sale", "--card", CARD, "--item", "LAT", "--redeem", "points=1.5"), "bad_amount", 1),
     (("print-queue", "reprint", "1", "--sale", "18"), "usage", 2),  # two ways to name one receipt
     (("sale", "--card", CARD, "--it", "LAT"), "usage", 2),  # no abbreviations after the command either
     (("card", "show", CARD, "--js"), "usage", 2),
