@@ -142,7 +142,7 @@ class Loyalty:
             row = conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
             if row is None:
                 raise LoyaltyError("unknown_card", f"card {card_id} is not enrolled")
-            return card_view(conn, self.cfg, row, self.day(now))
+            return card_view(conn, self.cfg, row, self.day(now), now=now)
 
     def find_sale(self, ref: str) -> str:
         """A sale's id from its id, the receipt number printed on it (till-1-000042), or that number's digits (42)."""
@@ -474,7 +474,7 @@ class Loyalty:
                     f"cannot refund sale {receipt}: {program_id}: the {what} already used ({account} would be {amount}); refund the later sale first",
                 )
             tier_change = self._tier_event(tx, ids, member_id, card_id, sale_id, tier_before.id if tier_before else None, day)
-            view = card_view(tx.conn, self.cfg, tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone(), day)
+            view = card_view(tx.conn, self.cfg, tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone(), day, now=now)
             cur = self.cfg.currency
             result = {"refund": refund_id, "sale": sale_id, "receipt": sale["receipt_no"], "ts": tx.ts, "currency": cur.code,
                       "total": money.fmt(int(sale["total"]), cur), "reversed": _net(reversed_, taken_back), "expired": expired,
@@ -519,7 +519,7 @@ class Loyalty:
             if profile:
                 profile_bonus = self._update_profile(tx, ids, member_id, card_id, profile)
             card = tx.conn.execute("SELECT * FROM cards WHERE id=?", (card_id,)).fetchone()
-            view = card_view(tx.conn, self.cfg, card, day)
+            view = card_view(tx.conn, self.cfg, card, day, now=now)
             # what the cashier tells the customer: the points this enrolment paid
             view["bonuses"] = self._enrolment_bonuses(welcome, profile_bonus)
             return view
@@ -545,7 +545,7 @@ class Loyalty:
                 tx.conn.execute("UPDATE cards SET status=?, reason=? WHERE id=?", ("blocked" if blocked else "active", reason or None, card_id))
                 tx.append("block" if blocked else "unblock", event_id=new_op_id(), member_id=row["member_id"], card_id=card_id,
                           payload={"reason": reason} if blocked else None)
-            return card_view(tx.conn, self.cfg, self._existing_card(tx.conn, card_id), day)
+            return card_view(tx.conn, self.cfg, self._existing_card(tx.conn, card_id), day, now=now)
 
     def replace(self, raw_old: str, raw_new: str, now: datetime) -> dict[str, Any]:
         """Move a member from a lost or broken card to a new one; the old card is refused from now on."""
@@ -567,7 +567,7 @@ class Loyalty:
             # cards the old one had replaced point at the card in use now, not along the chain
             tx.conn.execute("UPDATE cards SET replaced_by=? WHERE replaced_by=? AND status='replaced'", (new_id, old_id))
             tx.append("replace", event_id=new_op_id(), member_id=old["member_id"], card_id=old_id, payload={"new_card": new_id})
-            return card_view(tx.conn, self.cfg, self._existing_card(tx.conn, new_id), day)
+            return card_view(tx.conn, self.cfg, self._existing_card(tx.conn, new_id), day, now=now)
 
     def adjust(self, raw_card: str, program_id: str, amount: int, reason: str, now: datetime) -> dict[str, Any]:
         """A manager's correction of a points or stamps balance, with a reason."""
@@ -611,7 +611,7 @@ class Loyalty:
                 tx.append("adjust", event_id=ids.next(), member_id=member_id, card_id=card_id, program_id=program_id,
                           account="stamps", amount=amount, payload={"reason": reason})
                 self._issue_rewards(tx, ids, member_id, card_id, None, program_id)
-            return card_view(tx.conn, self.cfg, row, day)
+            return card_view(tx.conn, self.cfg, row, day, now=now)
 
     def expire_all(self, now: datetime, day: date | None = None) -> int:
         """Write the expiry of every points lot due by `day` (default: today), booked on that day: end of day

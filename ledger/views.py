@@ -173,11 +173,12 @@ def card_view(
     *,
     state: MemberState | None = None,
     member: sqlite3.Row | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The card's JSON: status, member, tier and every program."""
+    """The card's JSON: status, member, tier and every program (`now`: what of the chain's share may be spent)."""
     member_id = str(card["member_id"])
     if state is None:
-        state = member_state(conn, cfg, member_id, day)
+        state = member_state(conn, cfg, member_id, day, now=now)
     if member is None:
         member = conn.execute("SELECT * FROM members WHERE id=?", (member_id,)).fetchone()
     cur = cfg.currency
@@ -205,11 +206,13 @@ def card_view(
             }
         elif isinstance(program, PointsProgram):
             balance = state.points[program.id]
+            # what the balance can pay for now: nothing until it reaches min_points, and not what other stores hold
+            # while the snapshot of them is too old to spend (a receipt or the cashier must not promise more)
+            usable = balance if state.spendable_points is None else min(balance, state.spendable_points[program.id])
             programs[program.id] = {
                 "kind": "points",
                 "balance": balance,
-                # what the balance can pay for now: nothing until it reaches min_points (a receipt must not promise more)
-                "value": money.fmt(program.value_of(balance) if balance >= program.min_redeem_points else 0, cur),
+                "value": money.fmt(program.value_of(usable) if usable >= program.min_redeem_points else 0, cur),
                 "expiring": expiring(conn, member_id, program, day, balance),
             }
         elif isinstance(program, DiscountProgram):

@@ -27,6 +27,7 @@ def test_the_chain_balance_is_shown_and_can_be_redeemed(store):
     first = store.sale(CARD, ["LAT*4"])  # 50 points here
     synced(store, first["member"]["id"], 300)  # earned in other stores
     assert store.show(CARD)["programs"]["points"]["balance"] == 350
+    assert store.show(CARD)["programs"]["points"]["value"] == "1.500"  # 3 whole steps of 100, all of it spendable
     sale = store.sale(CARD, ["BIG*2"], ["points=300"])  # 50 from local lots, 250 drawn on the chain
     assert sale["programs"]["points"]["balance"] == 350 - 300 + 25
     drawn = store.service.conn.execute("SELECT payload FROM events WHERE kind = 'redeem'").fetchone()[0]
@@ -41,6 +42,8 @@ def test_a_stale_snapshot_cannot_be_spent(store):
     first = store.sale(CARD, ["LAT*4"])  # 50 points here
     synced(store, first["member"]["id"], 300, at="2026-11-20T06:00:00Z")  # older than 24 hours
     assert store.show(CARD)["programs"]["points"]["balance"] == 350  # still shown
+    # but not promised as money: 50 spendable points are no whole step yet
+    assert store.show(CARD)["programs"]["points"]["value"] == "0.000"
     with pytest.raises(LoyaltyError) as err:
         store.sale(CARD, ["BIG*2"], ["points=200"])
     assert err.value.code == "insufficient_balance"
