@@ -157,6 +157,10 @@ class Loyalty:
             (ref, seq, number),
         ).fetchall()
         if not rows:
+            till, _, _ = ref.rpartition("-")
+            if till and till != self.cfg.store.terminal and len(digits) >= 6 and digits.isdecimal():  # another till's receipt
+                raise LoyaltyError("unknown_sale", f"receipt {ref} is from till {till}, not from this till ({self.cfg.store.terminal}):"
+                                                   " its sale is in that till's ledger; refund or reprint it there")
             raise LoyaltyError("unknown_sale", f"no sale with id or receipt number {ref!r} in this ledger")
         if len(rows) > 1:  # a caller's own sale id (a POS transaction number) can read as another sale's receipt number
             named = " and ".join(f"receipt {r['receipt_no']}" for r in rows)

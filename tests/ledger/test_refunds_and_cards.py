@@ -52,6 +52,11 @@ def test_refund_of_an_unknown_sale(store):
     with pytest.raises(LoyaltyError) as err:
         store.service.refund("nope", store.now("2026-11-22T12:00"))
     assert err.value.code == "unknown_sale"
+    # a receipt another till printed: said so, not as a number that does not exist
+    with pytest.raises(LoyaltyError) as err:
+        store.service.refund("till-2-000009", store.now("2026-11-22T12:00"))
+    assert err.value.code == "unknown_sale"
+    assert err.value.message.startswith("receipt till-2-000009 is from till till-2, not from this till (till-9)"), err.value.message
 
 
 def test_refund_refused_when_its_points_were_spent(store):
