@@ -217,9 +217,16 @@ class SyncClient:
                 time.sleep(delay)
             try:
                 resp = self.http.request(method, url, headers=headers, **kw)
-                body = resp.json()
-            except (httpx.TransportError, ValueError) as exc:
+            except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
+                continue
+            try:
+                body = resp.json()
+            except ValueError as exc:
+                if 400 <= resp.status_code < 500 or resp.status_code == 501:
+                    # another web server's page (404, or 501 to a POST): no wait makes it a loyalty server
+                    return resp.status_code, {}
+                last = f"HTTP {resp.status_code}, {type(exc).__name__}: {exc}"  # cut off or garbled on the way: try again
                 continue
             if resp.status_code >= 500 or not isinstance(body, dict):
                 said = body.get("message") if isinstance(body, dict) else None

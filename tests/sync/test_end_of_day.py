@@ -249,6 +249,35 @@ def test_a_url_that_is_not_the_sync_server_says_so(live: LiveServer, make_termin
         assert "{" not in err.value.message  # no raw body
 
 
+def test_another_web_server_at_the_sync_url_is_named_at_once(tmp_path: Path, server: ServerStore,
+                                                             make_terminal: Callable[..., Terminal]) -> None:
+    # a plain web server answers 404 with an HTML page: not an outage to wait out, a wrong [sync] server
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        till = make_terminal(server)
+        till.sale(CARD, "LAT")
+        with httpx.Client(base_url=f"http://127.0.0.1:{web.server_address[1]}") as http_client:
+            client = till.client(http_client, attempts=5)
+            with pytest.raises(SyncFailed) as err:
+                client.sync()
+        assert err.value.code == "push_refused" and client.retries == 0
+        assert "HTTP 501" in err.value.message and "does not answer as a loyalty sync server" in err.value.message
+        with httpx.Client(base_url=f"http://127.0.0.1:{web.server_address[1]}") as http_client:
+            client = till.client(http_client, attempts=5)
+            with pytest.raises(SyncFailed) as err:
+                client.pull()  # a GET: its 404 page
+        assert err.value.code == "pull_refused" and client.retries == 0 and "HTTP 404" in err.value.message
+    finally:
+        web.shutdown()
+        web.server_close()
+
+
 def test_a_scripts_clock_dates_the_chains_snapshot(live: LiveServer, make_terminal: Callable[..., Terminal]) -> None:
     # `--now` months ahead of the real clock: the pull is dated by the till's clock, so what another
     # till earned is fresh for a redemption at that same moment (it counted as months old)
