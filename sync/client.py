@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import queue
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -279,10 +280,13 @@ class SyncClient:
                     if status == 422 and body.get("error") == "tamper" and "other content" in str(body.get("message")):
                         # events the server holds otherwise under the same numbers: not this till's ledger as the
                         # chain knows it (lost and begun again, an older copy sold on, or another file in its place)
-                        raise SyncFailed("ledger_not_servers", f"push refused: {body.get('message')}. The server holds other events"
-                                         " under this till's numbers: this ledger was begun again (the till's file lost), sold on"
-                                         " from an older copy, or replaced. Nothing was sent. Put back the till's own ledger ([ledger] path: a backup,"
-                                         " or a ledger.db.rescued-* file), or register this till under a new name")
+                        at = re.search(r"seq \d+", str(body.get("message")))
+                        raise SyncFailed("ledger_not_servers", f"push refused: the server holds other events under this till's"
+                                         f" numbers ({at.group(0) if at else 'its chain'}). Either another till is set up with this"
+                                         f" till's id ({self.tid}) and token: give each till its own (loyalty server add-terminal);"
+                                         " or this ledger was begun again (the till's file lost), sold on from an older copy, or"
+                                         " replaced: put back the till's own ledger ([ledger] path: a backup, or a ledger.db.rescued-*"
+                                         " file), or register this till under a new name. Nothing was sent")
                     if status != 200:
                         raise self._refused("push", status, body)
                     ack, ack_hash = int(body["acked_seq"]), str(body["acked_hash"])

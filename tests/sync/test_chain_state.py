@@ -225,3 +225,7 @@ def test_a_till_whose_ledger_was_lost_and_begun_again_is_told_so(server: ServerS
         with pytest.raises(SyncFailed) as refused:
             a.client(http).sync()
     assert refused.value.code == "ledger_not_servers" and "rescued" in refused.value.message
+    # both stories are told, the commoner first: a second till set up with this till's id; no word of tampering
+    said = refused.value.message
+    assert "(seq 1)" in said and "another till is set up with this till's id (kw-salmiya-01:till-1)" in said, said
+    assert "altered" not in said
