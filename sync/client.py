@@ -237,6 +237,10 @@ class SyncClient:
         raise Offline(f"the sync server is unreachable or cannot answer ({last}); sales go on offline; sync again later (the till app tries again by itself)")
 
     def _refused(self, what: str, status: int, body: dict[str, Any]) -> SyncFailed:
+        if status == 401 and body.get("error") == "unauthorized":  # a wrong token file, or another chain's server
+            return SyncFailed("unauthorized", f"{what} refused (HTTP 401): {body.get('message')}: the server at {self.http.base_url}"
+                              " does not know this till's token. Check [sync] token_file, and that [sync] server is this chain's"
+                              " server; the operator issues a new token with loyalty server add-terminal --rotate")
         if "error" in body and "message" in body:  # the loyalty server's own answer
             return SyncFailed(str(body["error"]), f"{what} refused (HTTP {status}): {body['message']}")
         # something else answered: a wrong path or port, a proxy

@@ -147,8 +147,16 @@ def test_tamper_and_auth_are_refused_flagged_and_store_nothing(server: ServerSto
         assert server_events(server, a.tid) == stored
         assert server.balances_of() == balances
 
+        # the till's own client with a token the server does not know: what to check, and where
+        a.token = "lt_not_this_chains_token"
+        with pytest.raises(SyncFailed) as refused:
+            a.client(http).pull()
+    assert refused.value.code == "unauthorized"
+    assert "HTTP 401" in refused.value.message and "[sync] token_file" in refused.value.message
+    assert "this chain's server" in refused.value.message and "add-terminal --rotate" in refused.value.message
+
     kinds = [f["kind"] for f in server.reports()["flags"]]
-    assert kinds.count("bad_token") == 2
+    assert kinds.count("bad_token") == 3
     assert kinds.count("wrong_terminal") == 1
     assert kinds.count("tamper") == 5
 
