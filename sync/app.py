@@ -20,6 +20,7 @@ from .protocol import (
     MAX_PAGE,
     PUSH_REQUEST,
     TERMINAL_ID_PATTERN,
+    CardPage,
     ChangesPage,
     ErrorBody,
     Health,
@@ -146,6 +147,17 @@ def create_app(store: ServerStore) -> FastAPI:
         if currency is not None:
             store.check_currency(tid, _token(authorization), currency)
         return ChangesPage.model_validate(store.changes(tid, _token(authorization), since, limit))
+
+    @app.get("/v1/terminals/{tid}/card", response_model=CardPage, responses=ERRORS)
+    def card(
+        tid: Tid,
+        card_id: Annotated[str, Query(alias="id", min_length=1, max_length=200)],
+        authorization: Auth = None,
+        currency: Currency = None,
+    ) -> CardPage:
+        if currency is not None:
+            store.check_currency(tid, _token(authorization), currency)
+        return CardPage.model_validate(store.card(tid, _token(authorization), card_id))
 
     @app.get("/v1/terminals/{tid}/reports", response_model=Reports, responses=ERRORS)
     def reports(tid: Tid, authorization: Auth = None) -> Reports:

@@ -27,6 +27,7 @@ import httpx
 
 from ledger import memberships
 from ledger.clock import from_iso
+from ledger.config import Config
 from ledger.errors import LoyaltyError
 from ledger.store import GENESIS, HASHED
 
@@ -82,11 +83,14 @@ class PullSummary:
     # or counts changes from lower than the till's cursor (the pull started again from 0)
     rewound_ack: bool = False
     restarted: bool = False
+    # cards this till enrolled as a new member that the chain has for another (docs/sync.md: card conflicts)
+    conflicts: list[dict[str, str]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"pages": self.pages, "members": self.members, "new_members": self.new_members, "new_cards": self.new_cards,
                 "hotlisted": self.hotlisted, "cursor": self.cursor, "rules_version": self.rules_version,
-                "clock_skew_s": self.clock_skew_s, "rewound_ack": self.rewound_ack, "restarted": self.restarted}
+                "clock_skew_s": self.clock_skew_s, "rewound_ack": self.rewound_ack, "restarted": self.restarted,
+                "conflicts": self.conflicts}
 
 
 def skew_warning(skew_s: float | None) -> str | None:
@@ -358,69 +362,29 @@ class SyncClient:
             return True
         return False
 
+    def lookup_card(self, card_id: str) -> bool:
+        """Ask the chain for a card this till does not know, before enrolling it; True: another store has it.
+
+        A card enrolled, or given to a member by a replace, at another store since
+        this till's last pull is then that member here too, not a second one with a
+        second welcome bonus. The member's snapshot is applied as a pull applies it;
+        the pull cursor does not move (the next pull brings the member again).
+        """
+        status, body = self._request("GET", f"/v1/terminals/{self.tid}/card", params={"id": card_id})
+        if status != 200:
+            raise self._refused("card lookup", status, body)
+        if not body.get("members"):
+            return False
+        out = PullSummary()
+        with self._tx():
+            self._apply_members(body, out, self._stamp())
+        return True
+
     def _apply(self, page: dict[str, Any], out: PullSummary) -> None:
         """One page and its cursor, in one transaction."""
         now = self._stamp()
-        with self._tx() as conn:
-            acked = int(self.state().get("acked_seq", 0))
-            pending = {str(r[0]) for r in conn.execute(
-                "SELECT card_id FROM events WHERE seq > ? AND kind IN ('block', 'unblock', 'replace', 'enrol') AND card_id IS NOT NULL", (acked,))}
-            for m in page["members"]:
-                mid = m["member_id"]
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO members (id, enrolled_store, enrolled_at) VALUES (?, ?, ?)",
-                    (mid, m.get("enrolled_store") or "", m.get("enrolled_at") or now),
-                )
-                out.new_members += cur.rowcount
-                for c in m["cards"]:
-                    row = conn.execute("SELECT member_id, status, replaced_by, reason FROM cards WHERE id=?", (c["card_id"],)).fetchone()
-                    blocked = c["status"] == "blocked"
-                    said = c.get("reason") if blocked else None  # the blocking till's reason, when it gave one
-                    if row is None:
-                        conn.execute(
-                            "INSERT INTO cards (id, member_id, status, replaced_by, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                            (c["card_id"], mid, c["status"], c.get("replaced_by"), said or ("blocked at another till" if blocked else None), now),
-                        )
-                        out.new_cards += 1
-                    elif row[0] == mid and c["card_id"] not in pending and (
-                            (row[1], row[2]) != (c["status"], c.get("replaced_by")) or (said and said != row[3])):
-                        # the chain's word on a card's status wins unless this till changed it and has not pushed yet
-                        reason = (said or row[3] or "blocked at another till") if blocked else None
-                        conn.execute("UPDATE cards SET status=?, replaced_by=?, reason=? WHERE id=?",
-                                     (c["status"], c.get("replaced_by"), reason, c["card_id"]))
-                        out.hotlisted += blocked and row[1] != "blocked"
-                conn.execute("DELETE FROM remote_balances WHERE member_id=?", (mid,))
-                conn.executemany(
-                    "INSERT INTO remote_balances (member_id, program_id, account, amount, synced_at) VALUES (?, ?, ?, ?, ?)",
-                    [(mid, b["program_id"], b["account"], int(b["amount"]), now) for b in m["balances"]],
-                )
-                for table in ("remote_spend", "remote_memberships", "remote_membership_buys", "remote_redeem_days", "remote_awards"):
-                    conn.execute(f"DELETE FROM {table} WHERE member_id=?", (mid,))
-                conn.executemany("INSERT OR REPLACE INTO remote_redeem_days (member_id, day, sales) VALUES (?, ?, ?)",
-                                 [(mid, d["day"], int(d["sales"])) for d in m.get("redeem_days", [])])
-                conn.executemany("INSERT INTO remote_spend (member_id, day, amount) VALUES (?, ?, ?)",
-                                 [(mid, d["day"], int(d["amount"])) for d in m.get("spend_days", [])])
-                if "membership_buys" in m:  # every purchase: the till works out the last day (ledger/memberships.py)
-                    conn.executemany(
-                        "INSERT OR IGNORE INTO remote_membership_buys (member_id, event_id, program_id, ts, day, from_day, until, refunded)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        [(mid, b["event_id"], b["program_id"], b["ts"], b["day"], b["from"], b["until"], int(bool(b["refunded"])))
-                         for b in m["membership_buys"]],
-                    )
-                    programs = {b["program_id"] for b in m["membership_buys"]} | {
-                        r[0] for r in conn.execute("SELECT program_id FROM memberships WHERE member_id=?", (mid,))}
-                    for program_id in sorted(programs):
-                        memberships.settle(conn, mid, program_id)
-                else:  # a server that sends each program's last day only
-                    conn.executemany("INSERT INTO remote_memberships (member_id, program_id, valid_until) VALUES (?, ?, ?)",
-                                     [(mid, ms["program_id"], ms["until"]) for ms in m.get("memberships", [])])
-                conn.executemany("INSERT INTO remote_awards (member_id, award) VALUES (?, ?)",
-                                 [(mid, award) for award in m.get("awards", [])])
-                referrer = m.get("referrer_id")
-                if isinstance(referrer, str):  # referred at another till: the first sale here pays the referral
-                    conn.execute("INSERT OR IGNORE INTO members (id, enrolled_store, enrolled_at) VALUES (?, '', ?)", (referrer, now))
-                    conn.execute("UPDATE members SET referrer_id=? WHERE id=? AND referrer_id IS NULL", (referrer, mid))
-                out.members += 1
+        with self._tx():
+            self._apply_members(page, out, now)
             out.cursor = int(page["cursor"])
             values: dict[str, Any] = {"cursor": out.cursor, "last_pull_at": now}
             if out.clock_skew_s is not None:
@@ -428,6 +392,73 @@ class SyncClient:
             if page.get("rules_version"):
                 values["server_rules_version"] = page["rules_version"]
             self._set(values)
+
+    def _apply_members(self, page: dict[str, Any], out: PullSummary, now: str) -> None:
+        """The page's member snapshots, inside the caller's transaction."""
+        conn = self.conn
+        acked = int(self.state().get("acked_seq", 0))
+        pending = {str(r[0]) for r in conn.execute(
+            "SELECT card_id FROM events WHERE seq > ? AND kind IN ('block', 'unblock', 'replace', 'enrol') AND card_id IS NOT NULL", (acked,))}
+        for m in page["members"]:
+            mid = m["member_id"]
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO members (id, enrolled_store, enrolled_at) VALUES (?, ?, ?)",
+                (mid, m.get("enrolled_store") or "", m.get("enrolled_at") or now),
+            )
+            out.new_members += cur.rowcount
+            for c in m["cards"]:
+                row = conn.execute("SELECT member_id, status, replaced_by, reason FROM cards WHERE id=?", (c["card_id"],)).fetchone()
+                blocked = c["status"] == "blocked"
+                said = c.get("reason") if blocked else None  # the blocking till's reason, when it gave one
+                if row is None:
+                    conn.execute(
+                        "INSERT INTO cards (id, member_id, status, replaced_by, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (c["card_id"], mid, c["status"], c.get("replaced_by"), said or ("blocked at another till" if blocked else None), now),
+                    )
+                    out.new_cards += 1
+                elif row[0] == mid and c["card_id"] not in pending and (
+                        (row[1], row[2]) != (c["status"], c.get("replaced_by")) or (said and said != row[3])):
+                    # the chain's word on a card's status wins unless this till changed it and has not pushed yet
+                    reason = (said or row[3] or "blocked at another till") if blocked else None
+                    conn.execute("UPDATE cards SET status=?, replaced_by=?, reason=? WHERE id=?",
+                                 (c["status"], c.get("replaced_by"), reason, c["card_id"]))
+                    out.hotlisted += blocked and row[1] != "blocked"
+                elif row[0] != mid and c["status"] != "replaced":
+                    # enrolled here as a new member while the chain had it for another: the server flagged it
+                    # (card_conflict); this till keeps its own member, and says so
+                    out.conflicts.append({"card": c["card_id"], "member_here": str(row[0]), "member_chain": mid})
+            conn.execute("DELETE FROM remote_balances WHERE member_id=?", (mid,))
+            conn.executemany(
+                "INSERT INTO remote_balances (member_id, program_id, account, amount, synced_at) VALUES (?, ?, ?, ?, ?)",
+                [(mid, b["program_id"], b["account"], int(b["amount"]), now) for b in m["balances"]],
+            )
+            for table in ("remote_spend", "remote_memberships", "remote_membership_buys", "remote_redeem_days", "remote_awards"):
+                conn.execute(f"DELETE FROM {table} WHERE member_id=?", (mid,))
+            conn.executemany("INSERT OR REPLACE INTO remote_redeem_days (member_id, day, sales) VALUES (?, ?, ?)",
+                             [(mid, d["day"], int(d["sales"])) for d in m.get("redeem_days", [])])
+            conn.executemany("INSERT INTO remote_spend (member_id, day, amount) VALUES (?, ?, ?)",
+                             [(mid, d["day"], int(d["amount"])) for d in m.get("spend_days", [])])
+            if "membership_buys" in m:  # every purchase: the till works out the last day (ledger/memberships.py)
+                conn.executemany(
+                    "INSERT OR IGNORE INTO remote_membership_buys (member_id, event_id, program_id, ts, day, from_day, until, refunded)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(mid, b["event_id"], b["program_id"], b["ts"], b["day"], b["from"], b["until"], int(bool(b["refunded"])))
+                     for b in m["membership_buys"]],
+                )
+                programs = {b["program_id"] for b in m["membership_buys"]} | {
+                    r[0] for r in conn.execute("SELECT program_id FROM memberships WHERE member_id=?", (mid,))}
+                for program_id in sorted(programs):
+                    memberships.settle(conn, mid, program_id)
+            else:  # a server that sends each program's last day only
+                conn.executemany("INSERT INTO remote_memberships (member_id, program_id, valid_until) VALUES (?, ?, ?)",
+                                 [(mid, ms["program_id"], ms["until"]) for ms in m.get("memberships", [])])
+            conn.executemany("INSERT INTO remote_awards (member_id, award) VALUES (?, ?)",
+                             [(mid, award) for award in m.get("awards", [])])
+            referrer = m.get("referrer_id")
+            if isinstance(referrer, str):  # referred at another till: the first sale here pays the referral
+                conn.execute("INSERT OR IGNORE INTO members (id, enrolled_store, enrolled_at) VALUES (?, '', ?)", (referrer, now))
+                conn.execute("UPDATE members SET referrer_id=? WHERE id=? AND referrer_id IS NULL", (referrer, mid))
+            out.members += 1
 
     # ------------------------------------------------------------ both
 
@@ -585,3 +616,30 @@ def _now(moment: datetime | None = None) -> str:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+def ask_chain_for_card(conn: sqlite3.Connection, cfg: Config, raw_card: str, *, clock: Callable[[], datetime] | None = None,
+                       timeout_s: float = 2.0) -> bool:
+    """Before a card this till does not know is enrolled, ask the chain whether another store has it (True: it is
+    now known here as that member). Best effort and short: offline, not set up, or refused, the sale goes on and
+    enrols it (a conflict the server flags and `loyalty sync` reports)."""
+    from ledger.cards import CardIdError, normalize
+
+    try:
+        card_id = normalize(raw_card)
+    except CardIdError:
+        return False  # the sale says what is wrong with it
+    server, token_file = cfg.sync.server, cfg.sync.token_file
+    if not server or token_file is None or conn.execute("SELECT 1 FROM cards WHERE id=?", (card_id,)).fetchone():
+        return False
+    try:
+        client = SyncClient(conn, server=server, token=read_token(token_file), store_id=cfg.store.id,
+                            terminal_id=cfg.store.terminal, timeout_s=min(cfg.sync.timeout_s, timeout_s), attempts=1, clock=clock)
+    except (LoyaltyError, ValueError, httpx.HTTPError):
+        return False
+    try:
+        return client.lookup_card(card_id)
+    except (LoyaltyError, httpx.HTTPError):
+        return False
+    finally:
+        client.close()

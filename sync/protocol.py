@@ -171,6 +171,14 @@ class ChangesPage(BaseModel):
     changes_head: int | None = None  # the server's change counter: a cursor past it means the server was restored
 
 
+class CardPage(BaseModel):
+    """The chain's member for one card, asked by a till before it enrols a card it does not know."""
+
+    members: list[MemberSnapshot]  # none: no till has the card
+    hotlist: list[str]
+    server_time: str
+
+
 class Health(BaseModel):
     status: str
     server_time: str

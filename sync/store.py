@@ -711,7 +711,45 @@ class ServerStore:
             .order_by(member_changes.c.change_no)
             .limit(limit)
         ).all()
-        ids = [r.member_id for r in page]
+        out, hotlist = self._snapshots(conn, tid, [(r.member_id, int(r.change_no)) for r in page])
+        rules = conn.execute(
+            select(terminals.c.rules_version).where(terminals.c.last_push_at.is_not(None)).order_by(terminals.c.last_push_at.desc()).limit(1)
+        ).scalar()
+        mine = conn.execute(select(terminals.c.last_seq, terminals.c.last_hash).where(terminals.c.tid == tid)).one()
+        return {
+            "cursor": int(page[-1].change_no) if page else since,
+            "more": len(page) == limit,
+            "members": out,
+            "hotlist": hotlist,
+            "rules_version": rules,
+            "server_time": now_iso(),
+            # what the asking till can check its own state against: a server restored from a backup holds fewer of
+            # its events (it resends them) and counts changes from lower (it pulls again from the start)
+            "acked_seq": int(mine.last_seq),
+            "acked_hash": str(mine.last_hash),
+            "changes_head": int(conn.execute(select(change_counter.c.n).where(change_counter.c.id == 1)).scalar() or 0),
+        }
+
+    def card(self, tid: str, token: str | None, card_id: str) -> dict[str, Any]:
+        """The member who holds `card_id` in the chain, as a pull page shows it (none: an unknown card).
+
+        A till asks before it enrols a card it does not know: a card enrolled, or given
+        to a member by a replace, at another store since its last pull is that member,
+        not a new one. The till's pull cursor does not move.
+        """
+        self.authenticate(tid, token)
+        with self._reader() as conn:
+            row = conn.execute(
+                select(cards.c.member_id, func.coalesce(member_changes.c.change_no, 0).label("change_no"))
+                .select_from(cards.outerjoin(member_changes, member_changes.c.member_id == cards.c.member_id))
+                .where(cards.c.card_id == card_id)
+            ).first()
+            out, hotlist = self._snapshots(conn, tid, [(row.member_id, int(row.change_no))] if row else [])
+        return {"members": out, "hotlist": hotlist, "server_time": now_iso()}
+
+    def _snapshots(self, conn: Connection, tid: str, page: list[tuple[str, int]]) -> tuple[list[dict[str, Any]], list[str]]:
+        """Each member's snapshot for the asking till (its own share taken out of the balances), and their blocked cards."""
+        ids = [member_id for member_id, _change in page]
         out: list[dict[str, Any]] = []
         hotlist: list[str] = []
         if ids:
@@ -735,38 +773,22 @@ class ServerStore:
                     {"program_id": r.program_id, "account": r.account, "chain": chain, "amount": chain - own.get((r.member_id, r.program_id, r.account), 0)}
                 )
             spend, lists, awards, referrers = self._others_state(conn, tid, ids)
-            for r in page:
-                m = info.get(r.member_id)
+            for member_id, change_no in page:
+                m = info.get(member_id)
                 out.append({
-                    "member_id": r.member_id,
+                    "member_id": member_id,
                     "enrolled_store": m.enrolled_store if m else None,
                     "enrolled_at": m.enrolled_at if m else None,
-                    "change": int(r.change_no),
-                    "cards": card_rows.get(r.member_id, []),
-                    "balances": bal.get(r.member_id, []),
-                    "spend_days": spend.get(r.member_id, []),
+                    "change": change_no,
+                    "cards": card_rows.get(member_id, []),
+                    "balances": bal.get(member_id, []),
+                    "spend_days": spend.get(member_id, []),
                     # memberships: the last day per program, for tills that do not count purchases (ledger/memberships.py)
-                    **{key: lists.get(r.member_id, {}).get(key, []) for key in ("memberships", "membership_buys", "redeem_days")},
-                    "awards": awards.get(r.member_id, []),
-                    "referrer_id": referrers.get(r.member_id),
+                    **{key: lists.get(member_id, {}).get(key, []) for key in ("memberships", "membership_buys", "redeem_days")},
+                    "awards": awards.get(member_id, []),
+                    "referrer_id": referrers.get(member_id),
                 })
-        rules = conn.execute(
-            select(terminals.c.rules_version).where(terminals.c.last_push_at.is_not(None)).order_by(terminals.c.last_push_at.desc()).limit(1)
-        ).scalar()
-        mine = conn.execute(select(terminals.c.last_seq, terminals.c.last_hash).where(terminals.c.tid == tid)).one()
-        return {
-            "cursor": int(page[-1].change_no) if page else since,
-            "more": len(page) == limit,
-            "members": out,
-            "hotlist": hotlist,
-            "rules_version": rules,
-            "server_time": now_iso(),
-            # what the asking till can check its own state against: a server restored from a backup holds fewer of
-            # its events (it resends them) and counts changes from lower (it pulls again from the start)
-            "acked_seq": int(mine.last_seq),
-            "acked_hash": str(mine.last_hash),
-            "changes_head": int(conn.execute(select(change_counter.c.n).where(change_counter.c.id == 1)).scalar() or 0),
-        }
+        return out, hotlist
 
     # ------------------------------------------------------------ reports
 

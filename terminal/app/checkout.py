@@ -471,6 +471,8 @@ class CheckoutScreen(Screen[None]):
         if looked_up is not None:  # the reader's thread has read the ledger already: show it now
             looked_up.seq = self._tap_seq
             self._member_loaded(looked_up)
+            if looked_up.unknown:
+                self.ask_chain(self._tap_seq, card_id, signature, warnings)
             return
         self.load_card(self._tap_seq, card_id, signature, warnings)
 
@@ -479,6 +481,26 @@ class CheckoutScreen(Screen[None]):
         answer = self.look_up(card_id, signature, warnings)
         answer.seq = seq
         self.post_message(answer)
+        if answer.unknown:
+            self._ask_chain(seq, card_id, signature, warnings)
+
+    @work(thread=True, exclusive=True, group="chain", exit_on_error=False)
+    def ask_chain(self, seq: int, card_id: str, signature: str, warnings: tuple[str, ...]) -> None:
+        self._ask_chain(seq, card_id, signature, warnings)
+
+    def _ask_chain(self, seq: int, card_id: str, signature: str, warnings: tuple[str, ...]) -> None:
+        """A card new to this till, asked of the chain after the panel showed it: another store's member since
+        the last pull (enrolled or given by a replace there) is shown as that member, and the sale goes to
+        them, not to a new member with a second welcome bonus."""
+        try:
+            known = bool(self.services.sync.ask_chain(card_id))
+        except Exception:  # best effort: a new card here, as when offline
+            return
+        if known:
+            again = self.look_up(card_id, signature, warnings)
+            again.seq = seq
+            again.note = "A member from another store of the chain: their balances are shown, and the sale is theirs."
+            self.post_message(again)
 
     def look_up(self, card_id: str, signature: str, warnings: tuple[str, ...]) -> MemberLoaded:
         """What a tap shows, read from the ledger; any thread (it touches no widget), never raises."""
@@ -542,6 +564,8 @@ class CheckoutScreen(Screen[None]):
                 self.say(msg.warning, "warn")
             elif msg.unknown:
                 self.say("New card: it is enrolled when the sale is paid (F3 adds a profile).", "ok")
+            elif msg.note:
+                self.say(msg.note, "ok")
             elif self._said[1] in ("error", "warn"):
                 # the panel shows whose card it is; a known card only clears a problem
                 # left on the message line (repainting that line too would put the

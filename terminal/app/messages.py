@@ -36,6 +36,7 @@ class MemberLoaded(Message):
     refused: str | None = None
     warning: str | None = None
     seq: int = 0
+    note: str | None = None  # said on the message line when nothing is wrong
 
 
 @dataclass

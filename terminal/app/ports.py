@@ -268,6 +268,8 @@ class SyncPort(Protocol):
 
     def set_offline(self, offline: bool) -> None: ...
 
+    def ask_chain(self, card_id: str) -> bool: ...
+
     def end_of_day(self, progress: Progress) -> ZReport: ...
 
     def start_background(self, on_round: Callable[[SyncRound], None]) -> bool: ...
@@ -358,6 +360,20 @@ class ChainSync:
                 note = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         return SyncState(online=online, pending=pending, last_sync=last, forced_offline=self.forced_offline, note=note,
                          refused=refused, standalone=not self.gate.cfg.sync.server)
+
+    def ask_chain(self, card_id: str) -> bool:
+        """A card this till does not know, asked of the chain on a connection of its own (network: never under
+        the gate's lock); True: another store has it and it is now known here as that member."""
+        if self.forced_offline or self.note or self.not_set_up():
+            return False
+        from ledger.store import open_existing
+        from sync.client import ask_chain_for_card
+
+        conn = open_existing(self.gate.cfg.ledger.path)
+        try:
+            return ask_chain_for_card(conn, self.gate.cfg, card_id, clock=self.gate.clock)
+        finally:
+            conn.close()
 
     def set_offline(self, offline: bool) -> None:
         self.forced_offline = offline
@@ -474,7 +490,12 @@ class SyncRound:
             return cls(ok=False, error=said, refused=isinstance(result, SyncFailed) and bool(_refusal(result)))
         if result.get("paused"):
             return cls(ok=False, paused=True)
-        return cls(ok=True, pushed=int(result.get("push", {}).get("sent", 0)), warning=str(result.get("warning", "")))
+        warning = str(result.get("warning", ""))
+        conflicts = [str(c["card"]) for c in result.get("pull", {}).get("conflicts", [])]
+        if conflicts:  # the manager settles it (docs/sync.md); the cashier only needs to know the card is split
+            warning = (f"Card {', '.join(conflicts[:3])} is another member at the rest of the chain: call the manager"
+                       " (loyalty server report). " + warning).strip()
+        return cls(ok=True, pushed=int(result.get("push", {}).get("sent", 0)), warning=warning)
 
 
 def _refusal(error: BaseException | None) -> str:

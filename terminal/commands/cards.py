@@ -10,6 +10,7 @@ from ledger.errors import LoyaltyError
 
 from ..context import Context, Output
 from . import limit_arg, optional, signed_int
+from .core import ask_chain
 
 
 def register(sub: Any) -> None:
@@ -81,11 +82,13 @@ def describe(view: dict[str, Any]) -> str:
 
 
 def cmd_show(args: argparse.Namespace, ctx: Context) -> Output:
+    ask_chain(ctx, args.card)
     view = ctx.service.card(args.card, ctx.now)
     return Output(view, describe(view))
 
 
 def cmd_enrol(args: argparse.Namespace, ctx: Context) -> Output:
+    ask_chain(ctx, args.card)  # a card another store enrolled is refused as enrolled, not made a second member
     view = ctx.service.enrol(args.card, ctx.now, name=args.name, phone=args.phone, birthday=args.birthday, referrer=args.referrer)
     paid = [f"  bonus {b['bonus']}: +{b['points']} {b['program']}" for b in view["bonuses"]]
     return Output(view, "\n".join([describe(view), *paid]))

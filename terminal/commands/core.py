@@ -61,6 +61,7 @@ def cmd_init(args: argparse.Namespace, ctx: Context) -> Output:
 def cmd_sale(args: argparse.Namespace, ctx: Context) -> Output:
     check_printer_url(ctx.config)  # a sale prints: a config that names no printer is refused before it commits
     req = CheckoutRequest.from_cli(args.card, args.item, args.redeem, args.sale_id)
+    ask_chain(ctx, args.card)
     result = ctx.service.checkout(req, ctx.now)
     _after(ctx, "after_sale", result)
     if ctx.as_json:
@@ -219,3 +220,11 @@ def _after(ctx: Context, name: str, result: dict[str, Any]) -> None:
     hook = getattr(printing, name, None) if printing else None
     if hook is not None:
         hook(ctx, result)
+
+
+def ask_chain(ctx: Context, card: str) -> None:
+    """A card this till does not know may be another store's member: asked before it is enrolled as a new one."""
+    if ctx.config.sync.server:
+        from sync.client import ask_chain_for_card
+
+        ask_chain_for_card(ctx.service.conn, ctx.config, card, clock=(lambda: ctx.now) if ctx.now_text else None)

@@ -161,6 +161,9 @@ def cmd_sync(args: argparse.Namespace, ctx: Context) -> Output:
         f"pulled {pull['members']} member snapshot(s) in {pull['pages']} page(s): {pull['new_members']} new member(s), "
         f"{pull['new_cards']} new card(s), {pull['hotlisted']} newly blocked",
     ]
+    for c in pull.get("conflicts", []):
+        lines.append(f"CARD CONFLICT {c['card']}: this till enrolled it as a new member, the chain has it for member"
+                     f" {c['member_chain']} (flagged for the manager: loyalty server report; docs/sync.md says how to settle it)")
     for od in push["overdrafts"]:
         lines.append(f"OVERDRAFT member {od['member_id']} {od['program_id']}/{od['account']}: {od['balance']} (flagged for the manager)")
     if result.get("warning"):

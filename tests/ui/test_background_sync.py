@@ -123,3 +123,30 @@ async def test_a_server_that_refuses_the_token_is_said_once_and_not_asked_again_
         refusals = [f for f in live.store.reports()["flags"] if f["kind"] == "bad_token"]
         assert 1 <= len(refusals) <= 4, len(refusals)  # rounds 1 s, then 2 s, then 4 s apart
         await _sell_one(pilot)  # and the cashier sells on
+
+
+async def test_a_card_another_store_enrolled_since_the_last_pull_is_that_member_on_the_panel(
+    make_app: Callable[..., LoyaltyApp], demo_dir: Path, live: LiveServer, tmp_path: Path
+) -> None:
+    import httpx
+    from synctools import Terminal
+
+    connect_till(demo_dir, live)
+    path = demo_dir / "config.toml"
+    path.write_text(path.read_text(encoding="utf-8").replace(f"interval_seconds = {INTERVAL_S}\n", "interval_seconds = 3600\n"),
+                    encoding="utf-8")  # no background pull in between: only the tap's question can know the card
+    app = make_app(status_interval_s=0.3)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause(1.0)  # the first background round has run
+        assert live.store is not None
+        other = Terminal(tmp_path / "other", "kw-hawally-02", "till-1", live.store)
+        card = "uid:04BB0000000042"
+        enrolled = other.sale(card, "BEANS*2")
+        with httpx.Client(base_url=live.base) as http:
+            other.client(http).sync()
+        await pilot.press(*card, "enter")
+        await until(pilot, lambda: "another store" in text_of(app, "#message"), timeout=10, what="the chain's member")
+        assert app.checkout.cart.unknown is False and app.checkout.cart.view is not None
+        assert app.checkout.cart.view["member"]["id"] == enrolled["member"]["id"]
+        assert str(enrolled["programs"]["points"]["balance"]) in text_of(app, "#member")
+        other.loyalty.close()

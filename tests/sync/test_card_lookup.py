@@ -1,0 +1,89 @@
+"""A card a till does not know is asked of the chain before it is enrolled: a card enrolled, or given to a
+member by a replace, at another store since the till's last pull is that member, not a second one. What is
+enrolled twice all the same (both tills offline) is said at the next sync."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from synctools import REPO, LiveServer, Terminal, in_process
+
+from sync.store import ServerStore
+
+OLD = "uid:04AA0000000001"
+NEW = "uid:04AA00000000A1"
+
+
+def run(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "terminal.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"loyalty {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def _at(live: LiveServer, till: Terminal) -> Terminal:
+    text = till.config_path.read_text(encoding="utf-8")
+    assert "http://127.0.0.1:8765" in text
+    till.config_path.write_text(text.replace("http://127.0.0.1:8765", live.base), encoding="utf-8")
+    return till
+
+
+def test_a_card_replaced_at_another_store_is_that_member_before_the_next_pull(live: LiveServer,
+                                                                             make_terminal: Callable[..., Terminal]) -> None:
+    assert live.store is not None
+    a = _at(live, make_terminal(live.store, "kw-salmiya-01", "till-1"))
+    b = _at(live, make_terminal(live.store, "kw-hawally-02", "till-1"))
+    first = json.loads(run("sale", "--card", OLD, "--item", "BEANS*2", "--json", cwd=a.dir).stdout)
+    alice = first["member"]["id"]
+    for till in (a, b):
+        run("sync", cwd=till.dir)
+    run("card", "replace", OLD, NEW, cwd=a.dir)
+    run("sync", cwd=a.dir)
+    # b has not pulled since: it asks the chain for the card it does not know, and sells to Alice
+    sale = json.loads(run("sale", "--card", NEW, "--item", "LAT", "--json", cwd=b.dir).stdout)
+    assert sale["member"]["id"] == alice and sale["enrolled"] is False
+    assert not [x for x in sale["bonuses"] if x["bonus"] == "welcome"]  # no second welcome bonus
+    assert sale["programs"]["points"]["balance"] == first["programs"]["points"]["balance"] + sale["earned"]["points"]
+    synced = run("sync", cwd=b.dir).stdout
+    assert "CARD CONFLICT" not in synced
+    run("sync", cwd=a.dir)
+    assert [f for f in live.store.reports()["flags"] if f["kind"] == "card_conflict"] == []
+    shown = [json.loads(run("card", "show", NEW, "--json", cwd=t.dir).stdout) for t in (a, b)]
+    assert shown[0]["member"]["id"] == shown[1]["member"]["id"] == alice
+    assert shown[0]["programs"] == shown[1]["programs"]
+    # a card no store has is enrolled as a new member, as before, and the lookup left nothing behind
+    fresh = json.loads(run("sale", "--card", "code:NOBODY-1", "--item", "LAT", "--json", cwd=b.dir).stdout)
+    assert fresh["enrolled"] is True and fresh["member"]["id"] != alice
+
+
+def test_a_card_another_store_enrolled_is_shown_there_before_the_next_pull(live: LiveServer,
+                                                                          make_terminal: Callable[..., Terminal]) -> None:
+    assert live.store is not None
+    a = _at(live, make_terminal(live.store, "kw-salmiya-01", "till-1"))
+    b = _at(live, make_terminal(live.store, "kw-hawally-02", "till-1"))
+    run("card", "enrol", OLD, "--name", "Alice", cwd=a.dir)
+    run("sync", cwd=a.dir)
+    shown = json.loads(run("card", "show", OLD, "--json", cwd=b.dir).stdout)  # was "not enrolled" until b pulled
+    assert shown["status"] == "active" and shown["programs"]["points"]["balance"] > 0
+    assert "name" not in shown["member"]  # personal data stays at the store that took it
+
+
+def test_a_card_both_tills_enrolled_offline_is_said_at_sync(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a.sale(OLD, "LAT")  # both offline: two members for one card
+    b.sale(OLD, "ESP")
+    with in_process(server) as http:
+        a.client(http).sync()
+        result = b.client(http).sync()
+    conflicts = result["pull"]["conflicts"]
+    assert [c["card"] for c in conflicts] == [OLD], conflicts
+    assert conflicts[0]["member_chain"] == a.loyalty.conn.execute("SELECT member_id FROM cards WHERE id=?", (OLD,)).fetchone()[0]
+    assert conflicts[0]["member_here"] == b.loyalty.conn.execute("SELECT member_id FROM cards WHERE id=?", (OLD,)).fetchone()[0]
+    assert [f["kind"] for f in server.reports()["flags"]].count("card_conflict") == 1
