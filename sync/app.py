@@ -42,6 +42,8 @@ Tid = Annotated[str, Path(pattern=TERMINAL_ID_PATTERN, description="STORE:TERMIN
 Auth = Annotated[str | None, Header(alias="Authorization", description="Bearer TOKEN")]
 Currency = Annotated[str | None, Header(alias="X-Loyalty-Currency", pattern="^[A-Z]{3}$",
                                         description="the till's currency (ISO 4217); one per chain")]
+Chain = Annotated[str | None, Header(alias="X-Loyalty-Chain", pattern="^[0-9a-f]{32}$",
+                                     description="the chain id of the server the till synced with (every answer gives it)")]
 
 
 def _push_components() -> dict[str, Any]:
@@ -74,6 +76,13 @@ def create_app(store: ServerStore) -> FastAPI:
     )
     app.state.store = store
 
+    def _check(tid: str, authorization: str | None, currency: str | None, chain: str | None) -> None:
+        """What a till says of itself in its headers, against this chain, before anything is stored or sent."""
+        if chain is not None:
+            store.check_chain(tid, _token(authorization), chain)
+        if currency is not None:
+            store.check_currency(tid, _token(authorization), currency)
+
     @app.exception_handler(SyncError)
     def _sync_error(request: Request, exc: SyncError) -> JSONResponse:
         return JSONResponse({"error": exc.code, "message": exc.message, **exc.extra}, status_code=exc.status)
@@ -103,16 +112,17 @@ def create_app(store: ServerStore) -> FastAPI:
                    422: {"model": ErrorBody, "description": "tampered, broken or invalid batch: nothing stored, flagged"}},
         openapi_extra={"requestBody": PUSH_BODY},
     )
-    async def push(tid: Tid, request: Request, authorization: Auth = None, currency: Currency = None) -> PushResponse:
+    async def push(tid: Tid, request: Request, authorization: Auth = None, currency: Currency = None,
+                   chain: Chain = None) -> PushResponse:
         # the body is read here and handed whole to pydantic-core: FastAPI's own body parameter
         # would decode the JSON in Python, then build and dump a model per event
         body = await request.body()
         content_type = request.headers.get("content-type")
-        return await run_in_threadpool(_push, tid, authorization, content_type, body, currency)
+        return await run_in_threadpool(_push, tid, authorization, content_type, body, currency, chain)
 
-    def _push(tid: str, authorization: str | None, content_type: str | None, body: bytes, currency: str | None) -> PushResponse:
-        if currency is not None:
-            store.check_currency(tid, _token(authorization), currency)
+    def _push(tid: str, authorization: str | None, content_type: str | None, body: bytes, currency: str | None,
+              chain: str | None) -> PushResponse:
+        _check(tid, authorization, currency, chain)
         if not _is_json(content_type):
             raise RequestValidationError([{"loc": ("body",), "msg": "a JSON body is required", "type": "content_type"}])
         try:
@@ -123,7 +133,7 @@ def create_app(store: ServerStore) -> FastAPI:
             ) from None
         result = store.push(tid, _token(authorization), request["from_seq"], request["events"])
         return PushResponse.model_validate(
-            {"acked_seq": result.acked_seq, "acked_hash": result.acked_hash, "overdrafts": result.overdrafts}
+            {"acked_seq": result.acked_seq, "acked_hash": result.acked_hash, "overdrafts": result.overdrafts, "chain_id": store.chain_id()}
         )
 
     components = _push_components()
@@ -143,9 +153,9 @@ def create_app(store: ServerStore) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 500,
         authorization: Auth = None,
         currency: Currency = None,
+        chain: Chain = None,
     ) -> ChangesPage:
-        if currency is not None:
-            store.check_currency(tid, _token(authorization), currency)
+        _check(tid, authorization, currency, chain)
         return ChangesPage.model_validate(store.changes(tid, _token(authorization), since, limit))
 
     @app.get("/v1/terminals/{tid}/card", response_model=CardPage, responses=ERRORS)
@@ -154,9 +164,9 @@ def create_app(store: ServerStore) -> FastAPI:
         card_id: Annotated[str, Query(alias="id", min_length=1, max_length=200)],
         authorization: Auth = None,
         currency: Currency = None,
+        chain: Chain = None,
     ) -> CardPage:
-        if currency is not None:
-            store.check_currency(tid, _token(authorization), currency)
+        _check(tid, authorization, currency, chain)
         return CardPage.model_validate(store.card(tid, _token(authorization), card_id))
 
     @app.get("/v1/terminals/{tid}/reports", response_model=Reports, responses=ERRORS)

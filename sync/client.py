@@ -156,6 +156,9 @@ class SyncClient:
         currency = _ledger_currency(conn)
         if currency:  # the server refuses a till in another currency than the chain's (amounts are minor units)
             self.headers["X-Loyalty-Currency"] = currency
+        chain = conn.execute("SELECT value FROM sync_state WHERE key='chain_id'").fetchone()
+        if chain:  # the server this till synced with: another chain's server refuses it
+            self.headers["X-Loyalty-Chain"] = str(chain[0])
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
@@ -240,11 +243,23 @@ class SyncClient:
             return resp.status_code, body
         raise Offline(f"the sync server is unreachable or cannot answer ({last}); sales go on offline; sync again later (the till app tries again by itself)")
 
+    def _chain_of(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The chain id an answer gave, to keep with what it brought, the first time (then sent with every request)."""
+        chain = body.get("chain_id")
+        if not isinstance(chain, str) or "X-Loyalty-Chain" in self.headers:
+            return {}
+        self.headers["X-Loyalty-Chain"] = chain
+        return {"chain_id": chain}
+
     def _refused(self, what: str, status: int, body: dict[str, Any]) -> SyncFailed:
         if status == 401 and body.get("error") == "unauthorized":  # a wrong token file, or another chain's server
             return SyncFailed("unauthorized", f"{what} refused (HTTP 401): {body.get('message')}: the server at {self.http.base_url}"
                               " does not know this till's token. Check [sync] token_file, and that [sync] server is this chain's"
                               " server; the operator issues a new token with loyalty server add-terminal --rotate")
+        if status == 409 and body.get("error") == "wrong_chain":
+            return SyncFailed("wrong_chain", f"{what} refused: {body.get('message')}. The server at {self.http.base_url} is another"
+                              " chain's: check [sync] server. If this chain's server was set up anew from nothing (no backup),"
+                              " loyalty sync --new-server takes it as this till's server")
         if "error" in body and "message" in body:  # the loyalty server's own answer
             return SyncFailed(str(body["error"]), f"{what} refused (HTTP {status}): {body['message']}")
         # something else answered: a wrong path or port, a proxy
@@ -304,7 +319,7 @@ class SyncClient:
                     out.sent += max(0, ack - acked)
                     acked = max(acked, ack)
                     with self._tx():
-                        self._set({"acked_seq": acked, "acked_hash": ack_hash, "last_push_at": self._stamp()})
+                        self._set({"acked_seq": acked, "acked_hash": ack_hash, "last_push_at": self._stamp(), **self._chain_of(body)})
                     self._report("push", acked - start, head - start)
         out.acked_seq, out.acked_hash = self.acked()
         return out
@@ -378,6 +393,7 @@ class SyncClient:
         out = PullSummary()
         with self._tx():
             self._apply_members(body, out, self._stamp())
+            self._set(self._chain_of(body))
         return True
 
     def _apply(self, page: dict[str, Any], out: PullSummary) -> None:
@@ -386,7 +402,7 @@ class SyncClient:
         with self._tx():
             self._apply_members(page, out, now)
             out.cursor = int(page["cursor"])
-            values: dict[str, Any] = {"cursor": out.cursor, "last_pull_at": now}
+            values: dict[str, Any] = {"cursor": out.cursor, "last_pull_at": now, **self._chain_of(page)}
             if out.clock_skew_s is not None:
                 values["clock_skew_s"] = out.clock_skew_s
             if page.get("rules_version"):

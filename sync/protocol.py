@@ -100,6 +100,7 @@ class PushResponse(BaseModel):
     acked_seq: int
     acked_hash: str
     overdrafts: list[Overdraft]
+    chain_id: str | None = None  # the till keeps it and sends it back (X-Loyalty-Chain): another chain's server refuses it
 
 
 class CardSnapshot(BaseModel):
@@ -169,6 +170,7 @@ class ChangesPage(BaseModel):
     acked_seq: int | None = None  # the asking till's last event the server holds
     acked_hash: str | None = None
     changes_head: int | None = None  # the server's change counter: a cursor past it means the server was restored
+    chain_id: str | None = None
 
 
 class CardPage(BaseModel):
@@ -177,6 +179,7 @@ class CardPage(BaseModel):
     members: list[MemberSnapshot]  # none: no till has the card
     hotlist: list[str]
     server_time: str
+    chain_id: str | None = None
 
 
 class Health(BaseModel):

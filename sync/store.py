@@ -17,6 +17,7 @@ import json
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -223,6 +224,10 @@ class WrongCurrency(SyncError):
     status, code = 409, "wrong_currency"
 
 
+class WrongChain(SyncError):
+    status, code = 409, "wrong_chain"
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -264,6 +269,7 @@ class ServerStore:
         # a flag is written after the push's own transaction rolled back; one at a time is plenty
         self._flag_lock = threading.Lock()
         self._currency: str | None = None  # the chain's, once a till said it (check_currency)
+        self._chain: str | None = None  # this server's chain id (chain_id)
         self.migrate()
 
     @staticmethod
@@ -318,6 +324,9 @@ class ServerStore:
                         conn.exec_driver_sql(sql)
                     conn.execute(update(meta).where(meta.c.key == "schema_version").values(value=str(step)))
                     version = step
+            # made here, under the migration's lock, so that no pull ever writes to find it (chain_id)
+            if conn.execute(select(meta.c.value).where(meta.c.key == "chain_id")).scalar() is None:
+                conn.execute(meta.insert().values(key="chain_id", value=uuid.uuid4().hex))
             return version
 
     def schema_version(self) -> int:
@@ -378,6 +387,28 @@ class ServerStore:
             self.flag("wrong_currency", tid, f"till in {code}, chain in {kept}")
             raise WrongCurrency(f"this chain's server keeps amounts in {kept}, and till {tid} is set up for {code}:"
                                 f" nothing was sent or taken (check [store] currency)")
+
+    def chain_id(self) -> str:
+        """This chain's id, made once and kept in the database (a server restored from a backup keeps it).
+
+        A till keeps the id of the server it synced with, and a server with another id
+        refuses it: a till pointed at another chain's server would push its events into
+        that chain and sell on balances the other chain never held.
+        """
+        if self._chain is None:
+            with self._reader() as conn:  # made by migrate()
+                self._chain = str(conn.execute(select(meta.c.value).where(meta.c.key == "chain_id")).scalar_one())
+        return self._chain
+
+    def check_chain(self, tid: str, token: str | None, chain: str) -> None:
+        """A till that synced with another chain's server is refused (and flagged) before anything is stored or sent."""
+        mine = self.chain_id()
+        if chain == mine:
+            return
+        self.authenticate(tid, token)
+        self.flag("wrong_chain", tid, f"till synced with chain {chain}, this server is chain {mine}")
+        raise WrongChain(f"till {tid} synced with another chain's server (chain {chain[:8]}), this server is chain {mine[:8]}:"
+                         " nothing was sent or taken")
 
     def authenticate(self, tid: str, token: str | None, conn: Connection | None = None) -> Any:
         """The terminal row of a token that may act as `tid`; a refusal is flagged for the manager.
@@ -728,6 +759,7 @@ class ServerStore:
             "acked_seq": int(mine.last_seq),
             "acked_hash": str(mine.last_hash),
             "changes_head": int(conn.execute(select(change_counter.c.n).where(change_counter.c.id == 1)).scalar() or 0),
+            "chain_id": self.chain_id(),
         }
 
     def card(self, tid: str, token: str | None, card_id: str) -> dict[str, Any]:
@@ -745,7 +777,7 @@ class ServerStore:
                 .where(cards.c.card_id == card_id)
             ).first()
             out, hotlist = self._snapshots(conn, tid, [(row.member_id, int(row.change_no))] if row else [])
-        return {"members": out, "hotlist": hotlist, "server_time": now_iso()}
+        return {"members": out, "hotlist": hotlist, "server_time": now_iso(), "chain_id": self.chain_id()}
 
     def _snapshots(self, conn: Connection, tid: str, page: list[tuple[str, int]]) -> tuple[list[dict[str, Any]], list[str]]:
         """Each member's snapshot for the asking till (its own share taken out of the balances), and their blocked cards."""

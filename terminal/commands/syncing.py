@@ -27,6 +27,9 @@ def register(sub: Any) -> None:
     p.add_argument("--end-of-day", action="store_true", help="also close the business day, expire due points and print the Z report")
     p.add_argument("--day", metavar="DATE", help="the business day to close (default: today)")
     p.add_argument("--server", metavar="URL", help="override [sync] server")
+    p.add_argument("--new-server", action="store_true",
+                   help="the chain's server was set up anew from nothing: take it as this till's server (it is refused as"
+                        " another chain's otherwise)")
     p.set_defaults(handler=cmd_sync)
 
     p = sub.add_parser("report", help="reports from this till's ledger")
@@ -139,6 +142,9 @@ def cmd_sync(args: argparse.Namespace, ctx: Context) -> Output:
     from sync.endofday import end_of_day
 
     bar = _Bar(not ctx.as_json and sys.stderr.isatty())
+    if args.new_server:  # the chain id of the server it synced with is forgotten: the next answer gives the new one
+        conn = ctx.service.conn
+        conn.execute("DELETE FROM sync_state WHERE key='chain_id'")
     if args.end_of_day:
         from sync.client import Offline
 

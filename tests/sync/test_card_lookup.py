@@ -87,3 +87,35 @@ def test_a_card_both_tills_enrolled_offline_is_said_at_sync(server: ServerStore,
     assert conflicts[0]["member_chain"] == a.loyalty.conn.execute("SELECT member_id FROM cards WHERE id=?", (OLD,)).fetchone()[0]
     assert conflicts[0]["member_here"] == b.loyalty.conn.execute("SELECT member_id FROM cards WHERE id=?", (OLD,)).fetchone()[0]
     assert [f["kind"] for f in server.reports()["flags"]].count("card_conflict") == 1
+
+
+def test_a_till_pointed_at_another_chains_server_is_refused(server: ServerStore, make_terminal: Callable[..., Terminal],
+                                                            tmp_path: Path) -> None:
+    import pytest
+
+    from sync.client import SyncFailed
+
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    a.sale(OLD, "BEANS")
+    with in_process(server) as http:
+        a.client(http).sync()
+    kept = a.conn.execute("SELECT value FROM sync_state WHERE key='chain_id'").fetchone()[0]
+    assert kept == server.chain_id()
+    other = ServerStore(f"sqlite:///{tmp_path / 'other-chain.db'}")
+    try:
+        _tid, a.token = other.add_terminal("kw-salmiya-01", "till-1")  # a token that chain gave it, all the same
+        a.sale(OLD, "LAT")
+        with in_process(other) as http, pytest.raises(SyncFailed) as refused:
+            a.client(http).sync()
+        assert refused.value.code == "wrong_chain" and "loyalty sync --new-server" in refused.value.message
+        assert other.event_count() == 0  # nothing of this chain's went into the other
+        assert [f["kind"] for f in other.reports()["flags"]] == ["wrong_chain"]
+        # the chain's own server set up anew from nothing: the operator says so once, and the till syncs with it
+        run("sync", "--new-server", "--server", "http://[::1", cwd=a.dir, check=False)  # no server asked: forgotten all the same
+        assert a.conn.execute("SELECT value FROM sync_state WHERE key='chain_id'").fetchone() is None
+        with in_process(other) as http:
+            a.client(http).sync()
+        assert other.event_count() == a.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        assert a.conn.execute("SELECT value FROM sync_state WHERE key='chain_id'").fetchone()[0] == other.chain_id()
+    finally:
+        other.close()
