@@ -306,10 +306,12 @@ class SyncClient:
                         at = re.search(r"seq \d+", str(body.get("message")))
                         raise SyncFailed("ledger_not_servers", f"push refused: the server holds other events under this till's"
                                          f" numbers ({at.group(0) if at else 'its chain'}). Either another till is set up with this"
-                                         f" till's id ({self.tid}) and token: give each till its own (loyalty server add-terminal);"
-                                         " or this ledger was begun again (the till's file lost), sold on from an older copy, or"
-                                         " replaced: put back the till's own ledger ([ledger] path: a backup, or a ledger.db.rescued-*"
-                                         " file), or register this till under a new name. Nothing was sent")
+                                         f" till's id ({self.tid}) and token: this ledger's sales cannot be synced under that id; keep"
+                                         " its file (its receipts stay valid), run this till on a new [ledger] path under an id of its"
+                                         " own ([store] terminal, loyalty server add-terminal), and the manager gives the members the"
+                                         " points it paid with card adjust. Or this ledger was begun again (the till's file lost), sold"
+                                         " on from an older copy, or replaced: put back the till's own ledger ([ledger] path: a backup,"
+                                         " or a ledger.db.rescued-* file). Nothing was sent")
                     if status != 200:
                         raise self._refused("push", status, body)
                     ack, ack_hash = int(body["acked_seq"]), str(body["acked_hash"])

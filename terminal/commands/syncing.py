@@ -86,8 +86,9 @@ def _day(ctx: Context, text: str | None) -> date:
 class _Bar:
     """A one-line progress bar on stderr, when a person is watching."""
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
+    def __init__(self, enabled: bool, talk: bool = False):
+        self.enabled = enabled  # the bar itself: only on a terminal
+        self.talk = talk or enabled  # why it waits: also in a log (not with --json)
         self.shown = False
 
     def __call__(self, p: Any) -> None:
@@ -104,12 +105,16 @@ class _Bar:
         self.shown = True
 
     def retrying(self, why: str, delay: float) -> None:
-        if not self.enabled:
+        if not self.talk:
             return
         # on a line of its own: the progress line above it stays readable
-        sys.stderr.write(("\n" if self.shown else "") + f"no answer from the sync server ({why}); trying again in {delay:.1f} s")
+        said = f"no answer from the sync server ({why}); trying again in {delay:.1f} s"
+        if self.enabled:
+            sys.stderr.write(("\n" if self.shown else "") + said)
+            self.shown = True
+        else:
+            sys.stderr.write(said + "\n")
         sys.stderr.flush()
-        self.shown = True
 
     def done(self) -> None:
         if self.shown:
@@ -141,7 +146,7 @@ def _client(ctx: Context, args: argparse.Namespace, bar: _Bar) -> Any:
 def cmd_sync(args: argparse.Namespace, ctx: Context) -> Output:
     from sync.endofday import end_of_day
 
-    bar = _Bar(not ctx.as_json and sys.stderr.isatty())
+    bar = _Bar(not ctx.as_json and sys.stderr.isatty(), talk=not ctx.as_json)
     if args.new_server:  # the chain id of the server it synced with is forgotten: the next answer gives the new one
         conn = ctx.service.conn
         conn.execute("DELETE FROM sync_state WHERE key='chain_id'")

@@ -126,6 +126,7 @@ def test_sync_without_a_server_says_offline(tmp_path: Path) -> None:
     # end of day offline still closes the day and prints the Z report, marked not synced
     proc = run("sync", "--end-of-day", "--now", "2026-11-22T20:00", cwd=till, check=False)
     assert proc.returncode == 1
+    assert "no answer from the sync server" in proc.stderr  # said in a log too, not only on a terminal
     assert "NOT SYNCED" in proc.stdout and "Z REPORT" in proc.stdout and "Business day                    2026-11-22" in proc.stdout
     # and on paper, once: running end of day again does not print it again
     paper = (till / "paper" / "last.txt").read_text(encoding="utf-8")
