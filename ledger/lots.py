@@ -5,6 +5,7 @@ refund can give points back to the very lots they came from.
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import date, timedelta
 
 from .errors import LoyaltyError
@@ -38,14 +39,34 @@ def take(tx: Tx, *, event_id: str, member_id: str, program_id: str, points: int,
         raise LoyaltyError("insufficient_balance", f"{program_id}: {points} points needed, {points - left} available")
 
 
-def expirable(due: int, held: int, chain_balance: int) -> int:
-    """Of `due` points in this till's lots come due, how many really expire.
+def split_due(due: int, held: int, chain_balance: int, drawn: int) -> tuple[int, int]:
+    """Of `due` points in this till's lots come due: (given to draws elsewhere, expired).
 
-    Points the member spent at other tills came from no lot here; they count as taken
-    from the earliest lots, so expiry never takes the member below the points of the
-    lots still valid (`held - due`).
+    Points the member spent at other tills beyond their own lots (`drawn`, not yet given
+    by any lot: `free_draws`) came from no lot here; they count as taken from the
+    earliest lots, so the lots come due give them first and only the rest expires:
+    expiring them again made a negative balance and an overdraft flag for a member
+    who never overdrew. Nor does expiry take the member below the points of the lots
+    still valid (`held - due`).
     """
-    return max(0, min(due, chain_balance - (held - due)))
+    given = min(due, max(0, drawn))
+    return given, max(0, min(due - given, chain_balance - (held - due)))
+
+
+# the event that gives a lot's points to draws made elsewhere: no balance moves (the draw moved it)
+GIVEN = "spent_elsewhere"
+
+
+def free_draws(conn: sqlite3.Connection, member_id: str, program_id: str) -> int:
+    """Points other tills drew on the chain that no lot has given yet, as this till knows it: the other tills' draws
+    less what their lots gave (from the last pull), less what this till's lots gave."""
+    row = conn.execute(
+        "SELECT (SELECT COALESCE(SUM(points), 0) FROM remote_draws WHERE member_id=:m AND program_id=:p)"
+        " + (SELECT COALESCE(SUM(json_extract(payload, '$.remote')), 0) FROM events"
+        "    WHERE member_id=:m AND program_id=:p AND kind=:given)",
+        {"m": member_id, "p": program_id, "given": GIVEN},
+    ).fetchone()
+    return max(0, int(row[0]))
 
 
 def held(tx: Tx, member_id: str, program_id: str) -> int:

@@ -307,3 +307,21 @@ def m007_redeem_days(db: Database) -> None:
         ) WITHOUT ROWID;
         """,
     )
+
+
+@migrations()
+def m008_remote_draws(db: Database) -> None:
+    # Points other tills drew on the chain's balance (a redemption beyond their own lots), less what
+    # tills already took from their lots for them, from the last pull: a lot here that comes due
+    # gives those points first, and expires only the rest (points spent are not expired again).
+    _run(
+        db,
+        """
+        CREATE TABLE remote_draws (
+            member_id TEXT NOT NULL,
+            program_id TEXT NOT NULL,
+            points INTEGER NOT NULL,
+            PRIMARY KEY (member_id, program_id)
+        ) WITHOUT ROWID;
+        """,
+    )

@@ -862,15 +862,22 @@ class Loyalty:
     def _expire(self, tx: Tx, ids: _Ids, member_id: str) -> dict[str, int]:
         """Write off the member's lots come due; returns the points expired per program."""
         due = lots.due_lots(tx, member_id)
+        give: dict[str, int] = {}
         room: dict[str, int] = {}
         expired: dict[str, int] = {}
         for program_id in dict.fromkeys(p for _, p, _ in due):
-            # not the whole lots: what other tills spent of them is gone already (expiring it again
-            # made a negative balance and an overdraft flag for a member who never overdrew)
-            room[program_id] = lots.expirable(sum(r for _, p, r in due if p == program_id), lots.held(tx, member_id, program_id),
-                                              self._effective(tx, member_id, program_id, "points"))
+            # not the whole lots: what other tills spent of them is gone already; those points are given, not expired
+            give[program_id], room[program_id] = lots.split_due(
+                sum(r for _, p, r in due if p == program_id), lots.held(tx, member_id, program_id),
+                self._effective(tx, member_id, program_id, "points"), lots.free_draws(tx.conn, member_id, program_id))
         for lot_id, program_id, remaining in due:
-            points = min(remaining, room[program_id])
+            given = min(remaining, give[program_id])
+            if given > 0:  # the lot's points a draw elsewhere spent: no balance moves, the lot gives them
+                give[program_id] -= given
+                ev = tx.append(lots.GIVEN, event_id=ids.next(), member_id=member_id, program_id=program_id, account="points",
+                               amount=0, payload={"lot": lot_id, "remote": -given})
+                lots.take(tx, event_id=ev.event_id, member_id=member_id, program_id=program_id, points=given, prefer_lot=lot_id)
+            points = min(remaining - given, room[program_id])
             if points <= 0:
                 continue
             room[program_id] -= points

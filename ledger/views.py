@@ -85,7 +85,8 @@ def member_state(
 
     stamps_programs, points_programs = cfg.programs_of(StampsProgram), cfg.programs_of(PointsProgram)
     for pid, points in due.items():  # what the next write will expire, as Loyalty._expire counts it
-        due[pid] = lots.expirable(points, held[pid], total((pid, "points")))
+        drawn = lots.free_draws(conn, member_id, pid) if points else 0
+        due[pid] = lots.split_due(points, held[pid], total((pid, "points")), drawn)[1]
     return MemberState(
         stamps={p.id: total((p.id, "stamps")) for p in stamps_programs},
         rewards={p.id: total((p.id, "rewards")) for p in stamps_programs},

@@ -144,6 +144,11 @@ class RedeemDay(BaseModel):
     sales: int  # sales at other tills that redeemed something that day, refunded ones left out
 
 
+class DrawnPoints(BaseModel):
+    program_id: str
+    points: int
+
+
 class MemberSnapshot(BaseModel):
     member_id: str
     enrolled_store: str | None
@@ -156,6 +161,7 @@ class MemberSnapshot(BaseModel):
     memberships: list[MembershipSnapshot] = []  # the last membership change per program (tills before membership_buys)
     membership_buys: list[MembershipBuy] = []  # every membership purchase: the till works out the last day from them
     redeem_days: list[RedeemDay] = []  # sales that redeemed, per business day (the last three with any): the daily cap is chain-wide
+    drawn: list[DrawnPoints] = []  # points drawn on the chain beyond those tills' own lots, less what their lots gave (expiry)
     awards: list[str] = []  # bonuses paid (welcome, profile, birthday:2026, referral:...): each at most once per member
     referrer_id: str | None = None  # who referred the member, as another till recorded it
 

@@ -726,13 +726,29 @@ class ServerStore:
             elif ev.program_id and "until" in payload and (ev.kind == "membership" or ev.account is None):
                 # a purchase, or a refund's reversal of one (no account; it carries the last day left)
                 last[(ev.member_id, ev.program_id)] = payload["until"]
-        lists: dict[str, dict[str, list[dict[str, Any]]]] = {}  # per member: memberships, membership_buys, redeem_days
+        # points the other tills drew on the chain beyond their own lots, less what their lots gave to draws
+        # (a redemption's or adjustment's "remote"; a refund's reversal takes it back): the lots the asking till
+        # holds give those first when they come due, and expire only the rest
+        drawn: dict[tuple[str, str], int] = {}
+        for moved in conn.execute(
+            select(events.c.member_id, events.c.program_id, events.c.kind, events.c.payload)
+            .where(events.c.member_id.in_(ids), events.c.tid != tid, events.c.account == "points",
+                   events.c.payload.like('%"remote"%'))
+        ):
+            remote = json.loads(moved.payload).get("remote") if moved.payload else None
+            if isinstance(remote, int) and moved.program_id:
+                key = (moved.member_id, moved.program_id)
+                drawn[key] = drawn.get(key, 0) + (-remote if moved.kind == "reverse" else remote)
+        lists: dict[str, dict[str, list[dict[str, Any]]]] = {}  # per member: memberships, membership_buys, redeem_days, drawn
         for (member_id, program_id), until in sorted(last.items()):
             lists.setdefault(member_id, {}).setdefault("memberships", []).append({"program_id": program_id, "until": until})
         for member_id, bought in buys.items():
             lists.setdefault(member_id, {})["membership_buys"] = [b | {"refunded": b["event_id"] in refunded} for b in bought]
         for member_id, days in redeem_days.items():
             lists.setdefault(member_id, {})["redeem_days"] = days
+        for (member_id, program_id), points in sorted(drawn.items()):
+            if points:
+                lists.setdefault(member_id, {}).setdefault("drawn", []).append({"program_id": program_id, "points": points})
         return spend, lists, {m: sorted(set(keys)) for m, keys in paid.items()}, referrers
 
     def changes_in(self, conn: Connection, tid: str, since: int, limit: int) -> dict[str, Any]:
@@ -816,7 +832,7 @@ class ServerStore:
                     "balances": bal.get(member_id, []),
                     "spend_days": spend.get(member_id, []),
                     # memberships: the last day per program, for tills that do not count purchases (ledger/memberships.py)
-                    **{key: lists.get(member_id, {}).get(key, []) for key in ("memberships", "membership_buys", "redeem_days")},
+                    **{key: lists.get(member_id, {}).get(key, []) for key in ("memberships", "membership_buys", "redeem_days", "drawn")},
                     "awards": awards.get(member_id, []),
                     "referrer_id": referrers.get(member_id),
                 })

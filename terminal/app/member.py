@@ -29,6 +29,7 @@ KIND_WORDS = {
     "reward": "reward",
     "redeem": "redeemed",
     "expire": "expired",
+    "spent_elsewhere": "lot spent at another till",
     "adjust": "adjusted",
     "reverse": "refund reversal",
     "tier": "tier change",

@@ -3,6 +3,7 @@ paid once, through the real client and server (in process), on SQLite and Postgr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -140,8 +141,9 @@ def test_points_spent_at_another_till_do_not_expire_again_where_they_were_earned
             lots = t.loyalty.card(CARD, soon)["programs"]["points"]["expiring"]
             assert 0 < sum(lot["points"] for lot in lots) <= chain, (t.tid, lots)
         later = NOW + timedelta(days=366)
-        # the till that holds the lot knows it has come due: what the other till spent of it is not counted twice
-        assert a.loyalty.card(CARD, later)["programs"]["points"]["balance"] == 0
+        # the till that holds the lot knows it has come due: what the other till spent of it is not counted twice;
+        # b's own lot is b's to expire (a cannot know its day), so a still counts it
+        assert a.loyalty.card(CARD, later)["programs"]["points"]["balance"] == spent["earned"]["points"]
         a.loyalty.expire_all(later)
         sync(http, a, b)
         b.loyalty.expire_all(later)
@@ -152,6 +154,34 @@ def test_points_spent_at_another_till_do_not_expire_again_where_they_were_earned
         for t in (a, b):
             from ledger.verify import verify
             assert verify(t.conn).ok, t.tid
+
+
+def test_two_tills_expiring_the_same_day_before_they_sync_expire_each_point_once(
+        server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    from ledger.verify import verify
+
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    earned = a.sale(CARD, "BEANS*5")["programs"]["points"]["balance"]  # 500 with the welcome bonus, one lot at a
+    with in_process(server) as http:
+        sync(http, a, b)
+        spent = b.sale(CARD, "BEANS", redeem=("points=300",))  # drawn on a's lot; b's earnings are a lot of b's own
+        mine = spent["earned"]["points"]
+        sync(http, b, a)
+        later = NOW + timedelta(days=366)
+        # both close the day, each before it has seen the other's expiry (end of day expires, then syncs)
+        gone_a = a.loyalty.expire_all(later)
+        gone_b = b.loyalty.expire_all(later)
+        sync(http, a, b, a)
+    # a's lot gave the 300 spent at b and expired the rest; b's expired its own: every point once
+    assert (gone_a, gone_b) == (earned - 300, mine)
+    for t in (a, b):
+        assert t.loyalty.card(CARD, later)["programs"]["points"]["balance"] == 0, t.tid
+        assert verify(t.conn).ok, t.tid
+    assert server.reports()["overdrafts"] == []
+    # nothing was taken from the balance by the giving: the draw had taken it
+    given = a.conn.execute("SELECT amount, payload FROM events WHERE kind='spent_elsewhere'").fetchall()
+    assert {g[0] for g in given} == {0} and sum(json.loads(g[1])["remote"] for g in given) == -300  # from the earliest lots
 
 
 def test_a_referral_recorded_at_one_till_is_paid_on_the_first_sale_at_another(
