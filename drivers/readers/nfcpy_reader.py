@@ -168,6 +168,10 @@ def open(url: ParsedUrl, *, debounce_ms: int = 800) -> NfcReader:
         raise ReaderError(f"nfc:udp needs HOST:PORT, as in nfc:udp:127.0.0.1:54321 (got nfc:{path})")
     if kind == "udp" and not (path.rsplit(":", 1)[1].isdecimal() and 0 < int(path.rsplit(":", 1)[1]) < 65536):
         raise ReaderError(f"nfc:udp port must be a number from 1 to 65535 (got nfc:{path})")
+    if kind == "udp" and _service_name(int(path.rsplit(":", 1)[1])):
+        # nfcpy's udp driver turns the port into that name and then fails to read it as a number
+        raise ReaderError(f"nfc:udp port {path.rsplit(':', 1)[1]} is the {_service_name(int(path.rsplit(':', 1)[1]))!r} service"
+                          " of /etc/services, which nfcpy cannot use: choose another port")
     if kind == "usb" and path != "usb" and not re.fullmatch(r"usb:[0-9A-Fa-f]{4}(:[0-9A-Fa-f]{4})?|usb:\d{3}(:\d{3})?", path):
         raise ReaderError(f"nfc:usb takes VID:PID in hex (nfc:usb:054c:06c1) or BUS:DEVICE (nfc:usb:001:004), not nfc:{path}")
     raw_targets = url.text("targets", ",".join(DEFAULT_TARGETS[kind]))
@@ -183,3 +187,12 @@ def open(url: ParsedUrl, *, debounce_ms: int = 800) -> NfcReader:
         retry_ms=url.integer("retry_ms", 500, minimum=10, maximum=600_000),
         presence_ms=url.integer("presence_ms", 50, minimum=10, maximum=60_000),
     )
+
+
+def _service_name(port: int) -> str:
+    import socket
+
+    try:
+        return socket.getservbyport(port)
+    except OSError:
+        return ""

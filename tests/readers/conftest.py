@@ -305,9 +305,16 @@ def cards() -> Iterator[Any]:
 def free_udp_port() -> int:
     import socket
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        # nfcpy's udp driver turns the port into a service name and back into int(): a port
+        # /etc/services names (60179 is "fido") fails as "invalid literal for int()"
+        try:
+            socket.getservbyport(port)
+        except OSError:
+            return port
 
 
 class NfcTag:

@@ -59,6 +59,19 @@ def test_bad_options_are_refused_at_open(url: str) -> None:
         open_reader(url)
 
 
+def test_an_nfc_udp_port_that_etc_services_names_is_refused_at_open() -> None:
+    # nfcpy looks the port up as a service name and then reads that name as a number
+    import socket
+
+    try:
+        name = socket.getservbyport(22)
+    except OSError:  # a machine without /etc/services: nfcpy keeps the number, and so the port is taken
+        open_reader("nfc:udp:127.0.0.1:22").close()
+        return
+    with pytest.raises(ReaderError, match=rf"nfc:udp port 22 is the '{name}' service of /etc/services"):
+        open_reader("nfc:udp:127.0.0.1:22")
+
+
 def test_sim_tap_left_on_the_reader_is_one_tap(stream: Any) -> None:
     reader = open_reader("sim://")
     s = stream(reader)
