@@ -450,16 +450,23 @@ class Loyalty:
                         )
                     taken[pid] = taken.get(pid, 0) - delta
                 drawn = json.loads(ev["payload"]).get("remote") if kind == "redeem" else None
+                payload: dict[str, Any] | None = {"remote": drawn} if drawn else None
+                local = lots.held(tx, member_id, pid) if account == "points" and amount > 0 else 0
+                if account == "points" and amount > 0 and -delta > local:
+                    # more than this till's lots hold (its lot gave to a draw elsewhere, or was spent here): the rest is
+                    # taken from the points the rest of the chain holds, a draw on it (a reversal's remote counts negative)
+                    payload = {"remote": -(-delta - local)}
                 rev = tx.append("reverse", event_id=ids.next(), program_id=pid, account=account, amount=delta,
-                                ref_event_id=ev["event_id"], payload={"remote": drawn} if drawn else None, **common)
+                                ref_event_id=ev["event_id"], payload=payload, **common)
                 if account == "points":
                     if amount > 0:
-                        local = lots.held(tx, member_id, pid)
                         lots.take(tx, event_id=rev.event_id, member_id=member_id, program_id=pid, points=min(-delta, local), prefer_lot=ev["event_id"])
                     else:
                         returned = lots.give_back(tx, event_id=rev.event_id, original_event_id=ev["event_id"])
                         # the net change: points given back into a lot past its day are gone again
                         delta -= self._expire_returned(tx, ids, member_id, card_id, pid, returned)
+                        if drawn:  # drawn on the chain, whose lots may have given them when they came due: gone again too
+                            delta -= self._settle_given(tx, ids, member_id, pid, cap=int(drawn), card_id=card_id)
                 if account in ("points", "stamps", "rewards") and pid != MEMBER:
                     entry = reversed_.setdefault(pid, {})
                     entry[account] = entry.get(account, 0) + delta
@@ -624,10 +631,12 @@ class Loyalty:
         ids = _Ids(new_op_id())
         with self.ledger.transaction(now, day) as tx:
             members = [r[0] for r in tx.conn.execute(
-                "SELECT DISTINCT member_id FROM lots WHERE remaining > 0 AND expires_on <= ?", (tx.day,))]
+                "SELECT member_id FROM lots WHERE remaining > 0 AND expires_on <= ?"
+                # and members whose lots gave to draws elsewhere: a refund there may have undone one
+                " UNION SELECT member_id FROM events WHERE kind=?", (tx.day, lots.GIVEN))]
             before = len(tx.appended)
             for member_id in members:
-                self._expire(tx, ids, member_id)
+                self._expire(tx, ids, member_id, settle=True)
             return -sum(ev.amount for ev in tx.appended[before:])
 
     # ------------------------------------------------------------ internals
@@ -859,8 +868,9 @@ class Loyalty:
         entry["stamps"] = entry.get("stamps", 0) - change * per
         entry["rewards"] = entry.get("rewards", 0) + change
 
-    def _expire(self, tx: Tx, ids: _Ids, member_id: str) -> dict[str, int]:
-        """Write off the member's lots come due; returns the points expired per program."""
+    def _expire(self, tx: Tx, ids: _Ids, member_id: str, *, settle: bool = False) -> dict[str, int]:
+        """Write off the member's lots come due; returns the points expired per program. `settle` (end of day): also
+        points this till's lots gave to draws elsewhere that were refunded since (a sale need not look each time)."""
         due = lots.due_lots(tx, member_id)
         give: dict[str, int] = {}
         room: dict[str, int] = {}
@@ -885,7 +895,33 @@ class Loyalty:
                            amount=-points, payload={"lot": lot_id})
             lots.take(tx, event_id=ev.event_id, member_id=member_id, program_id=program_id, points=points, prefer_lot=lot_id)
             expired[program_id] = expired.get(program_id, 0) + points
+        for program_id in self._gave(tx, member_id) if settle else ():  # lots gave to draws since refunded: those expire
+            gone = self._settle_given(tx, ids, member_id, program_id, cap=None)
+            if gone:
+                expired[program_id] = expired.get(program_id, 0) + gone
         return expired
+
+    def _gave(self, tx: Tx, member_id: str) -> list[str]:
+        return [str(r[0]) for r in tx.conn.execute(
+            "SELECT DISTINCT program_id FROM events WHERE member_id=? AND kind=?", (member_id, lots.GIVEN))]
+
+    def _settle_given(self, tx: Tx, ids: _Ids, member_id: str, program_id: str, *, cap: int | None, card_id: str | None = None) -> int:
+        """Points lots gave to a draw on the chain (lots.GIVEN: they were due) that a refund has since undone:
+        back on the balance with no lot to expire them, they expire now. Written as a draw on the chain
+        (payload `remote`), which evens the chain's count of draws and givings; returns the points.
+
+        `cap`: the points a refund just gave back to the chain (the refunding till settles at most those); None:
+        this till settles what its own lots gave.
+        """
+        undrawn, given = lots.chain_draws(tx.conn, member_id, program_id)
+        if undrawn >= 0:
+            return 0
+        points = min(-undrawn, given if cap is None else cap, max(0, self._effective(tx, member_id, program_id, "points")))
+        if points <= 0:
+            return 0
+        tx.append("expire", event_id=ids.next(), member_id=member_id, card_id=card_id, program_id=program_id, account="points",
+                  amount=-points, payload={"remote": points, "given_back": True})
+        return points
 
     def _expire_returned(self, tx: Tx, ids: _Ids, member_id: str, card_id: str, program_id: str,
                          returned: list[tuple[str, int, str | None]]) -> int:

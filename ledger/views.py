@@ -260,6 +260,9 @@ def expiring(conn: sqlite3.Connection, member_id: str, program: PointsProgram, d
         (member_id, program.id, day.isoformat()),
     ).fetchall()
     spent = max(0, sum(int(r[1]) for r in rows) - balance) if balance is not None else 0
+    if balance is not None and any(on is not None and on <= until for on, _points in rows):
+        # points other tills drew on the chain that no lot gave yet: the earliest lots here give them, not expire them
+        spent = max(spent, lots.free_draws(conn, member_id, program.id))
     out = []
     for on, points in rows:
         gone = min(spent, int(points))

@@ -161,7 +161,8 @@ def create_app(store: ServerStore) -> FastAPI:
     @app.get("/v1/terminals/{tid}/card", response_model=CardPage, responses=ERRORS)
     def card(
         tid: Tid,
-        card_id: Annotated[str, Query(alias="id", min_length=1, max_length=200)],
+        card_id: Annotated[str, Query(alias="id", min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+                                      description="the card id as a till writes it (uid:04A1..., code:...)")],
         authorization: Auth = None,
         currency: Currency = None,
         chain: Chain = None,

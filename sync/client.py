@@ -654,13 +654,27 @@ def ask_chain_for_card(conn: sqlite3.Connection, cfg: Config, raw_card: str, *, 
     if not server or token_file is None or conn.execute("SELECT 1 FROM cards WHERE id=?", (card_id,)).fetchone():
         return False
     try:
-        client = SyncClient(conn, server=server, token=read_token(token_file), store_id=cfg.store.id,
-                            terminal_id=cfg.store.terminal, timeout_s=min(cfg.sync.timeout_s, timeout_s), attempts=1, clock=clock)
-    except (LoyaltyError, ValueError, httpx.HTTPError):
+        token = read_token(token_file)
+    except LoyaltyError:
         return False
-    try:
-        return client.lookup_card(card_id)
-    except (LoyaltyError, httpx.HTTPError):
-        return False
-    finally:
-        client.close()
+    found: list[bool] = []
+
+    def ask() -> None:
+        # a connection of its own: a server that trickles its answer is left behind at the deadline, and
+        # whatever it brings later is written as a pull writes it, beside the sale
+        from ledger.store import open_existing
+
+        with suppress(LoyaltyError, ValueError, httpx.HTTPError, sqlite3.Error):
+            client = SyncClient(open_existing(cfg.ledger.path), server=server, token=token, store_id=cfg.store.id,
+                                terminal_id=cfg.store.terminal, timeout_s=min(cfg.sync.timeout_s, timeout_s), attempts=1,
+                                clock=clock, owns_conn=True)
+            try:
+                found.append(client.lookup_card(card_id))
+            finally:
+                client.close()
+
+    # httpx's timeout is per read: a deadline for the whole question is the thread's
+    asking = threading.Thread(target=ask, name="card-lookup", daemon=True)
+    asking.start()
+    asking.join(timeout_s)
+    return bool(found and found[0])

@@ -119,3 +119,48 @@ def test_a_till_pointed_at_another_chains_server_is_refused(server: ServerStore,
         assert a.conn.execute("SELECT value FROM sync_state WHERE key='chain_id'").fetchone()[0] == other.chain_id()
     finally:
         other.close()
+
+
+def test_a_server_that_trickles_its_answer_does_not_hold_the_sale(tmp_path: Path, server: ServerStore,
+                                                                  make_terminal: Callable[..., Terminal]) -> None:
+    # one byte a second: each read is inside httpx's timeout, so only a deadline on the whole question ends it
+    import socket
+    import threading
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                while not stop.is_set():
+                    try:
+                        conn.sendall(b"a")
+                    except OSError:
+                        break
+                    time.sleep(0.5)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        till = make_terminal(server)
+        text = till.config_path.read_text(encoding="utf-8")
+        till.config_path.write_text(text.replace("http://127.0.0.1:8765", f"http://127.0.0.1:{listener.getsockname()[1]}"),
+                                    encoding="utf-8")
+        started = time.monotonic()
+        sale = json.loads(run("sale", "--card", "code:SLOW-1", "--item", "ESP", "--json", cwd=till.dir).stdout)
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+    assert sale["enrolled"] is True  # nothing came back: a new card, as offline
+    assert took < 20, took  # it waited out the trickle for minutes before

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from synctools import NOW, Terminal, in_process
@@ -259,3 +260,70 @@ def test_a_till_whose_ledger_was_lost_and_begun_again_is_told_so(server: ServerS
     said = refused.value.message
     assert "(seq 1)" in said and "another till is set up with this till's id (kw-salmiya-01:till-1)" in said, said
     assert "altered" not in said
+
+
+def _draw_given_then(server: ServerStore, make_terminal: Callable[..., Terminal]) -> tuple[Terminal, Terminal, dict[str, Any], datetime]:
+    """a earns a lot; b redeems 300 of it drawn on the chain; the lot comes due and gives the 300 (no expiry of them)."""
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a.sale(CARD, "BEANS*5")  # 500 with the welcome bonus
+    with in_process(server) as http:
+        sync(http, a, b)
+        spent = b.sale(CARD, "BEANS", redeem=("points=300",))
+        sync(http, b, a)
+    return a, b, spent, NOW + timedelta(days=366)
+
+
+def test_the_expiring_notice_counts_points_drawn_elsewhere_as_given(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a, _b, _spent, later = _draw_given_then(server, make_terminal)
+    soon = later - timedelta(days=10)
+    lots_a = a.loyalty.card(CARD, soon)["programs"]["points"]["expiring"]
+    # a's lots hold 500; 300 of them went to b's draw: 200 expire on their day (b's own lot is b's to say)
+    assert sum(lot["points"] for lot in lots_a) == 200, lots_a
+
+
+@pytest.mark.parametrize("b_saw_the_giving", [True, False], ids=["refund-seen", "refund-before-pull"])
+def test_a_refunded_draw_whose_lot_gave_and_came_due_expires_again(
+        server: ServerStore, make_terminal: Callable[..., Terminal], b_saw_the_giving: bool) -> None:
+    from ledger.verify import verify
+
+    a, b, spent, later = _draw_given_then(server, make_terminal)
+    with in_process(server) as http:
+        assert a.loyalty.expire_all(later) == 500 - 300  # the lot gave 300 to b's draw, the rest expired
+        if b_saw_the_giving:
+            sync(http, a, b)
+        b.loyalty.expire_all(later)  # b's own lot
+        refund = b.loyalty.refund(spent["sale"], later + timedelta(days=3))
+        if b_saw_the_giving:  # the 300 came back from a lot past its day: gone again at once
+            assert refund["reversed"].get("points", {}).get("points", 0) == 0, refund["reversed"]
+        sync(http, b, a)
+        a.loyalty.expire_all(later + timedelta(days=4))  # the giving till's end of day settles what a refund undid
+        sync(http, a, b)
+        b.loyalty.expire_all(later + timedelta(days=4))
+        sync(http, b, a)
+    for t in (a, b):  # as if the sale never was: every lot past its day, nothing left
+        assert t.loyalty.card(CARD, later + timedelta(days=5))["programs"]["points"]["balance"] == 0, t.tid
+        assert verify(t.conn).ok, t.tid
+    assert server.reports()["overdrafts"] == []
+
+
+def test_refunding_the_earning_sale_of_a_lot_that_gave_to_a_draw_keeps_the_ledger_true(
+        server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    from ledger.verify import verify
+
+    a, b, _spent, later = _draw_given_then(server, make_terminal)
+    first = a.conn.execute("SELECT id FROM sales ORDER BY ts LIMIT 1").fetchone()[0]
+    with in_process(server) as http:
+        b.sale(CARD, "BEANS*5", when=later - timedelta(days=1))  # the member holds points at b now
+        sync(http, b, a)
+        assert a.loyalty.expire_all(later) == 200  # a's lot gave 300 to b's draw, expired 200
+        refund = a.loyalty.refund(first, later)  # takes back what the sale earned and did not expire: from b's points
+        # the earn lot of 450 gave 250 (the welcome lot gave 50) and expired 200: 250 are taken back (the welcome stays)
+        assert refund["reversed"]["points"]["points"] == -250
+        assert verify(a.conn).ok, verify(a.conn)  # its lots are empty: the rest was taken as a draw on the chain
+        sync(http, a, b)
+        for t in (a, b):
+            assert verify(t.conn).ok, t.tid
+        balances = {t.tid: t.loyalty.card(CARD, later)["programs"]["points"]["balance"] for t in (a, b)}
+    assert len(set(balances.values())) == 1 and min(balances.values()) >= 0, balances
+    assert server.reports()["overdrafts"] == []
