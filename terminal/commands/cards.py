@@ -89,22 +89,27 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> Output:
 
 def cmd_enrol(args: argparse.Namespace, ctx: Context) -> Output:
     ask_chain(ctx, args.card)  # a card another store enrolled is refused as enrolled, not made a second member
+    if args.referrer:
+        ask_chain(ctx, args.referrer)
     view = ctx.service.enrol(args.card, ctx.now, name=args.name, phone=args.phone, birthday=args.birthday, referrer=args.referrer)
     paid = [f"  bonus {b['bonus']}: +{b['points']} {b['program']}" for b in view["bonuses"]]
     return Output(view, "\n".join([describe(view), *paid]))
 
 
 def cmd_block(args: argparse.Namespace, ctx: Context) -> Output:
+    ask_chain(ctx, args.card)  # a card another store enrolled since the last pull is blocked here too
     view = ctx.service.block(args.card, ctx.now, args.reason)
     return Output(view, describe(view))
 
 
 def cmd_unblock(args: argparse.Namespace, ctx: Context) -> Output:
+    ask_chain(ctx, args.card)
     view = ctx.service.unblock(args.card, ctx.now)
     return Output(view, describe(view))
 
 
 def cmd_replace(args: argparse.Namespace, ctx: Context) -> Output:
+    ask_chain(ctx, args.old)
     view = ctx.service.replace(args.old, args.new, ctx.now)
     return Output(view, describe(view))
 
@@ -114,6 +119,7 @@ def cmd_adjust(args: argparse.Namespace, ctx: Context) -> Output:
         amount = signed_int(args.amount)
     except argparse.ArgumentTypeError as exc:
         raise LoyaltyError("bad_amount", f"--amount: {exc} of points or stamps") from None
+    ask_chain(ctx, args.card)
     view = ctx.service.adjust(args.card, args.program, amount, args.reason, ctx.now)
     return Output(view, describe(view))
 
@@ -141,10 +147,12 @@ def cmd_history(args: argparse.Namespace, ctx: Context) -> Output:
             return f"{payload.get('from') or 'no tier'} -> {payload.get('to') or 'no tier'}"
         if "until" in payload and e["account"] is None:  # a membership bought, or one taken back
             return f"until {payload['until'] or '(ended)'}"
+        if e["kind"] == "spent_elsewhere":  # a lot come due gave points a redemption at another till had drawn
+            return f"{-int(payload.get('remote', 0))} spent at another till"
         return f"{e['amount']:+d}" if e["account"] else ""
 
     text = "\n".join(
-        f"{e['seq']:>6} {local(e['ts'])} {(e['receipt'] or '-'):<14} {e['kind']:<10} {e['program_id'] or '':<10} {e['account'] or '':<8} {what(e)}"
+        f"{e['seq']:>6} {local(e['ts'])} {(e['receipt'] or '-'):<14} {e['kind']:<15} {e['program_id'] or '':<10} {e['account'] or '':<8} {what(e)}"
         for e in events
     )
     if more:

@@ -72,6 +72,11 @@ def test_a_card_another_store_enrolled_is_shown_there_before_the_next_pull(live:
     shown = json.loads(run("card", "show", OLD, "--json", cwd=b.dir).stdout)  # was "not enrolled" until b pulled
     assert shown["status"] == "active" and shown["programs"]["points"]["balance"] > 0
     assert "name" not in shown["member"]  # personal data stays at the store that took it
+    # a manager's action at b on a card a enrolled since b's last pull finds the member too
+    run("card", "enrol", "code:LOST-7", cwd=a.dir)
+    run("sync", cwd=a.dir)
+    blocked = json.loads(run("card", "block", "code:LOST-7", "--reason", "lost", "--json", cwd=b.dir).stdout)
+    assert blocked["status"] == "blocked" and blocked["programs"]["points"]["balance"] > 0
 
 
 def test_a_card_both_tills_enrolled_offline_is_said_at_sync(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
