@@ -69,19 +69,21 @@ def free_draws(conn: sqlite3.Connection, member_id: str, program_id: str) -> int
     return max(0, int(row[0]))
 
 
-def chain_draws(conn: sqlite3.Connection, member_id: str, program_id: str) -> tuple[int, int]:
+def chain_draws(conn: sqlite3.Connection, member_id: str, program_id: str) -> tuple[int, int, int]:
     """(draws on the chain that no lot gave yet, counted over the whole chain as this till knows it; what this
-    till's lots gave). Below zero, lots gave more than is drawn now: a draw they gave to was refunded since."""
+    till's lots gave; what other tills' lots gave). Below zero, lots gave more than is drawn now: a draw they
+    gave to was refunded since, or two tills gave to one draw."""
     row = conn.execute(
         "SELECT (SELECT COALESCE(SUM(points), 0) FROM remote_draws WHERE member_id=:m AND program_id=:p),"
         " (SELECT COALESCE(SUM(CASE WHEN kind='reverse' THEN -json_extract(payload, '$.remote')"
         "                      ELSE json_extract(payload, '$.remote') END), 0) FROM events"
         "    WHERE member_id=:m AND program_id=:p AND account='points' AND payload LIKE '%\"remote\"%'),"
         " (SELECT COALESCE(-SUM(json_extract(payload, '$.remote')), 0) FROM events"
-        "    WHERE member_id=:m AND program_id=:p AND kind=:given)",
+        "    WHERE member_id=:m AND program_id=:p AND kind=:given),"
+        " (SELECT COALESCE(SUM(given), 0) FROM remote_draws WHERE member_id=:m AND program_id=:p)",
         {"m": member_id, "p": program_id, "given": GIVEN},
     ).fetchone()
-    return int(row[0]) + int(row[1]), int(row[2])
+    return int(row[0]) + int(row[1]), int(row[2]), int(row[3])
 
 
 def held(tx: Tx, member_id: str, program_id: str) -> int:

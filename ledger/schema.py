@@ -325,3 +325,10 @@ def m008_remote_draws(db: Database) -> None:
         ) WITHOUT ROWID;
         """,
     )
+
+
+@migrations()
+def m009_remote_given(db: Database) -> None:
+    # Of those, what the other tills' lots gave to draws: a till settles a giving a refund undid only when no
+    # other till gave (two tills that both gave would both expire the same points).
+    _run(db, "ALTER TABLE remote_draws ADD COLUMN given INTEGER NOT NULL DEFAULT 0;")

@@ -913,8 +913,8 @@ class Loyalty:
         `cap`: the points a refund just gave back to the chain (the refunding till settles at most those); None:
         this till settles what its own lots gave.
         """
-        undrawn, given = lots.chain_draws(tx.conn, member_id, program_id)
-        if undrawn >= 0:
+        undrawn, given, given_elsewhere = lots.chain_draws(tx.conn, member_id, program_id)
+        if undrawn >= 0 or (cap is None and given_elsewhere):  # with two givers, neither knows it is the one to settle
             return 0
         points = min(-undrawn, given if cap is None else cap, max(0, self._effective(tx, member_id, program_id, "points")))
         if points <= 0:

@@ -28,7 +28,8 @@ from .errors import LoyaltyError
 # all are applied, opening a ledger needs no sqlite-utils import, which keeps the
 # till's start fast.
 MIGRATIONS = ("m001_core", "m002_remote", "m003_receipt_numbers", "m004_fewer_sale_indexes", "m005_chain_state",
-              "m006_membership_buys", "m007_redeem_days", "m008_remote_draws")
+              "m006_membership_buys", "m007_redeem_days", "m008_remote_draws",
+              "m009_remote_given")
 
 GENESIS = "0" * 64
 

@@ -453,8 +453,8 @@ class SyncClient:
             for table in ("remote_spend", "remote_memberships", "remote_membership_buys", "remote_redeem_days", "remote_awards",
                           "remote_draws"):
                 conn.execute(f"DELETE FROM {table} WHERE member_id=?", (mid,))
-            conn.executemany("INSERT INTO remote_draws (member_id, program_id, points) VALUES (?, ?, ?)",
-                             [(mid, d["program_id"], int(d["points"])) for d in m.get("drawn", [])])
+            conn.executemany("INSERT INTO remote_draws (member_id, program_id, points, given) VALUES (?, ?, ?, ?)",
+                             [(mid, d["program_id"], int(d["points"]), int(d.get("given", 0))) for d in m.get("drawn", [])])
             conn.executemany("INSERT OR REPLACE INTO remote_redeem_days (member_id, day, sales) VALUES (?, ?, ?)",
                              [(mid, d["day"], int(d["sales"])) for d in m.get("redeem_days", [])])
             conn.executemany("INSERT INTO remote_spend (member_id, day, amount) VALUES (?, ?, ?)",

@@ -146,7 +146,8 @@ class RedeemDay(BaseModel):
 
 class DrawnPoints(BaseModel):
     program_id: str
-    points: int
+    points: int  # draws less givings, of the other tills
+    given: int = 0  # of which the other tills' lots gave
 
 
 class MemberSnapshot(BaseModel):

@@ -730,6 +730,7 @@ class ServerStore:
         # (a redemption's or adjustment's "remote"; a refund's reversal takes it back): the lots the asking till
         # holds give those first when they come due, and expire only the rest
         drawn: dict[tuple[str, str], int] = {}
+        given: dict[tuple[str, str], int] = {}
         for moved in conn.execute(
             select(events.c.member_id, events.c.program_id, events.c.kind, events.c.payload)
             .where(events.c.member_id.in_(ids), events.c.tid != tid, events.c.account == "points",
@@ -739,6 +740,8 @@ class ServerStore:
             if isinstance(remote, int) and moved.program_id:
                 key = (moved.member_id, moved.program_id)
                 drawn[key] = drawn.get(key, 0) + (-remote if moved.kind == "reverse" else remote)
+                if moved.kind == "spent_elsewhere":
+                    given[key] = given.get(key, 0) - remote
         lists: dict[str, dict[str, list[dict[str, Any]]]] = {}  # per member: memberships, membership_buys, redeem_days, drawn
         for (member_id, program_id), until in sorted(last.items()):
             lists.setdefault(member_id, {}).setdefault("memberships", []).append({"program_id": program_id, "until": until})
@@ -747,8 +750,9 @@ class ServerStore:
         for member_id, days in redeem_days.items():
             lists.setdefault(member_id, {})["redeem_days"] = days
         for (member_id, program_id), points in sorted(drawn.items()):
-            if points:
-                lists.setdefault(member_id, {}).setdefault("drawn", []).append({"program_id": program_id, "points": points})
+            if points or given.get((member_id, program_id)):
+                lists.setdefault(member_id, {}).setdefault("drawn", []).append(
+                    {"program_id": program_id, "points": points, "given": given.get((member_id, program_id), 0)})
         return spend, lists, {m: sorted(set(keys)) for m, keys in paid.items()}, referrers
 
     def changes_in(self, conn: Connection, tid: str, since: int, limit: int) -> dict[str, Any]:

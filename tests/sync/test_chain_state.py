@@ -327,3 +327,32 @@ def test_refunding_the_earning_sale_of_a_lot_that_gave_to_a_draw_keeps_the_ledge
         balances = {t.tid: t.loyalty.card(CARD, later)["programs"]["points"]["balance"] for t in (a, b)}
     assert len(set(balances.values())) == 1 and min(balances.values()) >= 0, balances
     assert server.reports()["overdrafts"] == []
+
+
+def test_two_tills_giving_to_one_draw_never_expire_the_same_points_twice(
+        server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    from ledger.verify import verify
+
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    c = make_terminal(server, "kw-salmiya-01", "till-2")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    a.sale(CARD, "BEANS*5")  # 500 at a
+    with in_process(server) as http:
+        sync(http, a, c)
+        c.sale(CARD, "BEANS")  # 90 at c
+        sync(http, c, b)
+        b.sale(CARD, "BEANS*6", redeem=("points=500",))  # drawn on the chain
+        sync(http, b, a, c)
+        later = NOW + timedelta(days=366)
+        for t in (b, c, a):  # each closes its day before it sees the others' givings
+            t.loyalty.expire_all(later)
+        sync(http, b, c, a, b, c)
+        for t in (b, c, a):  # the next day: lots gave 590 to a draw of 500, and two tills gave: neither settles
+            t.loyalty.expire_all(later + timedelta(days=1))
+        sync(http, b, c, a, b, c)
+    balances = {t.tid: t.loyalty.card(CARD, later + timedelta(days=2))["programs"]["points"]["balance"] for t in (a, b, c)}
+    assert len(set(balances.values())) == 1, balances
+    assert 0 <= min(balances.values()) <= 90, balances  # at most the points given twice are kept (docs/sync.md)
+    assert server.reports()["overdrafts"] == []
+    for t in (a, b, c):
+        assert verify(t.conn).ok, t.tid
