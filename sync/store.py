@@ -523,7 +523,9 @@ class ServerStore:
             }
             for ev in old:
                 if stored.get(ev["seq"]) != (ev["event_id"], ev["hash"]):
-                    raise Tamper(f"event seq {ev['seq']} was stored with other content (replayed and altered)")
+                    # what the manager reads in the flags: the common stories first, tampering last
+                    raise Tamper(f"event seq {ev['seq']} was stored with other content: a second till set up with this till's id,"
+                                 " a ledger begun again or put back from a copy, or events replayed and altered")
         if not new:
             return PushResult(last_seq, last_hash)
         if new[0]["prev_hash"] != last_hash:

@@ -260,6 +260,9 @@ def test_a_till_whose_ledger_was_lost_and_begun_again_is_told_so(server: ServerS
     said = refused.value.message
     assert "(seq 1)" in said and "another till is set up with this till's id (kw-salmiya-01:till-1)" in said, said
     assert "altered" not in said
+    # the manager's flag gives the same stories, the common ones first
+    flagged = [f["detail"] for f in server.reports()["flags"] if f["kind"] == "tamper"]
+    assert flagged and all("a second till set up with this till's id" in d for d in flagged), flagged
 
 
 def _draw_given_then(server: ServerStore, make_terminal: Callable[..., Terminal]) -> tuple[Terminal, Terminal, dict[str, Any], datetime]:
