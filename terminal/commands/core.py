@@ -62,6 +62,7 @@ def cmd_sale(args: argparse.Namespace, ctx: Context) -> Output:
     check_printer_url(ctx.config)  # a sale prints: a config that names no printer is refused before it commits
     req = CheckoutRequest.from_cli(args.card, args.item, args.redeem, args.sale_id)
     ask_chain(ctx, args.card)
+    clock_behind(ctx)
     result = ctx.service.checkout(req, ctx.now)
     _after(ctx, "after_sale", result)
     if ctx.as_json:
@@ -73,6 +74,7 @@ def cmd_sale(args: argparse.Namespace, ctx: Context) -> Output:
 
 def cmd_refund(args: argparse.Namespace, ctx: Context) -> Output:
     check_printer_url(ctx.config)
+    clock_behind(ctx)
     result = ctx.service.refund(args.sale_id, ctx.now)
     _after(ctx, "after_refund", result)
     lines = [f"refunded sale {result.get('receipt') or result['sale']}: {result['currency']} {result['total']} ({result['refund']})"]
@@ -228,3 +230,19 @@ def ask_chain(ctx: Context, card: str) -> None:
         from sync.client import ask_chain_for_card
 
         ask_chain_for_card(ctx.service.conn, ctx.config, card, clock=(lambda: ctx.now) if ctx.now_text else None)
+
+
+def clock_behind(ctx: Context, slack_s: float = 300.0) -> None:
+    """A clock (or --now) earlier than the ledger's last event dates the sale, and its points' due days, in the past,
+    perhaps on a day already closed: said on stderr; the sale goes on (the cashier app says it on screen)."""
+    from ledger.clock import from_iso
+
+    row = ctx.service.conn.execute("SELECT ts FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    if row is None:
+        return
+    now, last = ctx.now, from_iso(str(row[0]))
+    if (last - now).total_seconds() > slack_s:
+        tz = ctx.config.store.tz
+        ctx.stderr_line("warning", "clock_behind", f"the time of this sale ({now.astimezone(tz):%Y-%m-%d %H:%M}) is earlier than"
+                                                   f" the ledger's last event ({last.astimezone(tz):%Y-%m-%d %H:%M}):"
+                                                   " check the till's date and time")

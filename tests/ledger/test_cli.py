@@ -322,3 +322,12 @@ def test_demo_script_walks_through_enrolment_two_sales_and_the_receipt(tmp_path)
     steps = [line for line in r.out.splitlines() if line[:2] in ("1.", "2.", "3.")]
     assert len(steps) == 3 and "enrolled" in steps[0] and "earned coffee +10" in steps[1] and "redeemed 1 coffee" in steps[2]
     assert "TOTAL" in r.out and "Receipt" in r.out
+
+
+def test_a_sale_dated_before_the_ledgers_last_event_is_taken_with_a_warning(cli):
+    assert cli("--now", "2026-11-22T10:00", "sale", "--card", CARD, "--item", "LAT").code == 0
+    behind = cli("--now", "2026-11-21T09:00", "sale", "--card", CARD, "--item", "ESP")
+    assert behind.code == 0  # the sale stands: the cashier must never lose it
+    assert "earlier than the ledger's last event (2026-11-22 10:00)" in behind.err and "date and time" in behind.err
+    on_time = cli("--now", "2026-11-22T10:03", "sale", "--card", CARD, "--item", "ESP")  # a few minutes' slack: no word
+    assert on_time.code == 0 and "earlier than" not in on_time.err
