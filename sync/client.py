@@ -234,6 +234,11 @@ class SyncClient:
                 if 400 <= resp.status_code < 500 or resp.status_code == 501:
                     # another web server's page (404, or 501 to a POST): no wait makes it a loyalty server
                     return resp.status_code, {}
+                kind = resp.headers.get("content-type", "")
+                if resp.status_code < 300 and "json" not in kind:  # a page, not an answer cut off on the way
+                    raise SyncFailed("not_a_sync_server", f"{self.http.base_url} answered HTTP {resp.status_code} with"
+                                     f" {kind.split(';')[0] or 'no content type'}, not as a loyalty sync server;"
+                                     " check [sync] server (scheme, host, port, no path)") from None
                 last = f"HTTP {resp.status_code}, {type(exc).__name__}: {exc}"  # cut off or garbled on the way: try again
                 continue
             if resp.status_code >= 500 or not isinstance(body, dict):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -250,12 +252,25 @@ def test_a_url_that_is_not_the_sync_server_says_so(live: LiveServer, make_termin
         assert "{" not in err.value.message  # no raw body
 
 
+class _AnyPage(http.server.BaseHTTPRequestHandler):
+    def _page(self) -> None:
+        body = b"<html><body>Welcome</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _page
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 def test_another_web_server_at_the_sync_url_is_named_at_once(tmp_path: Path, server: ServerStore,
                                                              make_terminal: Callable[..., Terminal]) -> None:
     # a plain web server answers 404 with an HTML page: not an outage to wait out, a wrong [sync] server
     import functools
-    import http.server
-    import threading
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -274,6 +289,18 @@ def test_another_web_server_at_the_sync_url_is_named_at_once(tmp_path: Path, ser
             with pytest.raises(SyncFailed) as err:
                 client.pull()  # a GET: its 404 page
         assert err.value.code == "pull_refused" and client.retries == 0 and "HTTP 404" in err.value.message
+        # one that answers every request with a page (200 text/html) is no sync server either
+        page = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AnyPage)
+        threading.Thread(target=page.serve_forever, daemon=True).start()
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{page.server_address[1]}") as http_client:
+                client = till.client(http_client, attempts=5)
+                with pytest.raises(SyncFailed) as err:
+                    client.sync()
+            assert err.value.code == "not_a_sync_server" and client.retries == 0 and "text/html" in err.value.message
+        finally:
+            page.shutdown()
+            page.server_close()
     finally:
         web.shutdown()
         web.server_close()
