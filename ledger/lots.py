@@ -6,6 +6,7 @@ refund can give points back to the very lots they came from.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from .errors import LoyaltyError
@@ -43,7 +44,7 @@ def split_due(due: int, held: int, chain_balance: int, drawn: int) -> tuple[int,
     """Of `due` points in this till's lots come due: (given to draws elsewhere, expired).
 
     Points the member spent at other tills beyond their own lots (`drawn`, not yet given
-    by any lot: `free_draws`) came from no lot here; they count as taken from the
+    by any lot: `Draws.free`) came from no lot here; they count as taken from the
     earliest lots, so the lots come due give them first and only the rest expires:
     expiring them again made a negative balance and an overdraft flag for a member
     who never overdrew. Nor does expiry take the member below the points of the lots
@@ -57,33 +58,39 @@ def split_due(due: int, held: int, chain_balance: int, drawn: int) -> tuple[int,
 GIVEN = "spent_elsewhere"
 
 
-def free_draws(conn: sqlite3.Connection, member_id: str, program_id: str) -> int:
-    """Points other tills drew on the chain that no lot has given yet, as this till knows it: the other tills' draws
-    less what their lots gave (from the last pull), less what this till's lots gave."""
-    row = conn.execute(
-        "SELECT (SELECT COALESCE(SUM(points), 0) FROM remote_draws WHERE member_id=:m AND program_id=:p)"
-        " + (SELECT COALESCE(SUM(json_extract(payload, '$.remote')), 0) FROM events"
-        "    WHERE member_id=:m AND program_id=:p AND kind=:given)",
-        {"m": member_id, "p": program_id, "given": GIVEN},
-    ).fetchone()
-    return max(0, int(row[0]))
+@dataclass(frozen=True, slots=True)
+class Draws:
+    """A member's points drawn on the chain beyond the drawing tills' own lots, and the lots' givings to them."""
+
+    remote: int  # the other tills' draws less their lots' givings (from the last pull)
+    remote_given: int  # of which the other tills' lots gave
+    own: int  # this till's draws and its lots' givings, signed as verify counts them (a reversal's remote takes off)
+    given: int  # what this till's lots gave
+
+    @property
+    def free(self) -> int:
+        """Drawn by other tills and given by no lot yet, as this till knows it: what its lots come due give first."""
+        return max(0, self.remote - self.given)
+
+    @property
+    def undrawn(self) -> int:
+        """Draws no lot gave, over the whole chain; below zero, lots gave more than is drawn now (a draw they gave
+        to was refunded since, or two tills gave to one draw)."""
+        return self.remote + self.own
 
 
-def chain_draws(conn: sqlite3.Connection, member_id: str, program_id: str) -> tuple[int, int, int]:
-    """(draws on the chain that no lot gave yet, counted over the whole chain as this till knows it; what this
-    till's lots gave; what other tills' lots gave). Below zero, lots gave more than is drawn now: a draw they
-    gave to was refunded since, or two tills gave to one draw."""
+def draws(conn: sqlite3.Connection, member_id: str, program_id: str) -> Draws:
     row = conn.execute(
         "SELECT (SELECT COALESCE(SUM(points), 0) FROM remote_draws WHERE member_id=:m AND program_id=:p),"
+        " (SELECT COALESCE(SUM(given), 0) FROM remote_draws WHERE member_id=:m AND program_id=:p),"
         " (SELECT COALESCE(SUM(CASE WHEN kind='reverse' THEN -json_extract(payload, '$.remote')"
         "                      ELSE json_extract(payload, '$.remote') END), 0) FROM events"
         "    WHERE member_id=:m AND program_id=:p AND account='points' AND payload LIKE '%\"remote\"%'),"
         " (SELECT COALESCE(-SUM(json_extract(payload, '$.remote')), 0) FROM events"
-        "    WHERE member_id=:m AND program_id=:p AND kind=:given),"
-        " (SELECT COALESCE(SUM(given), 0) FROM remote_draws WHERE member_id=:m AND program_id=:p)",
+        "    WHERE member_id=:m AND program_id=:p AND kind=:given)",
         {"m": member_id, "p": program_id, "given": GIVEN},
     ).fetchone()
-    return int(row[0]) + int(row[1]), int(row[2]), int(row[3])
+    return Draws(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
 def held(tx: Tx, member_id: str, program_id: str) -> int:

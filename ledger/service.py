@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from . import cards, freetext, lots, memberships, money
-from .clock import business_day, local_time
+from .clock import business_day, from_iso, local_time
 from .config import Config, MembershipProgram, PointsProgram, StampsProgram
 from .errors import LoyaltyError
 from .ids import derived_id
@@ -196,6 +196,11 @@ class Loyalty:
         if row["result"] is None:
             raise LoyaltyError("not_refunded", f"sale {row['receipt_no'] or sale_id} was not refunded")
         return dict(json.loads(row["result"]))
+
+    def last_event_at(self) -> datetime | None:
+        """When the ledger's last event was written: a clock that reads earlier dates sales in the past."""
+        row = self.conn.execute("SELECT ts FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return from_iso(str(row[0])) if row else None
 
     def history(self, raw_card: str, limit: int = 50) -> list[dict[str, Any]]:
         card_id = _normalize(raw_card)
@@ -879,7 +884,7 @@ class Loyalty:
             # not the whole lots: what other tills spent of them is gone already; those points are given, not expired
             give[program_id], room[program_id] = lots.split_due(
                 sum(r for _, p, r in due if p == program_id), lots.held(tx, member_id, program_id),
-                self._effective(tx, member_id, program_id, "points"), lots.free_draws(tx.conn, member_id, program_id))
+                self._effective(tx, member_id, program_id, "points"), lots.draws(tx.conn, member_id, program_id).free)
         for lot_id, program_id, remaining in due:
             given = min(remaining, give[program_id])
             if given > 0:  # the lot's points a draw elsewhere spent: no balance moves, the lot gives them
@@ -913,10 +918,10 @@ class Loyalty:
         `cap`: the points a refund just gave back to the chain (the refunding till settles at most those); None:
         this till settles what its own lots gave.
         """
-        undrawn, given, given_elsewhere = lots.chain_draws(tx.conn, member_id, program_id)
-        if undrawn >= 0 or (cap is None and given_elsewhere):  # with two givers, neither knows it is the one to settle
+        d = lots.draws(tx.conn, member_id, program_id)
+        if d.undrawn >= 0 or (cap is None and d.remote_given):  # with two givers, neither knows it is the one to settle
             return 0
-        points = min(-undrawn, given if cap is None else cap, max(0, self._effective(tx, member_id, program_id, "points")))
+        points = min(-d.undrawn, d.given if cap is None else cap, max(0, self._effective(tx, member_id, program_id, "points")))
         if points <= 0:
             return 0
         tx.append("expire", event_id=ids.next(), member_id=member_id, card_id=card_id, program_id=program_id, account="points",

@@ -85,7 +85,7 @@ def member_state(
 
     stamps_programs, points_programs = cfg.programs_of(StampsProgram), cfg.programs_of(PointsProgram)
     for pid, points in due.items():  # what the next write will expire, as Loyalty._expire counts it
-        drawn = lots.free_draws(conn, member_id, pid) if points else 0
+        drawn = lots.draws(conn, member_id, pid).free if points else 0
         due[pid] = lots.split_due(points, held[pid], total((pid, "points")), drawn)[1]
     return MemberState(
         stamps={p.id: total((p.id, "stamps")) for p in stamps_programs},
@@ -262,7 +262,7 @@ def expiring(conn: sqlite3.Connection, member_id: str, program: PointsProgram, d
     spent = max(0, sum(int(r[1]) for r in rows) - balance) if balance is not None else 0
     if balance is not None and any(on is not None and on <= until for on, _points in rows):
         # points other tills drew on the chain that no lot gave yet: the earliest lots here give them, not expire them
-        spent = max(spent, lots.free_draws(conn, member_id, program.id))
+        spent = max(spent, lots.draws(conn, member_id, program.id).free)
     out = []
     for on, points in rows:
         gone = min(spent, int(points))

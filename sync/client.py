@@ -644,11 +644,12 @@ def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def ask_chain_for_card(conn: sqlite3.Connection, cfg: Config, raw_card: str, *, clock: Callable[[], datetime] | None = None,
+def ask_chain_for_card(conn: sqlite3.Connection | None, cfg: Config, raw_card: str, *, clock: Callable[[], datetime] | None = None,
                        timeout_s: float = 2.0) -> bool:
     """Before a card this till does not know is enrolled, ask the chain whether another store has it (True: it is
     now known here as that member). Best effort and short: offline, not set up, or refused, the sale goes on and
-    enrols it (a conflict the server flags and `loyalty sync` reports)."""
+    enrols it (a conflict the server flags and `loyalty sync` reports). `conn`: the ledger, to ask only for a card
+    it does not hold (None: the caller knows it does not)."""
     from ledger.cards import CardIdError, normalize
 
     try:
@@ -656,7 +657,7 @@ def ask_chain_for_card(conn: sqlite3.Connection, cfg: Config, raw_card: str, *, 
     except CardIdError:
         return False  # the sale says what is wrong with it
     server, token_file = cfg.sync.server, cfg.sync.token_file
-    if not server or token_file is None or conn.execute("SELECT 1 FROM cards WHERE id=?", (card_id,)).fetchone():
+    if not server or token_file is None or (conn is not None and conn.execute("SELECT 1 FROM cards WHERE id=?", (card_id,)).fetchone()):
         return False
     try:
         token = read_token(token_file)

@@ -47,6 +47,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from ledger.lots import GIVEN as GIVEN_TO_DRAWS
 from ledger.settings import MAX_TIER_WINDOW_DAYS
 from ledger.store import GENESIS, HASHED, event_hash
 
@@ -742,7 +743,7 @@ class ServerStore:
             if isinstance(remote, int) and moved.program_id:
                 key = (moved.member_id, moved.program_id)
                 drawn[key] = drawn.get(key, 0) + (-remote if moved.kind == "reverse" else remote)
-                if moved.kind == "spent_elsewhere":
+                if moved.kind == GIVEN_TO_DRAWS:
                     given[key] = given.get(key, 0) - remote
         lists: dict[str, dict[str, list[dict[str, Any]]]] = {}  # per member: memberships, membership_buys, redeem_days, drawn
         for (member_id, program_id), until in sorted(last.items()):

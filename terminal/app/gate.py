@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from ledger import money
-from ledger.clock import from_iso
 from ledger.config import Config, PointsProgram, StampsProgram
 from ledger.errors import LoyaltyError
 from ledger.pricing import MemberState, price_cart
@@ -135,12 +134,9 @@ class Gate:
         """What to tell the cashier when the till's clock reads earlier than its ledger's last event: sales would be
         dated (and their points due) in the past, perhaps on a day already closed."""
         with self.lock:
-            row = self.loyalty.conn.execute("SELECT ts FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-        if row is None:
-            return None
+            last = self.loyalty.last_event_at()
         now = self.clock()
-        last = from_iso(str(row[0]))
-        if (last - now).total_seconds() <= slack_s:
+        if last is None or (last - now).total_seconds() <= slack_s:
             return None
         tz = self.loyalty.cfg.store.tz
         return (f"This till's clock says {now.astimezone(tz):%Y-%m-%d %H:%M}, earlier than its last sale or change"

@@ -13,6 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from ledger import lots
 from ledger.clock import local_time
 
 from . import render
@@ -29,7 +30,7 @@ KIND_WORDS = {
     "reward": "reward",
     "redeem": "redeemed",
     "expire": "expired",
-    "spent_elsewhere": "spent at another till",
+    lots.GIVEN: "spent at another till",
     "adjust": "adjusted",
     "reverse": "refund reversal",
     "tier": "tier change",
@@ -120,7 +121,7 @@ class MemberScreen(Screen[None]):
                 amount = "+" + _money(self.services, ev["amount"]) if ev["amount"] > 0 else "-" + _money(self.services, -ev["amount"])
             elif "until" in payload and not ev["account"]:  # a membership bought or taken back
                 amount = f"to {payload['until']}" if payload["until"] else "ended"
-            elif ev["kind"] == "spent_elsewhere":  # the balance moved at the other till's redemption, not here
+            elif ev["kind"] == lots.GIVEN:  # the balance moved at the other till's redemption, not here
                 amount = f"{-int(payload.get('remote', 0))} points"
             digits = (ev.get("receipt") or "").rpartition("-")[2]
             table.add_row(self._local(ev["ts"]), str(int(digits)) if digits.isdecimal() else digits, what, amount, ev["program_id"] or "")

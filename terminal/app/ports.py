@@ -362,18 +362,13 @@ class ChainSync:
                          refused=refused, standalone=not self.gate.cfg.sync.server)
 
     def ask_chain(self, card_id: str) -> bool:
-        """A card this till does not know, asked of the chain on a connection of its own (network: never under
-        the gate's lock); True: another store has it and it is now known here as that member."""
+        """A card the tap found unknown here, asked of the chain (network and its write on a connection of their own,
+        never under the gate's lock); True: another store has it and it is now known here as that member."""
         if self.forced_offline or self.note or self.not_set_up():
             return False
-        from ledger.store import open_existing
         from sync.client import ask_chain_for_card
 
-        conn = open_existing(self.gate.cfg.ledger.path)
-        try:
-            return ask_chain_for_card(conn, self.gate.cfg, card_id, clock=self.gate.clock)
-        finally:
-            conn.close()
+        return ask_chain_for_card(None, self.gate.cfg, card_id, clock=self.gate.clock)
 
     def set_offline(self, offline: bool) -> None:
         self.forced_offline = offline

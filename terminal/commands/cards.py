@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ledger import lots
 from ledger.clock import last_day
 from ledger.errors import LoyaltyError
 
@@ -147,7 +148,7 @@ def cmd_history(args: argparse.Namespace, ctx: Context) -> Output:
             return f"{payload.get('from') or 'no tier'} -> {payload.get('to') or 'no tier'}"
         if "until" in payload and e["account"] is None:  # a membership bought, or one taken back
             return f"until {payload['until'] or '(ended)'}"
-        if e["kind"] == "spent_elsewhere":  # a lot come due gave points a redemption at another till had drawn
+        if e["kind"] == lots.GIVEN:  # a lot come due gave points a redemption at another till had drawn
             return f"{-int(payload.get('remote', 0))} spent at another till"
         return f"{e['amount']:+d}" if e["account"] else ""
 

@@ -235,13 +235,8 @@ def ask_chain(ctx: Context, card: str) -> None:
 def clock_behind(ctx: Context, slack_s: float = 300.0) -> None:
     """A clock (or --now) earlier than the ledger's last event dates the sale, and its points' due days, in the past,
     perhaps on a day already closed: said on stderr; the sale goes on (the cashier app says it on screen)."""
-    from ledger.clock import from_iso
-
-    row = ctx.service.conn.execute("SELECT ts FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-    if row is None:
-        return
-    now, last = ctx.now, from_iso(str(row[0]))
-    if (last - now).total_seconds() > slack_s:
+    now, last = ctx.now, ctx.service.last_event_at()
+    if last is not None and (last - now).total_seconds() > slack_s:
         tz = ctx.config.store.tz
         ctx.stderr_line("warning", "clock_behind", f"the time of this sale ({now.astimezone(tz):%Y-%m-%d %H:%M}) is earlier than"
                                                    f" the ledger's last event ({last.astimezone(tz):%Y-%m-%d %H:%M}):"
