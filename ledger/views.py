@@ -115,13 +115,14 @@ _DUE_SQL = (  # points of lots come due, and all points this till's lots hold
     " WHERE member_id=:m AND remaining > 0 GROUP BY program_id"
 )
 # A refund's reversal counts on the day of the sale it reverses: refunding a sale that has
-# left the window takes nothing from the spend still in it (a reversal is never older than its sale)
+# left the window takes nothing from the spend still in it (a reversal is never older than its sale).
+# The window ends on its own day: a backdated sale or a look at an earlier day does not count what came after.
 _WINDOW_SQL = (
     "SELECT 't', NULL, NULL, (SELECT COALESCE(SUM(e.amount), 0) FROM events e LEFT JOIN events o ON o.event_id = e.ref_event_id"
-    " WHERE e.member_id=:m AND e.program_id=:member AND e.account='spend' AND e.business_day >= :since"
+    " WHERE e.member_id=:m AND e.program_id=:member AND e.account='spend' AND e.business_day BETWEEN :since AND :day"
     " AND (e.ref_event_id IS NULL OR o.business_day >= :since))"
     # plus what the member paid at the rest of the chain's tills, from the last pull
-    " + (SELECT COALESCE(SUM(amount), 0) FROM remote_spend WHERE member_id=:m AND day >= :since), NULL"
+    " + (SELECT COALESCE(SUM(amount), 0) FROM remote_spend WHERE member_id=:m AND day BETWEEN :since AND :day), NULL"
 )
 
 
@@ -162,7 +163,8 @@ def tier_spend(conn: sqlite3.Connection, cfg: Config, member_id: str, day: date)
     """Money paid in the tier window ending on `day`."""
     if not cfg.tiers.levels:
         return 0
-    row = conn.execute(_WINDOW_SQL, {"m": member_id, "member": MEMBER, "since": _window_start(cfg, day)}).fetchone()
+    params = {"m": member_id, "member": MEMBER, "since": _window_start(cfg, day), "day": day.isoformat()}
+    row = conn.execute(_WINDOW_SQL, params).fetchone()
     return int(row[3])
 
 

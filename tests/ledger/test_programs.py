@@ -137,6 +137,18 @@ def test_a_refund_counts_in_the_tier_window_on_the_day_of_its_sale(make_store):
     assert store.show(CARD, "2026-12-06T10:00")["member"]["tier_spend"] == "6.000"
 
 
+def test_the_tier_window_ends_on_its_own_day(make_store):
+    store = make_store(TIERS)
+    store.sale(CARD, ["BIG*5"], at="2026-11-20T10:00")  # 10.000: silver from the 20th
+    earlier = store.show(CARD, "2026-11-10T10:00")
+    assert (earlier["member"]["tier"], earlier["member"]["tier_spend"]) == (None, "0.000")
+    # a sale dated before it (a till whose clock was behind) earns at the tier of its own day
+    backdated = store.sale(CARD, ["LAT"], at="2026-11-12T10:00")
+    assert backdated["earned"]["points"] == 12  # not 25: silver's multiplier came later
+    assert backdated["member"]["tier_spend"] == "1.250"
+    assert store.show(CARD, "2026-11-21T10:00")["member"]["tier_spend"] == "11.250"
+
+
 def test_a_refund_inside_the_window_takes_its_spend_out_of_it(make_store):
     store = make_store(TIERS)
     sale = store.sale(CARD, ["BIG*5"], at="2026-11-01T10:00")
