@@ -20,6 +20,11 @@ _TIME_ORDERED = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[78][0-9a-f]{3}-[89ab][0-9a
 _VARIANT = "89ab"  # the two top bits of the 17th hex digit are 10
 
 
+def receipt_number(terminal_id: str, seq: int) -> str:
+    """The number printed on a receipt: the terminal and the seq of the sale's last event (till-1-000042)."""
+    return f"{terminal_id}-{seq:06d}"
+
+
 def new_id() -> str:
     """A fresh UUIDv7: milliseconds since the epoch, then 74 random bits."""
     h = f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}7{os.urandom(10).hex()}"

@@ -332,3 +332,25 @@ def m009_remote_given(db: Database) -> None:
     # Of those, what the other tills' lots gave to draws: a till settles a giving a refund undid only when no
     # other till gave (two tills that both gave would both expire the same points).
     _run(db, "ALTER TABLE remote_draws ADD COLUMN given INTEGER NOT NULL DEFAULT 0;")
+
+
+@migrations()
+def m010_remote_last_redeems(db: Database) -> None:
+    # The latest sale at another till that redeemed from each account, from the last pull: a refund here
+    # refused because a later sale used what it would take back names that sale and its till.
+    _run(
+        db,
+        """
+        CREATE TABLE remote_last_redeems (
+            member_id TEXT NOT NULL,
+            program_id TEXT NOT NULL,
+            account TEXT NOT NULL,
+            store_id TEXT NOT NULL,
+            terminal_id TEXT NOT NULL,
+            receipt TEXT NOT NULL,
+            day TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            PRIMARY KEY (member_id, program_id, account)
+        ) WITHOUT ROWID;
+        """,
+    )

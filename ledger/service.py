@@ -22,7 +22,7 @@ from . import cards, freetext, lots, memberships, money
 from .clock import business_day, from_iso, local_time
 from .config import Config, MembershipProgram, PointsProgram, StampsProgram
 from .errors import LoyaltyError
-from .ids import derived_id
+from .ids import derived_id, receipt_number
 from .ids import new_id as new_op_id
 from .pricing import MemberState, Plan, parse_item, price_cart
 from .settings import MAX_ADJUST, MAX_MEMBERSHIP_DAYS, MAX_NAME, MAX_REASON
@@ -150,7 +150,7 @@ class Loyalty:
         # a receipt number is the terminal and the seq of the sale's last event
         _, _, digits = ref.rpartition("-")
         seq = int(digits) if digits.isdecimal() and len(digits) < 19 else -1
-        number = f"{self.cfg.store.terminal}-{seq:06d}" if ref == digits and seq >= 0 else ref
+        number = receipt_number(self.cfg.store.terminal, seq) if ref == digits and seq >= 0 else ref
         rows = self.conn.execute(
             "SELECT id, receipt_no FROM sales WHERE id=?"
             " UNION SELECT s.id, s.receipt_no FROM events e JOIN sales s ON s.id = e.sale_id WHERE e.seq=? AND s.receipt_no=?",
@@ -335,7 +335,7 @@ class Loyalty:
                 "enrolled": enrolled,
                 **view,
                 "receipt": {
-                    "number": f"{self.cfg.store.terminal}-{last.seq:06d}",
+                    "number": receipt_number(self.cfg.store.terminal, last.seq),
                     "seq": last.seq,
                     "hash": last.hash[:12],
                     "ts": tx.ts,
@@ -833,7 +833,8 @@ class Loyalty:
         tx.append("reward", event_id=ids.next(), account="rewards", amount=vouchers, payload=payload, **common)
 
     def _refund_first(self, tx: Tx, member_id: str, program_id: str, account: str, after_seq: int) -> str:
-        """Which sale to refund first: the latest one not refunded that redeemed from this account after `after_seq`."""
+        """Which sale to refund first: the latest one not refunded that redeemed from this account after `after_seq`,
+        here or, as the last pull said, at another till."""
         later = tx.conn.execute(
             "SELECT s.receipt_no, s.id FROM events e JOIN sales s ON s.id = e.sale_id WHERE e.member_id=? AND e.program_id=?"
             " AND e.kind='redeem' AND e.account=? AND e.seq > ? AND s.refund_id IS NULL ORDER BY e.seq DESC LIMIT 1",
@@ -841,6 +842,16 @@ class Loyalty:
         ).fetchone()
         if later:
             return f"refund sale {later[0] or later[1]} first"
+        elsewhere = tx.conn.execute(
+            "SELECT r.receipt, r.terminal_id, r.store_id, r.day FROM remote_last_redeems r, events e"
+            " WHERE r.member_id=? AND r.program_id=? AND r.account=? AND e.seq=? AND r.ts > e.ts",
+            (member_id, program_id, account, after_seq),
+        ).fetchone()
+        if elsewhere:
+            receipt, terminal, store, day = elsewhere
+            where = f"till {terminal}" + ("" if store == self.cfg.store.id else f" of store {store}")
+            return (f"sale {receipt} at {where} spent them on {day} (as of the last sync): refund it there first,"
+                    " sync both tills, then refund this one")
         # nothing later here took them: another till of the chain did, or an adjustment
         return ("no later sale at this till spent them (they went at another till or in an adjustment):"
                 " the card must hold them again before this refund")

@@ -29,7 +29,7 @@ from .errors import LoyaltyError
 # till's start fast.
 MIGRATIONS = ("m001_core", "m002_remote", "m003_receipt_numbers", "m004_fewer_sale_indexes", "m005_chain_state",
               "m006_membership_buys", "m007_redeem_days", "m008_remote_draws",
-              "m009_remote_given")
+              "m009_remote_given", "m010_remote_last_redeems")
 
 GENESIS = "0" * 64
 

@@ -456,12 +456,18 @@ class SyncClient:
                 [(mid, b["program_id"], b["account"], int(b["amount"]), now) for b in m["balances"]],
             )
             for table in ("remote_spend", "remote_memberships", "remote_membership_buys", "remote_redeem_days", "remote_awards",
-                          "remote_draws"):
+                          "remote_draws", "remote_last_redeems"):
                 conn.execute(f"DELETE FROM {table} WHERE member_id=?", (mid,))
             conn.executemany("INSERT INTO remote_draws (member_id, program_id, points, given) VALUES (?, ?, ?, ?)",
                              [(mid, d["program_id"], int(d["points"]), int(d.get("given", 0))) for d in m.get("drawn", [])])
             conn.executemany("INSERT OR REPLACE INTO remote_redeem_days (member_id, day, sales) VALUES (?, ?, ?)",
                              [(mid, d["day"], int(d["sales"])) for d in m.get("redeem_days", [])])
+            conn.executemany(
+                "INSERT OR REPLACE INTO remote_last_redeems (member_id, program_id, account, store_id, terminal_id, receipt, day, ts)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(mid, r["program_id"], r["account"], r["store_id"], r["terminal_id"], r["receipt"], r["day"], r["ts"])
+                 for r in m.get("last_redeems", [])],
+            )
             conn.executemany("INSERT INTO remote_spend (member_id, day, amount) VALUES (?, ?, ?)",
                              [(mid, d["day"], int(d["amount"])) for d in m.get("spend_days", [])])
             if "membership_buys" in m:  # every purchase: the till works out the last day (ledger/memberships.py)

@@ -150,6 +150,16 @@ class DrawnPoints(BaseModel):
     given: int = 0  # of which the other tills' lots gave
 
 
+class LastRedeem(BaseModel):
+    program_id: str
+    account: str
+    store_id: str
+    terminal_id: str
+    receipt: str  # the number on that sale's receipt (terminal-seq of its last event)
+    day: str  # its business day
+    ts: str
+
+
 class MemberSnapshot(BaseModel):
     member_id: str
     enrolled_store: str | None
@@ -163,6 +173,7 @@ class MemberSnapshot(BaseModel):
     membership_buys: list[MembershipBuy] = []  # every membership purchase: the till works out the last day from them
     redeem_days: list[RedeemDay] = []  # sales that redeemed, per business day (the last three with any): the daily cap is chain-wide
     drawn: list[DrawnPoints] = []  # points drawn on the chain beyond those tills' own lots, less what their lots gave (expiry)
+    last_redeems: list[LastRedeem] = []  # per program and account, the latest sale elsewhere that redeemed, not refunded
     awards: list[str] = []  # bonuses paid (welcome, profile, birthday:2026, referral:...): each at most once per member
     referrer_id: str | None = None  # who referred the member, as another till recorded it
 

@@ -36,10 +36,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     case,
     create_engine,
     event,
     func,
+    or_,
     select,
     update,
 )
@@ -47,6 +49,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from ledger.ids import receipt_number
 from ledger.lots import GIVEN as GIVEN_TO_DRAWS
 from ledger.settings import MAX_TIER_WINDOW_DAYS
 from ledger.store import GENESIS, HASHED, event_hash
@@ -55,6 +58,8 @@ from .protocol import WireEvent
 
 SCHEMA_VERSION = 2
 DEFAULT_DB = "sqlite:///var/server.db"
+# far more events than one sale writes (a few per program, not per line): where its receipt's last event is looked for
+SALE_EVENTS_MAX = 200
 MOVABLE = ("points", "rewards", "stamps")  # accounts a member spends; spend is a total, never an overdraft
 
 metadata = MetaData()
@@ -667,7 +672,8 @@ class ServerStore:
     ]:
         """What the other terminals' events say about these members beyond balances: money paid per
         business day (the tier window), the membership purchases (and the last change per program), the
-        sales that redeemed on the last days (the daily cap), the bonuses paid, who referred them."""
+        sales that redeemed on the last days (the daily cap) and the latest one per account (what a refused
+        refund names), the bonuses paid, who referred them."""
         since = (datetime.now(UTC).date() - timedelta(days=MAX_TIER_WINDOW_DAYS)).isoformat()
         sale = events.alias("sale")  # a refund's reversal counts on the day of the sale it reverses
         day = func.coalesce(sale.c.business_day, events.c.business_day)
@@ -703,6 +709,36 @@ class ServerStore:
         ) if since_day else ():
             if row.business_day >= since_day[row.member_id]:
                 redeem_days.setdefault(row.member_id, []).append({"day": row.business_day, "sales": int(row.sales)})
+        # the latest sale elsewhere that redeemed from each account, not refunded: a refund here refused because a
+        # later sale used what it would take back names that sale, even when it was at another till
+        latest_redeem: dict[tuple[str, str, str], Any] = {}
+        for redeem in conn.execute(
+            select(events.c.member_id, events.c.program_id, events.c.account, events.c.tid, events.c.seq, events.c.store_id,
+                   events.c.terminal_id, events.c.sale_id, events.c.business_day, events.c.ts)
+            .select_from(events.outerjoin(reversed_, (reversed_.c.ref_event_id == events.c.event_id) & (reversed_.c.kind == "reverse")))
+            .where(events.c.member_id.in_(ids), events.c.tid != tid, events.c.kind == "redeem", reversed_.c.event_id.is_(None))
+            .order_by(events.c.ts, events.c.tid, events.c.seq)
+        ):
+            if redeem.program_id and redeem.account and redeem.sale_id:
+                latest_redeem[(redeem.member_id, redeem.program_id, redeem.account)] = redeem
+        # a receipt's number is the seq of its sale's last event: a sale's events follow one another at its till
+        last_seq = {(r.tid, r.sale_id): int(r.seq) for r in latest_redeem.values()}
+        for found in conn.execute(
+            select(events.c.tid, events.c.sale_id, func.max(events.c.seq).label("seq"))
+            .where(or_(*(and_(events.c.tid == r.tid, events.c.seq.between(r.seq, r.seq + SALE_EVENTS_MAX))
+                         for r in latest_redeem.values())),
+                   events.c.sale_id.in_({r.sale_id for r in latest_redeem.values()}))
+            .group_by(events.c.tid, events.c.sale_id)
+        ) if latest_redeem else ():
+            key = (found.tid, found.sale_id)
+            if key in last_seq:  # (one sale id given at two tills is two sales)
+                last_seq[key] = max(last_seq[key], int(found.seq))
+        last_redeems: dict[str, list[dict[str, Any]]] = {}
+        for (member_id, program_id, account), row in sorted(latest_redeem.items()):
+            last_redeems.setdefault(member_id, []).append({
+                "program_id": program_id, "account": account, "store_id": row.store_id, "terminal_id": row.terminal_id,
+                "receipt": receipt_number(row.terminal_id, last_seq[(row.tid, row.sale_id)]), "day": row.business_day,
+                "ts": row.ts})
         last: dict[tuple[str, str], str | None] = {}
         paid: dict[str, list[str]] = {}
         referrers: dict[str, str] = {}
@@ -745,13 +781,15 @@ class ServerStore:
                 drawn[key] = drawn.get(key, 0) + (-remote if moved.kind == "reverse" else remote)
                 if moved.kind == GIVEN_TO_DRAWS:
                     given[key] = given.get(key, 0) - remote
-        lists: dict[str, dict[str, list[dict[str, Any]]]] = {}  # per member: memberships, membership_buys, redeem_days, drawn
+        lists: dict[str, dict[str, list[dict[str, Any]]]] = {}  # per member: memberships, membership_buys, redeem_days, drawn, ...
         for (member_id, program_id), until in sorted(last.items()):
             lists.setdefault(member_id, {}).setdefault("memberships", []).append({"program_id": program_id, "until": until})
         for member_id, bought in buys.items():
             lists.setdefault(member_id, {})["membership_buys"] = [b | {"refunded": b["event_id"] in refunded} for b in bought]
         for member_id, days in redeem_days.items():
             lists.setdefault(member_id, {})["redeem_days"] = days
+        for member_id, redeems in last_redeems.items():
+            lists.setdefault(member_id, {})["last_redeems"] = redeems
         for (member_id, program_id), points in sorted(drawn.items()):
             if points or given.get((member_id, program_id)):
                 lists.setdefault(member_id, {}).setdefault("drawn", []).append(
@@ -839,7 +877,7 @@ class ServerStore:
                     "balances": bal.get(member_id, []),
                     "spend_days": spend.get(member_id, []),
                     # memberships: the last day per program, for tills that do not count purchases (ledger/memberships.py)
-                    **{key: lists.get(member_id, {}).get(key, []) for key in ("memberships", "membership_buys", "redeem_days", "drawn")},
+                    **{key: lists.get(member_id, {}).get(key, []) for key in ("memberships", "membership_buys", "redeem_days", "drawn", "last_redeems")},
                     "awards": awards.get(member_id, []),
                     "referrer_id": referrers.get(member_id),
                 })

@@ -222,6 +222,28 @@ def test_a_voucher_issued_at_another_till_and_turned_back_by_a_refund_is_not_a_n
         assert z_report(a.conn, a.cfg, NOW.date())["programs"]["coffee"]["rewards_issued"] == 1
 
 
+def test_a_refund_refused_for_a_voucher_used_at_another_till_names_that_sale(
+        server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    nine = a.sale(CARD, "LAT*9")
+    with in_process(server) as http:
+        sync(http, a, b)
+        assert b.sale(CARD, "LAT", when=NOW + timedelta(minutes=1))["rewards_issued"] == {"coffee": 1}
+        used = b.sale(CARD, "LAT", redeem=("coffee",), when=NOW + timedelta(minutes=2))
+        assert used["redeemed"] == {"coffee": 1}
+        sync(http, b, a)
+        with pytest.raises(LoyaltyError) as err:
+            a.loyalty.refund(nine["sale"], NOW + timedelta(minutes=3))
+        assert err.value.code == "insufficient_balance"
+        assert (f"sale {used['receipt']['number']} at till till-1 of store kw-hawally-02 spent them on 2026-11-22"
+                in err.value.message), err.value.message
+        # refunded there and synced: the refund here goes through
+        b.loyalty.refund(used["sale"], NOW + timedelta(minutes=4))
+        sync(http, b, a)
+        assert a.loyalty.refund(nine["sale"], NOW + timedelta(minutes=5))["reversed"]["coffee"]
+
+
 def test_a_till_in_another_currency_is_refused_by_the_chain(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
     from sync.client import SyncFailed
 
