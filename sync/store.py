@@ -896,14 +896,21 @@ class ServerStore:
                                                   & (balances.c.account == overdrafts.c.account)))
                 .order_by(overdrafts.c.id)
             ).all()
+            held: dict[str, list[str]] = {}  # the cards a member holds: what the manager can look a customer up by
+            for card in conn.execute(
+                select(cards.c.member_id, cards.c.card_id)
+                .where(cards.c.member_id.in_({r.member_id for r in od}), cards.c.status != "replaced")
+                .order_by(cards.c.card_id)
+            ) if od else ():
+                held.setdefault(card.member_id, []).append(card.card_id)
             fl = conn.execute(select(flags).order_by(flags.c.id)).all()
             stale = conn.execute(
                 select(terminals).where(terminals.c.last_seen_at.is_(None) | (terminals.c.last_seen_at < cutoff)).order_by(terminals.c.tid)
             ).all()
         return {
             "overdrafts": [
-                {"member_id": r.member_id, "program_id": r.program_id, "account": r.account, "balance": int(r.balance),
-                 "current": int(r.current or 0), "tid": r.tid, "seq": int(r.seq), "at": r.at}
+                {"member_id": r.member_id, "cards": held.get(r.member_id, []), "program_id": r.program_id, "account": r.account,
+                 "balance": int(r.balance), "current": int(r.current or 0), "tid": r.tid, "seq": int(r.seq), "at": r.at}
                 for r in od
             ],
             "flags": [{"kind": r.kind, "tid": r.tid, "detail": r.detail, "at": r.at} for r in fl],

@@ -363,7 +363,9 @@ def cmd_server_report(args: argparse.Namespace, ctx: Context) -> Output:
         store.close()
     lines = [f"overdrafts: {len(rep['overdrafts'])}"]
     for o in rep["overdrafts"]:
-        lines.append(f"  {o['at'][:19]} member {o['member_id']} {o['program_id']}/{o['account']} {o['balance']} (now {o['current']}) by {o['tid']}")
+        held = f" (card {', '.join(o['cards'])})" if o["cards"] else ""
+        lines.append(f"  {o['at'][:19]} member {o['member_id']}{held} {o['program_id']}/{o['account']} {o['balance']}"
+                     f" (now {o['current']}) by {o['tid']}")
     lines.append(f"flags: {len(rep['flags'])}")
     for f in rep["flags"]:
         lines.append(f"  {f['at'][:19]} {f['kind']} {f['tid']}: {f['detail']}")

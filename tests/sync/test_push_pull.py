@@ -189,6 +189,7 @@ def test_two_stores_redeem_offline_overdraft_is_flagged_and_shown_alike(server: 
     assert expected >= -synced
     rep = server.reports()["overdrafts"]
     assert [(o["member_id"], o["current"], o["tid"]) for o in rep] == [(member, expected, b.tid)]
+    assert rep[0]["cards"] == [CARD]  # what the manager finds the customer by
     # the till refuses to redeem from a negative balance
     with pytest.raises(LoyaltyError) as exc:
         a.sale(CARD, "BEANS", redeem=("points=100",))
