@@ -176,7 +176,11 @@ def cmd_sync(args: argparse.Namespace, ctx: Context) -> Output:
         lines.append(f"CARD CONFLICT {c['card']}: this till enrolled it as a new member, the chain has it for member"
                      f" {c['member_chain']} (flagged for the manager: loyalty server report; docs/sync.md says how to settle it)")
     for od in push["overdrafts"]:
-        lines.append(f"OVERDRAFT member {od['member_id']} {od['program_id']}/{od['account']}: {od['balance']} (flagged for the manager)")
+        held = [str(r[0]) for r in ctx.service.conn.execute(  # what the cashier can find the customer by
+            "SELECT id FROM cards WHERE member_id=? AND status != 'replaced' ORDER BY id", (od["member_id"],))]
+        card = f" (card {', '.join(held)})" if held else ""
+        lines.append(f"OVERDRAFT member {od['member_id']}{card} {od['program_id']}/{od['account']}: {od['balance']}"
+                     " (flagged for the manager)")
     if result.get("warning"):
         lines.append("warning: " + result["warning"])
     exit_code = 0

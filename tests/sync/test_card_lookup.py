@@ -169,3 +169,20 @@ def test_a_server_that_trickles_its_answer_does_not_hold_the_sale(tmp_path: Path
         listener.close()
     assert sale["enrolled"] is True  # nothing came back: a new card, as offline
     assert took < 20, took  # it waited out the trickle for minutes before
+
+
+def test_an_overdraft_names_the_members_card_at_sync_and_in_the_server_report(live: LiveServer,
+                                                                              make_terminal: Callable[..., Terminal]) -> None:
+    assert live.store is not None
+    a = _at(live, make_terminal(live.store, "kw-salmiya-01", "till-1"))
+    b = _at(live, make_terminal(live.store, "kw-hawally-02", "till-1"))
+    run("sale", "--card", OLD, "--item", "BEANS*10", cwd=a.dir)  # 950 points with the welcome bonus
+    for till in (a, b):
+        run("sync", cwd=till.dir)
+    for till in (a, b):  # each redeems what it last saw of the chain before either syncs again
+        run("sale", "--card", OLD, "--item", "BEANS", "--redeem", "points=600", cwd=till.dir)
+    run("sync", cwd=a.dir)
+    said = run("sync", cwd=b.dir).stdout
+    assert f"OVERDRAFT member {b.member(OLD)} (card {OLD}) points/points: -" in said, said
+    report = run("server", "report", "--db", live.url, cwd=b.dir).stdout
+    assert f"(card {OLD}) points/points -" in report, report
