@@ -6,7 +6,7 @@ import gc
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App
@@ -319,14 +319,49 @@ class LoyaltyApp(App[None]):
     def _then(self, action: str) -> Callable[[dict[str, str] | None], None]:
         def done(values: dict[str, str] | None) -> None:
             if values is not None:
-                self.run_manager(action, values)
+                # a refund is shown before it is done: a mistyped number, or another store's receipt from a till
+                # of the same name, would reverse another customer's sale at once
+                self.run_manager("refund_check" if action == "refund" else action, values)
 
         return done
+
+    def _confirm_refund(self, sale: dict[str, Any]) -> None:
+        """The sale a refund would reverse, to compare with the customer's paper before anything is written."""
+        from .dialogs import Field, FormScreen
+
+        number = sale["receipt"]["number"]
+        items = sum(int(line["qty"]) for line in sale["lines"])
+        earned = ", ".join(f"{n} {pid}" for pid, n in sale["earned"].items() if n)
+        redeemed = ", ".join(f"{n} {pid}" for pid, n in sale["redeemed"].items() if n)
+        facts = [f"{self.checkout.store_time(sale['receipt']['ts'])}, card {sale['card']}",
+                 f"{items} item(s), total {sale['currency']} {sale['total']}"]
+        if earned:
+            facts.append(f"earned {earned}")
+        if redeemed:
+            facts.append(f"redeemed {redeemed}")
+
+        def confirmed(values: dict[str, str] | None) -> None:
+            if values is not None:
+                self.run_manager("refund", {"sale": number})
+
+        self.push_screen(
+            FormScreen(f"Refund sale {number}?", [Field("confirm", "Type yes to refund it", "")],
+                       hint="; ".join(facts) + ".   Enter: refund   Esc: cancel",
+                       validate=lambda v: None if v["confirm"].strip().lower() == "yes" else "type yes to refund this sale, or Esc"),
+            confirmed,
+        )
 
     @work(thread=True, group="manager", exit_on_error=False)
     def run_manager(self, action: str, values: dict[str, str]) -> None:
         gate = self.services.gate
         try:
+            if action == "refund_check":
+                sale = gate.sale(values["sale"])
+                if sale.get("refunded"):  # the refund itself says when it was done and how its slip comes out again
+                    action = "refund"
+                else:
+                    self.call_from_thread(self._confirm_refund, sale)
+                    return
             if action == "refund":
                 result = gate.refund(values["sale"])
                 moved = ", ".join((f"{pid} to {amount}" if amount else f"{pid} ended") if acct == "until" else f"{amount:+d} {acct}"
@@ -399,10 +434,12 @@ class LoyaltyApp(App[None]):
                         " F12 s prints its refund slip again.")
                 self.post_message(ManagerResult(False, said))
                 return
+            action = "refund" if action == "refund_check" else action
             said = f"{action.replace('_', ' ').capitalize()} not done: {plain_reason(exc)}"
             # a value refused: the form again, as typed (a crash is not the manager's to retype)
             self.post_message(ManagerResult(False, said, retry=(action, values, plain_reason(exc))))
         except Exception as exc:  # a crash is not the manager's to retype: no form again
+            action = "refund" if action == "refund_check" else action
             self.post_message(ManagerResult(False, f"{action.replace('_', ' ').capitalize()} not done: {plain_reason(exc)}"))
 
     def _print_quietly(self, kind: str, ref: str, *, copy: bool = False) -> tuple[str, str]:

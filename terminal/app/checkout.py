@@ -237,13 +237,13 @@ class CheckoutScreen(Screen[None]):
             if sync.standalone:  # no server by design: not a network fault to worry about
                 parts.append(("stand-alone till (no sync server)", "stand-alone", "alone")[level])
             else:
-                last = self._store_time(sync.last_sync)
+                last = self.store_time(sync.last_sync)
                 parts.append((f"{mode}: {sync.pending} pending, last sync {last}", f"{mode}: {sync.pending} pending, synced {last}",
                               f"{mode}: {sync.pending} pending")[level])
         parts.append(f"{self.cfg.store.name} · {self.cfg.store.terminal}" if level == 0 else self.cfg.store.terminal)
         return " │ ".join(parts)
 
-    def _store_time(self, utc_iso: str | None) -> str:
+    def store_time(self, utc_iso: str | None) -> str:
         """A UTC time from the ledger as the store reads a clock: 10:42 today, 2026-11-21 18:05 before."""
         if not utc_iso:
             return "never"

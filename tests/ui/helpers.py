@@ -25,3 +25,12 @@ def text_of(app: LoyaltyApp, selector: str) -> str:
     rendered = widget.render()
     return str(getattr(rendered, "plain", rendered))
 
+
+
+def dialog_text(app: LoyaltyApp) -> str:
+    """Every label of the screen on top (a form's title, its fields' labels, its hint), one per line."""
+    from textual.widgets import Label
+
+    if app.screen is app.checkout:
+        return ""
+    return "\n".join(str(getattr(r, "plain", r)) for r in (label.render() for label in app.screen.query(Label)))

@@ -12,7 +12,7 @@ import pytest
 from terminal.app import LoyaltyApp
 from terminal.app.messages import CardTapped
 
-from .helpers import text_of, until
+from .helpers import dialog_text, text_of, until
 
 pytestmark = pytest.mark.anyio
 
@@ -477,6 +477,16 @@ async def test_refund_with_the_manager_pin(make_app: Callable[..., LoyaltyApp]) 
         await pilot.press("r")
         await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen", what="refund form")
         await pilot.press("enter")  # the last sale's receipt number is filled in
+        # the sale is shown before anything is written: which one, when, whose card, how much
+        sold = app.services.gate.sale(sale_id)
+        await until(pilot, lambda: "Refund sale" in dialog_text(app), what="confirmation")
+        asked = dialog_text(app)
+        assert f"Refund sale {sold['receipt']['number']}?" in asked, asked
+        assert f"total KWD {sold['total']}" in asked and sold["card"] in asked, asked
+        await pilot.press("y", "enter")
+        assert "type yes" in str(app.screen.query_one("#form-error").render())
+        assert "refunded" not in app.services.gate.sale(sale_id)
+        await pilot.press("backspace", *"yes", "enter")
         await until(pilot, lambda: "Refunded" in text_of(app, "#message"), what="refund")
         assert app.services.gate.sale(sale_id).get("refunded")
         slip = text_of(app, "#receipt")  # the slip the printer gets: which receipt, how much, the balances after
@@ -495,6 +505,8 @@ async def test_a_refund_for_the_customer_at_the_till_shows_its_slip(make_app: Ca
         await pilot.press("r")
         await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen", what="refund form")
         await pilot.press("enter")
+        await until(pilot, lambda: "Refund sale" in dialog_text(app), what="confirmation")
+        await pilot.press(*"yes", "enter")
         await until(pilot, lambda: "Refunded" in text_of(app, "#message"), what="refund")
         await pilot.pause(0.3)
         # the slip stays on screen (refreshing the customer's panel used to cover it at once)
@@ -929,9 +941,11 @@ async def test_a_refund_asked_twice_says_when_and_its_slip_prints_again_from_the
         await pilot.press("escape")
         await manager("r")
         await pilot.press("enter")
+        await until(pilot, lambda: "Refund sale" in dialog_text(app), what="confirmation")
+        await pilot.press(*"yes", "enter")
         await until(pilot, lambda: "Refunded" in text_of(app, "#message"), what="refund")
         await manager("r")
-        await pilot.press("enter")
+        await pilot.press("enter")  # no confirmation for a sale refunded already: what was done is said
         # said in the till's words: when, and which key prints the slip (not a command line), and no form again
         await until(pilot, lambda: "already refunded at" in text_of(app, "#message"), what="refused")
         said = text_of(app, "#message")
