@@ -444,6 +444,8 @@ def _tiers(t: Table, cur: Currency) -> TiersConfig:
     levels: list[Tier] = []
     for lv in t.tables("level"):
         tid = lv.text("id", required=True)
+        if tid in (level.id for level in levels):
+            raise lv.error("id", f"tier id {tid!r} appears twice")
         levels.append(
             Tier(
                 id=tid,
@@ -456,9 +458,6 @@ def _tiers(t: Table, cur: Currency) -> TiersConfig:
         )
         lv.done()
     t.done()
-    ids = [lv.id for lv in levels]
-    if len(set(ids)) != len(ids):
-        raise t.error("level", "tier ids must be unique")
     for i, (a, b) in enumerate(itertools.pairwise(levels), start=1):
         if b.min_spend <= a.min_spend:
             raise t.ctx.error(f"{t.key('level')}[{i}].min_spend", f"levels must be in ascending order of min_spend ({b.id!r} after {a.id!r})")

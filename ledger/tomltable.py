@@ -39,6 +39,10 @@ class Ctx:
         return ConfigError(self.file, key, message, tomlpos.line_of(self.lines, key), hint)
 
 
+# keys valid beside a required key they resemble: `names` (the translations) is no misspelt `name`
+_NOT_TYPOS = frozenset({"names"})
+
+
 class Table:
     """A TOML table being read: typed getters, and unknown keys refused at `done`."""
 
@@ -62,8 +66,8 @@ class Table:
         return self.ctx.error(self.key(name), message)
 
     def missing(self, name: str) -> ConfigError:
-        """A required key is absent: a misspelt key nearby is the likelier story."""
-        typo = closest(name, [k for k in self.data if isinstance(k, str)])
+        """A required key is absent: a misspelt key nearby is the likelier story (not a key valid beside it)."""
+        typo = closest(name, [k for k in self.data if isinstance(k, str) and k not in _NOT_TYPOS])
         if typo is not None and typo != name:
             return ConfigError(self.ctx.file, self.key(typo), "unknown key" + (f" in [{self.path}]" if self.path else ""),
                                tomlpos.line_of(self.ctx.lines, self.key(typo)), name)

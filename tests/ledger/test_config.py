@@ -74,6 +74,11 @@ BAD = [
     ("membership_benefit_of_nothing", ('expiring_notice_days = 10', 'expiring_notice_days = 10\n\n[[program]]\nid = "vip"\nkind = "membership"'
                                                                     '\nsku = "VIP"\nbenefit = { }'),
      "program[2].benefit", True, ["gives nothing", "discount_percent above 0"]),
+    ("duplicate_tier", ('expiring_notice_days = 10', 'expiring_notice_days = 10\n\n[tiers]\n[[tiers.level]]\nmin_spend = "20.000"\nid = "silver"'
+                                                     '\n[[tiers.level]]\nmin_spend = "50.000"\nid = "silver"'),
+     "tiers.level[1].id", True, ["tier id 'silver' appears twice"]),
+    # `names` beside it is no misspelt `name`: the missing name is the fault
+    ("name_missing_beside_names", ('name = "Latte"\n', 'names = { fa = "لاته" }\n'), "catalog[1].name", False, ["is required"]),
     ("sync_server_ftp", ('timezone = "Asia/Kuwait"', 'timezone = "Asia/Kuwait"\n\n[sync]\nserver = "ftp://10.0.0.2"'), "sync.server", True,
      ["http:// or https:// URL"]),
 ]

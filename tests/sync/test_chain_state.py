@@ -222,6 +222,20 @@ def test_a_voucher_issued_at_another_till_and_turned_back_by_a_refund_is_not_a_n
         assert z_report(a.conn, a.cfg, NOW.date())["programs"]["coffee"]["rewards_issued"] == 1
 
 
+def test_a_refund_of_the_sale_that_issued_a_voucher_takes_that_issue_back_in_the_z(
+        server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    a.sale(CARD, "LAT*9")
+    tenth = a.sale(CARD, "LAT", when=NOW + timedelta(minutes=1))
+    assert tenth["rewards_issued"] == {"coffee": 1}
+    back = a.loyalty.refund(tenth["sale"], NOW + timedelta(minutes=2))
+    assert back["programs"]["coffee"]["rewards"] == 0 and back["programs"]["coffee"]["stamps"] == 9
+    coffee = z_report(a.conn, a.cfg, NOW.date())["programs"]["coffee"]
+    # the refund undid the sale's own issue (README: report z); no other sale's voucher went back to stamps
+    assert (coffee["rewards_issued"], coffee["rewards_reversed"], coffee["rewards_back_to_stamps"]) == (1, -1, 0)
+    assert (coffee["stamps_given"], coffee["stamps_reversed"]) == (10, 9)
+
+
 def test_a_refund_refused_for_a_voucher_used_at_another_till_names_that_sale(
         server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
     a = make_terminal(server, "kw-salmiya-01", "till-1")
