@@ -308,6 +308,10 @@ def _program(t: Table, cur: Currency, catalog: dict[str, CatalogItem]) -> Progra
         reward_eligible = Eligibility(frozenset(reward.strings("categories")), frozenset(_skus(reward.strings("skus"), catalog)))
         _check_eligibility(reward, reward_eligible, catalog)
         max_value = reward.amount("max_value", cur) if reward.has("max_value") else None
+        reward_name = reward.text("name", required=True) if reward.has("name") else None
+        reward_names = reward.names()
+        if reward_names and not reward_name:
+            raise reward.error("name", "is required beside names (the English word the translations stand for)")
         reward.done()
         return StampsProgram(
             id=pid,
@@ -318,6 +322,8 @@ def _program(t: Table, cur: Currency, catalog: dict[str, CatalogItem]) -> Progra
             reward_eligible=reward_eligible,
             reward_max_value=max_value,
             names=names,
+            reward_name=reward_name,
+            reward_names=reward_names,
         )
     if kind == "points":
         earn = t.table("earn", required=True)

@@ -135,6 +135,9 @@ class StampsProgram:
     reward_max_value: int | None
     names: dict[str, str] = field(default_factory=dict)
     kind: Literal["stamps"] = "stamps"
+    # what the reward is called on a receipt ("3 more to a free tea"), and per language; none: its category or items
+    reward_name: str | None = None
+    reward_names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

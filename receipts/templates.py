@@ -96,7 +96,9 @@ def qr_payload(card: str, receipt_number: str, seq: int | str, hash_prefix: str)
 
 
 def _free_item(cfg: Config, program: StampsProgram, lang: Lang) -> str:
-    """What the reward is: its one category ("coffee"), or the one or two items it is limited to."""
+    """What the reward is: as the config names it, else its one category ("coffee"), or the one or two items it is limited to."""
+    if program.reward_name:
+        return program.reward_names.get(lang.locale, program.reward_name)
     categories = sorted(program.reward_eligible.categories)
     skus = sorted(program.reward_eligible.skus)
     if len(categories) == 1 and not skus:

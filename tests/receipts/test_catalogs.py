@@ -27,3 +27,35 @@ def test_every_receipt_text_is_translated(locale: str) -> None:
     # a translation keeps every placeholder of its English text
     for msgid in _asked():
         assert set(re.findall(r"{\w+}", translated[msgid])) == set(re.findall(r"{\w+}", msgid)), msgid
+
+
+@pytest.mark.parametrize(("locale", "said"), [("en", "8 more to a free flat white"), ("fa", "فلت وایت"), ("ar", "فلات وايت")])
+def test_a_reward_named_in_the_config_is_called_so_on_the_receipt(tmp_path: Path, locale: str, said: str) -> None:
+    from receipt_support import build, frozen, write_config
+
+    from ledger.config import load
+    from receipts import render
+    from receipts.i18n import Lang
+
+    path = write_config(tmp_path, locale=locale)
+    text = path.read_text(encoding="utf-8")
+    old = 'reward = { kind = "free_item", categories = ["coffee"], max_value = "1.500" }'
+    assert old in text
+    path.write_text(text.replace(old, old[:-2] + ', name = "flat white", names = { fa = "فلت وایت", ar = "فلات وايت" } }'),
+                    encoding="utf-8")
+    cfg = load(path)
+    shown = render(build("sale", cfg, Lang(locale, tz=cfg.store.tz), frozen()), "text", cfg).decode("utf-8")
+    assert said in shown and "free coffee" not in shown, shown
+
+
+def test_a_reward_with_translations_but_no_english_name_is_refused(tmp_path: Path) -> None:
+    from receipt_support import write_config
+
+    from ledger.config import ConfigError, load
+
+    path = write_config(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    old = 'max_value = "1.500" }'
+    path.write_text(text.replace(old, 'max_value = "1.500", names = { fa = "فلت وایت" } }', 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"reward\.name: is required beside names"):
+        load(path)
