@@ -189,6 +189,10 @@ def test_blocked_card_is_refused_and_nothing_is_written(store):
     assert "reported stolen" in err.value.message
     assert store.count("events") == events
     assert store.show(CARD)["status"] == "blocked"
+    # a manager's correction still goes on it (README: card adjust): a card blocked for abuse may lose points
+    before = store.show(CARD)["programs"]["points"]["balance"]
+    view = store.service.adjust(CARD, "points", -5, "abuse", store.now("2026-11-22T11:10"))
+    assert view["status"] == "blocked" and view["programs"]["points"]["balance"] == before - 5
     store.service.unblock(CARD, store.now("2026-11-22T11:30"))
     assert store.sale(CARD, ["LAT"])["status"] == "active"
 
