@@ -723,16 +723,18 @@ class ServerStore:
                 latest_redeem[(redeem.member_id, redeem.program_id, redeem.account)] = redeem
         # a receipt's number is the seq of its sale's last event: a sale's events follow one another at its till
         last_seq = {(r.tid, r.sale_id): int(r.seq) for r in latest_redeem.values()}
-        for found in conn.execute(
-            select(events.c.tid, events.c.sale_id, func.max(events.c.seq).label("seq"))
-            .where(or_(*(and_(events.c.tid == r.tid, events.c.seq.between(r.seq, r.seq + SALE_EVENTS_MAX))
-                         for r in latest_redeem.values())),
-                   events.c.sale_id.in_({r.sale_id for r in latest_redeem.values()}))
-            .group_by(events.c.tid, events.c.sale_id)
-        ) if latest_redeem else ():
-            key = (found.tid, found.sale_id)
-            if key in last_seq:  # (one sale id given at two tills is two sales)
-                last_seq[key] = max(last_seq[key], int(found.seq))
+        sought = list(latest_redeem.values())
+        for at in range(0, len(sought), 100):  # a page holds up to 1000 members: SQLite parses a long OR as deep as it is
+            batch = sought[at:at + 100]
+            for found in conn.execute(
+                select(events.c.tid, events.c.sale_id, func.max(events.c.seq).label("seq"))
+                .where(or_(*(and_(events.c.tid == r.tid, events.c.seq.between(r.seq, r.seq + SALE_EVENTS_MAX)) for r in batch)),
+                       events.c.sale_id.in_({r.sale_id for r in batch}))
+                .group_by(events.c.tid, events.c.sale_id)
+            ):
+                key = (found.tid, found.sale_id)
+                if key in last_seq:  # (one sale id given at two tills is two sales)
+                    last_seq[key] = max(last_seq[key], int(found.seq))
         last_redeems: dict[str, list[dict[str, Any]]] = {}
         for (member_id, program_id, account), row in sorted(latest_redeem.items()):
             last_redeems.setdefault(member_id, []).append({

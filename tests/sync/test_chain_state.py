@@ -258,6 +258,26 @@ def test_a_refund_refused_for_a_voucher_used_at_another_till_names_that_sale(
         assert a.loyalty.refund(nine["sale"], NOW + timedelta(minutes=5))["reversed"]["coffee"]
 
 
+def test_a_full_page_of_members_who_redeemed_elsewhere_is_served_with_their_receipts(
+        server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
+    a = make_terminal(server, "kw-salmiya-01", "till-1")
+    b = make_terminal(server, "kw-hawally-02", "till-1")
+    members = 1000  # the largest page a till may ask for
+    with b.loyalty.ledger.transaction(NOW, b.loyalty.day(NOW)) as tx:
+        for m in range(members):
+            common = {"member_id": f"member-{m}", "card_id": f"code:M{m}", "sale_id": f"sale-{m}"}
+            tx.append("redeem", event_id=f"r-{m}", program_id="points", account="points", amount=-10, **common)
+            tx.append("sale", event_id=f"s-{m}", **common)  # the sale's last event: its receipt number
+    with in_process(server) as http:
+        b.client(http).sync()
+    page = server.changes(a.tid, a.token, 0, members)
+    assert len(page["members"]) == members
+    named = {m["member_id"]: m["last_redeems"] for m in page["members"]}
+    assert named["member-7"] == [{"program_id": "points", "account": "points", "store_id": "kw-hawally-02", "terminal_id": "till-1",
+                                  "receipt": "till-1-000016", "day": NOW.date().isoformat(), "ts": named["member-7"][0]["ts"]}]
+    assert all(len(r) == 1 for r in named.values())
+
+
 def test_a_till_in_another_currency_is_refused_by_the_chain(server: ServerStore, make_terminal: Callable[..., Terminal]) -> None:
     from sync.client import SyncFailed
 
