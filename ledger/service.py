@@ -133,6 +133,18 @@ class Loyalty:
     def day(self, now: datetime) -> date:
         return business_day(now, self.cfg.store.tz)
 
+    def day_to_close(self, now: datetime) -> date:
+        """The business day end of day closes when none is named: today, unless today has no event at this till yet
+        and the day of the till's last event is still open. Run after midnight, end of day closes the day that just
+        ended: closing the one just begun would refuse every sale of it, with nothing to reopen it."""
+        today = self.day(now)
+        last = self.conn.execute("SELECT business_day FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        if last is None or last[0] >= today.isoformat():
+            return today
+        if self.conn.execute("SELECT 1 FROM business_days WHERE day IN (?, ?)", (today.isoformat(), last[0])).fetchone():
+            return today  # that day was closed (or today already was, by name): today's is the one left
+        return date.fromisoformat(last[0])
+
     # ------------------------------------------------------------ reads
 
     def card(self, raw_card: str, now: datetime) -> dict[str, Any]:

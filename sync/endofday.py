@@ -44,7 +44,7 @@ def end_of_day(loyalty: Loyalty, client: SyncClient | Offline, now: datetime, da
     """Close, expire, push, pull, Z. Unreachable server: `Offline` is raised after the day is closed,
     or with `tolerate_offline` the Z report is still made, marked not synced (`offline` says why).
     A till with no server to sync with passes the `Offline` that says so instead of a client."""
-    day = day or loyalty.day(now)
+    day = day or loyalty.day_to_close(now)
     closed_at = close_day(loyalty.conn, day, now)
     expired = loyalty.expire_all(now, day)
     pushed, pulled, offline = PushSummary(), PullSummary(), None

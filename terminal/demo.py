@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ledger import config as config_mod
+from ledger.clock import iso
 from ledger.config import Config
 from ledger.service import CheckoutRequest, Loyalty
 
@@ -142,6 +143,13 @@ def seed(service: Loyalty, now: datetime) -> int:
             service.replace(REPLACED[0], REPLACED[1], when)
     # the history's receipts were printed when it happened: the demo starts with an empty print queue
     service.conn.execute("UPDATE print_jobs SET status='printed', printed_at=created_at WHERE status='queued'")
+    # and its days were closed at night, so the demo's end of day is today's
+    past = [str(r[0]) for r in service.conn.execute("SELECT DISTINCT business_day FROM events WHERE business_day < ?",
+                                                    (local_now.date().isoformat(),))]
+    service.conn.executemany(
+        "INSERT OR IGNORE INTO business_days (day, closed_at) VALUES (?, ?)",
+        [(day, iso(datetime.fromisoformat(day).replace(hour=22, tzinfo=tz))) for day in past],
+    )
     return sales
 
 

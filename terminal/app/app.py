@@ -271,7 +271,8 @@ class LoyaltyApp(App[None]):
                 self.checkout.say("End of day not started: a sale is in the cart. Complete it (F9) or clear it (Esc twice) first.",
                                   "error")
                 return
-            day = self.services.gate.loyalty.day(self.services.gate.clock())
+            with self.services.gate.lock:
+                day = self.services.gate.loyalty.day_to_close(self.services.gate.clock())  # after midnight: the day that just ended
             from .dialogs import Field, FormScreen
 
             def confirmed(values: dict[str, str] | None) -> None:

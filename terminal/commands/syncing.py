@@ -25,7 +25,8 @@ def register(sub: Any) -> None:
                        description="Push this till's events to the server and pull the chain's cards. A server that does not answer"
                                    " is tried again for [sync] retry_for_s (15 s) before the sync says offline.")
     p.add_argument("--end-of-day", action="store_true", help="also close the business day, expire due points and print the Z report")
-    p.add_argument("--day", metavar="DATE", help="the business day to close (default: today)")
+    p.add_argument("--day", metavar="DATE", help="the business day to close (default: today; after midnight, while today has no event at this till, the day of its last"
+                        " event if still open)")
     p.add_argument("--server", metavar="URL", help="override [sync] server")
     p.add_argument("--new-server", action="store_true",
                    help="the chain's server was set up anew from nothing: take it as this till's server (it is refused as"
@@ -161,7 +162,9 @@ def cmd_sync(args: argparse.Namespace, ctx: Context) -> Output:
     else:
         client = _client(ctx, args, bar)
     try:
-        result = end_of_day(ctx.service, client, ctx.now, _day(ctx, args.day), tolerate_offline=True) if args.end_of_day else client.sync()
+        # no --day: today, or after midnight the day that just ended (Loyalty.day_to_close)
+        day = _day(ctx, args.day) if args.day is not None else None
+        result = end_of_day(ctx.service, client, ctx.now, day, tolerate_offline=True) if args.end_of_day else client.sync()
     finally:
         bar.done()
         if not isinstance(client, Exception):

@@ -145,6 +145,25 @@ def test_sync_without_a_server_says_offline(tmp_path: Path) -> None:
 
 
 
+def test_end_of_day_after_midnight_closes_the_day_that_just_ended(tmp_path: Path) -> None:
+    till = tmp_path / "till"
+    till.mkdir()
+    text = (REPO / "config.toml").read_text(encoding="utf-8").replace('server = "http://127.0.0.1:8765"\n', "")
+    assert 'server = "' not in text
+    (till / "config.toml").write_text(text.replace('url = "preview://"', f'url = "preview://{till / "paper"}"'), encoding="utf-8")
+    run("sale", "--card", "code:X", "--item", "LAT", "--now", "2026-11-23T22:40", cwd=till)
+    # the café closes at half past midnight: the day with the sales is the one closed, not the new one
+    closed = json.loads(run("sync", "--end-of-day", "--json", "--now", "2026-11-24T00:30", cwd=till).stdout)
+    assert closed["day"] == "2026-11-23" and closed["z"]["sales"]["count"] == 1
+    assert run("sale", "--card", "code:X", "--item", "LAT", "--now", "2026-11-24T09:00", cwd=till).returncode == 0
+    # with a sale on the new day, end of day closes that day, as before
+    again = json.loads(run("sync", "--end-of-day", "--json", "--now", "2026-11-24T23:00", cwd=till).stdout)
+    assert again["day"] == "2026-11-24"
+    # a day with no sale after a closed one: its own end of day closes it (a quiet day's Z says nothing was sold)
+    quiet = json.loads(run("sync", "--end-of-day", "--json", "--now", "2026-11-25T22:00", cwd=till).stdout)
+    assert quiet["day"] == "2026-11-25" and quiet["z"]["sales"]["count"] == 0
+
+
 def test_sync_waits_for_a_server_that_is_restarting(tmp_path: Path) -> None:
     port = free_port()
     till = tmp_path / "till"
