@@ -211,6 +211,8 @@ class Ledger:
         self._file: tuple[int, int] | None = None
         self._wal: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
         self._rescued: Path | str | None = None
+        # no ledger was there (or an empty file a failed first command left): this open begins one
+        self.begun = not path.exists() or (path.is_file() and path.stat().st_size == 0)
         try:
             self.conn = _plain(path)
             applied = self._applied()

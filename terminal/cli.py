@@ -214,6 +214,10 @@ def _main(argv: Sequence[str] | None) -> int:
 
             clock.parse_now(args.now, ZoneInfo("UTC"))
         result = args.handler(args, ctx)
+        if ctx.begun_ledger and args.handler.__name__ != "cmd_init" and not (isinstance(result, Output) and result.exit_code):
+            # a till that had a ledger and finds none (a disk not mounted, a mistyped path) must not sell on unawares
+            ctx.stderr_line("warning", "new_ledger", f"no ledger was at {ctx.config.ledger.path}: a new one was begun. If this"
+                                                     " till had one, check [ledger] path and that its disk is mounted")
     except ConfigError as exc:
         return _fail(ctx, "config", str(exc), EXIT_CONFIG)
     except LoyaltyError as exc:  # "usage": a handler's own check of how options go together

@@ -64,6 +64,11 @@ class Context:
             self._service = Loyalty.open(self.config)
         return self._service
 
+    @property
+    def begun_ledger(self) -> bool:
+        """Whether this command began a new ledger (none was at the configured path)."""
+        return self._service is not None and self._service.ledger.begun
+
     def close(self) -> None:
         if self._service is not None:
             self._service.close()

@@ -95,6 +95,10 @@ class LoyaltyApp(App[None]):
         problem = gate.clock_behind() or gate.closed_today()
         if problem:
             self.checkout.say(problem, "error")
+        elif gate.loyalty.ledger.begun and not self.services.demo:
+            # a till that had a ledger and finds none (a disk not mounted, a mistyped path) must not sell on unawares
+            self.checkout.say(f"New ledger begun at {gate.loyalty.ledger.path}: no ledger was there. If this till had one,"
+                              " close the app and check [ledger] path and that its disk is mounted.", "error")
 
     @work(thread=True, exclusive=True, group="print-queue", exit_on_error=False)
     def print_waiting(self) -> None:

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from ledger_store import run_cli
+from ledger_store import STORE, run_cli
 
 CARD = "uid:04A1B2C3D4E5F6"
 AMOUNT = re.compile(r"^-?\d+\.\d{3}$")  # KWD: always three digits
@@ -331,3 +331,25 @@ def test_a_sale_dated_before_the_ledgers_last_event_is_taken_with_a_warning(cli)
     assert "earlier than the ledger's last event (2026-11-22 10:00)" in behind.err and "date and time" in behind.err
     on_time = cli("--now", "2026-11-22T10:03", "sale", "--card", CARD, "--item", "ESP")  # a few minutes' slack: no word
     assert on_time.code == 0 and "earlier than" not in on_time.err
+
+
+def test_a_command_that_begins_a_new_ledger_says_so_once(tmp_path):
+    config = tmp_path / "store.toml"
+    # a disk not mounted: the ledger's folder and file are not there
+    config.write_text(STORE.replace('path = "ledger.db"', 'path = "usb/loyalty/ledger.db"'), encoding="utf-8")
+    first = run_cli("--config", str(config), "--now", "2026-11-22T10:00", "sale", "--card", CARD, "--item", "LAT")
+    assert first.code == 0 and first.out  # the sale goes through: the cashier is never stopped
+    assert first.err.startswith("loyalty: no ledger was at ") and "usb/loyalty/ledger.db" in first.err
+    assert "check [ledger] path and that its disk is mounted" in first.err and len(first.err.splitlines()) == 1
+    again = run_cli("--config", str(config), "--json", "--now", "2026-11-22T10:01", "sale", "--card", CARD, "--item", "LAT")
+    assert again.code == 0 and again.err == ""
+    # an empty file a failed first command left is no ledger either; `init` begins one without a warning (its own work)
+    (tmp_path / "usb" / "loyalty" / "other.db").write_bytes(b"")
+    other = STORE.replace('path = "ledger.db"', 'path = "usb/loyalty/other.db"')
+    config.write_text(other, encoding="utf-8")
+    verified = run_cli("--config", str(config), "--json", "ledger", "verify")
+    assert verified.code == 0 and json.loads(verified.err)["warning"] == "new_ledger", verified.err
+    (tmp_path / "usb" / "loyalty" / "third.db").write_bytes(b"")
+    config.write_text(STORE.replace('path = "ledger.db"', 'path = "usb/loyalty/third.db"'), encoding="utf-8")
+    init = run_cli("--config", str(config), "init")
+    assert init.code == 0 and init.err == ""

@@ -962,3 +962,22 @@ async def test_a_refund_asked_twice_says_when_and_its_slip_prints_again_from_the
         copies = app.services.gate.loyalty.conn.execute(
             "SELECT COUNT(*) FROM print_jobs WHERE kind='refund' AND ref=? AND copy=1", (refund_id,)).fetchone()[0]
         assert copies == 1
+
+
+async def test_a_till_that_begins_a_new_ledger_says_so_at_start(demo_dir: Path) -> None:
+    from ledger import config as config_mod
+    from terminal.app import build_app, build_services
+    from terminal.app.services import system_clock
+
+    text = (demo_dir / "config.toml").read_text(encoding="utf-8")
+    assert 'path = "var/ledger.db"' in text
+    (demo_dir / "config.toml").write_text(text.replace('path = "var/ledger.db"', 'path = "mnt/usb/ledger.db"'), encoding="utf-8")
+    cfg = config_mod.load(demo_dir / "config.toml")
+    services = build_services(cfg, clock=system_clock, reader_url="sim://", printer_url="preview://")
+    try:
+        app = build_app(services)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: "New ledger begun at" in text_of(app, "#message"), what="new ledger said")
+            assert "mnt/usb/ledger.db" in text_of(app, "#message") and "disk is mounted" in text_of(app, "#message")
+    finally:
+        services.close()
