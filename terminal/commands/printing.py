@@ -76,6 +76,9 @@ def _z_loader(conn: sqlite3.Connection, cfg: Config, ref: str, copy: bool) -> Do
         day = date.fromisoformat(ref)
     except ValueError:
         raise RenderError(f"{ref!r} is not a business day (YYYY-MM-DD)") from None
+    # a Z report is the paper of a closed day: a "copy" of a day still open (or never kept) copies nothing
+    if conn.execute("SELECT 1 FROM business_days WHERE day=?", (day.isoformat(),)).fetchone() is None:
+        raise RenderError(f"business day {ref} is not closed: it has no Z report (loyalty report z --day {ref} shows its figures)")
     return z_report(day_totals(conn, cfg, day), cfg, copy=copy)
 
 

@@ -157,6 +157,8 @@ def test_reprint_is_a_new_job_marked_copy(make_store, tmp_path: Path) -> None:
         assert r.code == 0 and r.json["printed"] == 1, r.err
     # a ref that names nothing is refused and queues nothing; so is retrying a job that does not exist
     for args in (("--sale", "no-such-sale"), ("--kind", "z_report", "--ref", "2099-13-45"), ("--kind", "enrolment", "--ref", "code:NEVER"),
+                 ("--kind", "z_report", "--ref", sale["receipt"]["business_day"]),  # a day still open has no Z to copy
+                 ("--kind", "z_report", "--ref", "2020-01-01"),
                  ("--kind", "voucher", "--ref", "s-1:coffee"), ("--kind", "voucher", "--ref", "s-1:points")):  # s-1 issued no voucher
         r = run_cli("--config", str(store.path), "--json", "print-queue", "reprint", *args)
         assert r.code == 1 and r.json["error"] in ("unknown_sale", "unknown_receipt"), (args, r.out)
