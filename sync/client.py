@@ -226,6 +226,11 @@ class SyncClient:
             try:
                 resp = self.http.request(method, url, headers=headers, **kw)
             except httpx.TransportError as exc:
+                if isinstance(exc, httpx.ConnectError) and "WRONG_VERSION_NUMBER" in str(exc):
+                    # https:// to a server that speaks plain HTTP: a setting to fix, not an outage to wait out
+                    raise SyncFailed("not_a_sync_server", f"{self.http.base_url} does not speak TLS (https): the server"
+                                     " listens on plain http://, or [sync] server names the wrong port; check [sync]"
+                                     " server") from None
                 last = f"{type(exc).__name__}: {exc}"
                 continue
             try:
@@ -260,7 +265,9 @@ class SyncClient:
         if status == 401 and body.get("error") == "unauthorized":  # a wrong token file, or another chain's server
             return SyncFailed("unauthorized", f"{what} refused (HTTP 401): {body.get('message')}: the server at {self.http.base_url}"
                               " does not know this till's token. Check [sync] token_file, and that [sync] server is this chain's"
-                              " server; the operator issues a new token with loyalty server add-terminal --rotate")
+                              " server; the operator issues a new token with loyalty server add-terminal --rotate (or, for a"
+                              " server put back from a backup older than this till's registration, registers it again without"
+                              " --rotate, writing the token to a new file)")
         if status == 409 and body.get("error") == "wrong_chain":
             return SyncFailed("wrong_chain", f"{what} refused: {body.get('message')}. The server at {self.http.base_url} is another"
                               " chain's: check [sync] server. If this chain's server was set up anew from nothing (no backup),"

@@ -349,6 +349,11 @@ class ServerStore:
             exists = conn.execute(select(terminals.c.tid).where(terminals.c.tid == tid)).scalar()
             if exists and not rotate:
                 raise Conflict(f"terminal {tid} is already registered (use --rotate to issue a new token)")
+            if not exists:  # an id typed in other letters is the same till to a person: a second one is a typo
+                same = conn.execute(select(terminals.c.tid).where(func.lower(terminals.c.tid) == tid.lower())).scalar()
+                if same is not None:
+                    raise Conflict(f"terminal {tid} differs only in case from {same}, registered already: give its id as"
+                                   " registered (--rotate issues it a new token)")
             if rotate and not exists:
                 # a mistyped store or till must not become a new till with a token of its own
                 raise NotRegistered(f"terminal {tid} is not registered: register it without --rotate")

@@ -247,6 +247,10 @@ def _open_store(url: str, *, existing: bool = False) -> Any:
         raise LoyaltyError("server_db", f"{url} names no database file (such as sqlite:///var/server.db)")
     if existing and url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise LoyaltyError("server_db", f"no server database at {url.removeprefix('sqlite:///')} (check --db or $LOYALTY_SERVER_DB)")
+    scheme = url.partition(":")[0].partition("+")[0].lower()
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        raise LoyaltyError("server_db", f"{shown_db_url(url)}: the server keeps its data in SQLite (sqlite:///FILE) or"
+                                        " PostgreSQL (postgresql://...), no other database")
     try:
         return ServerStore(url)  # it creates or checks its schema: a database it cannot reach fails here
     except Exception as exc:
@@ -351,8 +355,9 @@ def cmd_add_terminal(args: argparse.Namespace, ctx: Context) -> Output:
             out.close()
         if fresh is not None:
             fresh.unlink(missing_ok=True)
-    text = (f"terminal {tid} registered; its token is in {args.token_file} (mode 0600): that file is the till's [sync] token_file"
-            if args.token_file else f"terminal {tid} registered. Its token (shown once; put it in the till's [sync] token_file):\n{token}")
+    done = f"terminal {tid} has a new token; its old one no longer works" if args.rotate else f"terminal {tid} registered"
+    text = (f"{done}; its token is in {args.token_file} (mode 0600): that file is the till's [sync] token_file"
+            if args.token_file else f"{done}. Its token (shown once; put it in the till's [sync] token_file):\n{token}")
     return Output({"tid": tid, "token": token, "token_file": args.token_file}, text)
 
 

@@ -50,6 +50,7 @@ def _one_error(result, code: str, exit_code: int) -> None:
     (("print-queue", "reprint", "--kind", "sale"), "usage", 2),
     (("reader", "test", "--timeout", "inf"), "usage", 2),
     (("server", "report", "--db", "garbage"), "server_db", 1),
+    (("server", "report", "--db", "mysql://u@h/d"), "server_db", 1),  # SQLite or PostgreSQL, said so (not "No module MySQLdb")
     (("server", "--port", "99999"), "usage", 2),
     (("card", "adjust", CARD, "--program", "points", "--amount", "1_000", "--reason", "x"), "bad_amount", 1),
     # not whole: refused as the value it is, as sale --redeem points=1.5 is
@@ -143,6 +144,13 @@ def test_a_refused_registration_leaves_the_token_file_there_was(tmp_path: Path):
     rotated = run_cli("--json", "server", "add-terminal", "--db", db, "--store", "kw", "--terminal", "t1", "--rotate",
                       "--token-file", str(token))
     assert rotated.code == 0 and token.read_text().strip() == rotated.json["token"] != first.json["token"]
+    said = run_cli("server", "add-terminal", "--db", db, "--store", "kw", "--terminal", "t1", "--rotate", "--token-file", str(token))
+    assert said.code == 0 and said.out.startswith("terminal kw:t1 has a new token; its old one no longer works"), said.out
+    # the same till typed in other letters is a slip, not a till of its own
+    upper = run_cli("--json", "server", "add-terminal", "--db", db, "--store", "KW", "--terminal", "t1")
+    _one_error(upper, "exists", 1)
+    assert "differs only in case from kw:t1" in upper.json["message"]
+    assert sorted(t["tid"] for t in run_cli("--json", "server", "report", "--db", db).json["stale_terminals"]) == ["kw:t1", "kw:t2"]
 
 
 def _with_ledger(tmp_path: Path, store, target: Path) -> Path:

@@ -271,6 +271,17 @@ def test_a_url_that_is_not_the_sync_server_says_so(live: LiveServer, make_termin
         assert "{" not in err.value.message  # no raw body
 
 
+def test_https_to_the_plain_http_server_is_a_setting_not_an_outage(live: LiveServer, make_terminal: Callable[..., Terminal]) -> None:
+    assert live.store is not None
+    till = make_terminal(live.store)
+    till.sale(CARD, "LAT")
+    started = time.monotonic()
+    with httpx.Client(base_url=live.base.replace("http://", "https://")) as http, pytest.raises(SyncFailed) as err:
+        till.client(http, attempts=6, backoff_s=0.5, backoff_max_s=2).sync()
+    assert err.value.code == "not_a_sync_server" and "does not speak TLS" in err.value.message
+    assert time.monotonic() - started < 2  # said at once, not retried as an outage
+
+
 class _AnyPage(http.server.BaseHTTPRequestHandler):
     def _page(self) -> None:
         body = b"<html><body>Welcome</body></html>"
