@@ -335,23 +335,24 @@ class LoyaltyApp(App[None]):
         from .dialogs import Field, FormScreen
 
         number = sale["receipt"]["number"]
-        items = sum(int(line["qty"]) for line in sale["lines"])
+        lines = ", ".join(f"{line['qty']} x {line['name']}" for line in sale["lines"])
+        facts = [f"Sold {self.checkout.store_time(sale['receipt']['ts'])} on card {sale['card']}",
+                 f"Items: {lines}",
+                 f"Total: {sale['currency']} {sale['total']}"]
         earned = ", ".join(f"{n} {pid}" for pid, n in sale["earned"].items() if n)
         redeemed = ", ".join(f"{n} {pid}" for pid, n in sale["redeemed"].items() if n)
-        facts = [f"{self.checkout.store_time(sale['receipt']['ts'])}, card {sale['card']}",
-                 f"{items} item(s), total {sale['currency']} {sale['total']}"]
         if earned:
-            facts.append(f"earned {earned}")
+            facts.append(f"Earned: {earned}")
         if redeemed:
-            facts.append(f"redeemed {redeemed}")
+            facts.append(f"Redeemed: {redeemed}")
 
         def confirmed(values: dict[str, str] | None) -> None:
             if values is not None:
                 self.run_manager("refund", {"sale": number})
 
         self.push_screen(
-            FormScreen(f"Refund sale {number}?", [Field("confirm", "Type yes to refund it", "")],
-                       hint="; ".join(facts) + ".   Enter: refund   Esc: cancel",
+            FormScreen(f"Refund sale {number}?", [Field("confirm", "Type yes to refund it", "")], facts=facts,
+                       hint="Enter: refund   Esc: cancel",
                        validate=lambda v: None if v["confirm"].strip().lower() == "yes" else "type yes to refund this sale, or Esc"),
             confirmed,
         )

@@ -331,6 +331,8 @@ class CheckoutScreen(Screen[None]):
     @on(Input.Submitted, "#item-input")
     def _item_entered(self, event: Input.Submitted) -> None:
         text = event.value.strip()  # the field is empty already (ScanInput)
+        if text and self._while_paying(f"{text}:"):
+            return
         if not text:
             if self.cart.lines:
                 self.say("F9 completes the sale; Esc clears the customer.")
@@ -368,6 +370,8 @@ class CheckoutScreen(Screen[None]):
         self.query_one("#receipt-panel", VerticalScroll).scroll_page_down()
 
     def action_remove_line(self) -> None:
+        if self._while_paying("Removing a line"):
+            return
         try:
             line = self.cart.remove(self.query_one("#cart", DataTable).cursor_row if self.cart.lines else -1)
         except LoyaltyError as exc:
@@ -377,6 +381,8 @@ class CheckoutScreen(Screen[None]):
         self.cart_changed()
 
     def action_quantity(self) -> None:
+        if self._while_paying("Changing a quantity"):
+            return
         if not self.cart.lines:
             self.say("The cart is empty: type an item first.", "error")
             return
@@ -400,6 +406,8 @@ class CheckoutScreen(Screen[None]):
         self.app.push_screen(FormScreen(f"Quantity of {line.name}", [Field("qty", "Quantity", str(line.qty))], validate=check), done)
 
     def action_clear(self) -> None:
+        if self._while_paying("Clearing"):
+            return
         if self.cart.lines and not self._clear_armed():
             self.say(f"Esc again within {CLEAR_CONFIRM_S:.0f} s clears this sale ({len(self.cart.lines)} line(s)).", "warn")
             return
@@ -465,6 +473,8 @@ class CheckoutScreen(Screen[None]):
     def card_tapped(
         self, card_id: str, signature: str = "none", warnings: tuple[str, ...] = (), looked_up: MemberLoaded | None = None
     ) -> None:
+        if self._while_paying(f"Card {card_id}"):
+            return
         if self.tap_started is None:
             self.tap_started = time.perf_counter()
         self._tap_seq += 1
@@ -587,6 +597,8 @@ class CheckoutScreen(Screen[None]):
         self.query_one("#member", Panel).show(content)
 
     def action_profile(self) -> None:
+        if self._while_paying("The profile"):
+            return
         if self.cart.card is None:
             self.say("Tap the customer's card first (F2).", "error")
             return
@@ -654,6 +666,8 @@ class CheckoutScreen(Screen[None]):
         self.say(f"Profile saved.{paid}", "ok")
 
     def action_reward(self) -> None:
+        if self._while_paying("Redeeming a reward"):
+            return
         view = self.cart.view
         if view is None:
             self.say("Tap a member's card first (F2).", "error")
@@ -674,6 +688,8 @@ class CheckoutScreen(Screen[None]):
         self.request_quote()
 
     def action_points(self) -> None:
+        if self._while_paying("Redeeming points"):
+            return
         view = self.cart.view
         if view is None:
             self.say("Tap a member's card first (F2).", "error")
@@ -711,10 +727,18 @@ class CheckoutScreen(Screen[None]):
             self.request_quote()
 
         title = f"Redeem {program.name} of {self.cart.card}: {state['balance']} = {state['value']} {self.cfg.currency.code}"
-        hint = f"points in steps of {program.step_points}, or an amount\nblank: as many as fit   0: none   Esc: cancel"
+        hint = (f"points in steps of {program.step_points}, or an amount ({gate.amount_example(program)})\n"
+                "blank: as many as fit   0: none   Esc: cancel")
         self.app.push_screen(FormScreen(title, [Field("amount", "Points or amount", "")], hint=hint, validate=check), done)
 
     # ------------------------------------------------------------ pay
+
+    def _while_paying(self, what: str) -> bool:
+        """While a sale commits its cart is fixed: a change now would be in neither that sale nor the next one."""
+        if not self.paying:
+            return False
+        self.say(f"{what} not done: the sale is being completed. Do it again once it is paid.", "error")
+        return True
 
     def action_pay(self) -> None:
         if self.paying:

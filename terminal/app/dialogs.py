@@ -28,7 +28,9 @@ DIALOG_CSS = """
     background: $panel;
     padding: 0 1;
 }
+.dialog Label { width: 100%; }
 .dialog .title { text-style: bold; margin-bottom: 1; }
+.dialog .facts { margin-bottom: 1; }
 .dialog .error { color: $error; text-style: bold; }
 .dialog .hint { color: $text-muted; }
 .dialog Input { margin-bottom: 0; }
@@ -51,9 +53,10 @@ class FormScreen(ModalScreen[dict[str, str] | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, fields: list[Field], *, hint: str = "", validate: Callable[[dict[str, str]], str | None] | None = None,
-                 error: str = ""):
+                 error: str = "", facts: list[str] | None = None):
         super().__init__()
         self.form_title = title
+        self.facts = facts or []  # what the form is about, one line each, above the fields (a refund's sale)
         self.fields = fields
         self.hint = hint
         self.validate = validate
@@ -62,6 +65,8 @@ class FormScreen(ModalScreen[dict[str, str] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(Text(self.form_title), classes="title")
+            if self.facts:
+                yield Label(Text("\n".join(self.facts)), classes="facts", id="form-facts")
             for f in self.fields:
                 yield Label(Text(f.label))
                 yield Input(value=f.value, placeholder=f.placeholder, password=f.password, id=f"field-{f.name}")

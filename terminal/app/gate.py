@@ -165,9 +165,12 @@ class Gate:
         text = text.strip()
         if not text:
             return None
-        if "." in text:
+        code = self.cfg.currency.code
+        # an amount has a decimal point, or (in a currency without decimals) its currency: IRR 50000 or 50000 IRR
+        bare = text.upper().removeprefix(code).removesuffix(code).strip() if code in text.upper() else None
+        if "." in text or bare is not None:
             try:
-                amount = money.parse(text, self.cfg.currency)
+                amount = money.parse(bare if bare is not None else text, self.cfg.currency)
             except money.MoneyError as exc:  # 1.5000 in KWD: the form says so and stays open
                 raise LoyaltyError("bad_amount", str(exc)) from None
             if amount <= 0 or amount % program.step_value:
@@ -177,8 +180,14 @@ class Gate:
         try:
             points = int(text)
         except ValueError:
-            raise LoyaltyError("bad_amount", f"{text!r}: type points (e.g. {program.step_points}) or an amount (e.g. 0.500)") from None
+            raise LoyaltyError("bad_amount", f"{text!r}: type points (e.g. {program.step_points}) or an amount"
+                                             f" (e.g. {self.amount_example(program)})") from None
         return points
+
+    def amount_example(self, program: PointsProgram) -> str:
+        """How the cashier types one redemption step as money: 0.500, or IRR 50000 where a number alone is points."""
+        shown = money.fmt(program.step_value, self.cfg.currency)
+        return shown if self.cfg.currency.digits else f"{self.cfg.currency.code} {shown}"
 
     def stamp_programs(self) -> tuple[StampsProgram, ...]:
         return self.cfg.programs_of(StampsProgram)

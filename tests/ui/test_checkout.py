@@ -482,7 +482,14 @@ async def test_refund_with_the_manager_pin(make_app: Callable[..., LoyaltyApp]) 
         await until(pilot, lambda: "Refund sale" in dialog_text(app), what="confirmation")
         asked = dialog_text(app)
         assert f"Refund sale {sold['receipt']['number']}?" in asked, asked
-        assert f"total KWD {sold['total']}" in asked and sold["card"] in asked, asked
+        assert f"Total: KWD {sold['total']}" in asked and sold["card"] in asked, asked
+        assert f"{sold['lines'][0]['qty']} x {sold['lines'][0]['name']}" in asked, asked
+        earned = next(pid for pid, n in sold["earned"].items() if n)
+        assert f"{sold['earned'][earned]} {earned}" in asked.split("Earned:")[1], asked
+        # every fact is on screen, none cut at the dialog's edge
+        facts = app.screen.query_one("#form-facts")
+        assert facts.region.right <= app.screen.query_one(".dialog").region.right
+        assert facts.region.height >= len(str(facts.render()).splitlines())
         await pilot.press("y", "enter")
         assert "type yes" in str(app.screen.query_one("#form-error").render())
         assert "refunded" not in app.services.gate.sale(sale_id)
@@ -981,3 +988,53 @@ async def test_a_till_that_begins_a_new_ledger_says_so_at_start(demo_dir: Path) 
             assert "mnt/usb/ledger.db" in text_of(app, "#message") and "disk is mounted" in text_of(app, "#message")
     finally:
         services.close()
+
+
+async def test_an_item_scanned_while_the_sale_commits_is_refused_not_lost(make_app: Callable[..., LoyaltyApp]) -> None:
+    import sqlite3
+
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        await add(pilot, "LAT")
+        # another process holds the ledger's write lock: the sale waits for it, as on a slow disk
+        blocker = sqlite3.connect(app.services.gate.loyalty.ledger.path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            await pilot.press("f9")
+            await until(pilot, lambda: app.checkout.paying, what="paying")
+            await pilot.press(*"CRO", "enter")
+            await until(pilot, lambda: "CRO: not done: the sale is being completed" in text_of(app, "#message"), what="refused")
+            assert [line.sku for line in app.checkout.cart.lines] == ["LAT"]
+        finally:
+            blocker.execute("COMMIT")
+            blocker.close()
+        await until(pilot, lambda: "Paid" in text_of(app, "#message"), what="sale")
+        sold = app.services.gate.sale(app.checkout.last_sale)
+        assert [line["sku"] for line in sold["lines"]] == ["LAT"] and not app.checkout.cart.lines
+
+
+@pytest.mark.parametrize(("currency", "typed", "points"), [
+    ("IRR", "IRR 1000", 200), ("IRR", "1000 irr", 200), ("IRR", "200", 200),  # a number alone is points where amounts have no decimals
+    ("KWD", "1.000", 200), ("KWD", "KWD 1.000", 200), ("KWD", "200", 200),
+])
+def test_points_typed_as_money_in_any_currency(tmp_path: Path, currency: str, typed: str, points: int) -> None:
+    from ledger_store import STORE
+
+    from ledger.config import load
+    from ledger.service import Loyalty
+    from terminal.app.gate import Gate
+    from terminal.app.services import system_clock
+
+    step = {"IRR": "500", "KWD": "0.500"}[currency]
+    text = STORE.replace('currency = "KWD"', f'currency = "{currency}"')
+    text = re.sub(r'"(\d+)\.(\d{3})"', lambda m: f'"{int(m.group(1)) * 1000 + int(m.group(2))}"' if currency == "IRR" else m.group(0), text)
+    text = text.replace('step_value = "500"', f'step_value = "{step}"')
+    (tmp_path / "store.toml").write_text(text, encoding="utf-8")
+    gate = Gate(Loyalty.open(load(tmp_path / "store.toml")), system_clock)
+    try:
+        assert gate.points_for("points", typed) == points
+        example = gate.amount_example(gate.cfg.programs["points"])  # type: ignore[arg-type]
+        assert example == ("IRR 500" if currency == "IRR" else "0.500")
+    finally:
+        gate.close()
