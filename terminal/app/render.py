@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.text import Text
 
+from ledger import money
 from ledger.clock import last_day
 from ledger.config import Config, DiscountProgram, MembershipProgram, PointsProgram, StampsProgram
 
@@ -117,7 +118,7 @@ def totals_text(quote: dict[str, Any] | None, cfg: Config, error: str | None = N
         out.append(error, style="bold red")
         return out
     if not quote:
-        out.append(f"Total {cur} 0.000", style="bold")
+        out.append(f"Total {cur} {money.fmt(0, cfg.currency)}", style="bold")  # 0.000 in KWD, 0 in IRR
         return out
     out.append(f"Subtotal {quote['subtotal']}")
     if quote["discount"].strip("0."):

@@ -1038,3 +1038,15 @@ def test_points_typed_as_money_in_any_currency(tmp_path: Path, currency: str, ty
         assert example == ("IRR 500" if currency == "IRR" else "0.500")
     finally:
         gate.close()
+
+
+@pytest.mark.parametrize(("currency", "shown"), [("IRR", "Total IRR 0"), ("KWD", "Total KWD 0.000"), ("JPY", "Total JPY 0")])
+def test_an_empty_cart_totals_zero_in_its_currencys_digits(tmp_path: Path, currency: str, shown: str) -> None:
+    from ledger_store import STORE
+
+    from ledger.config import load
+    from terminal.app.render import totals_text
+
+    text = re.sub(r'"(\d+)\.(\d{3})"', lambda m: f'"{int(m.group(1)) * 1000 + int(m.group(2))}"', STORE) if currency != "KWD" else STORE
+    (tmp_path / "store.toml").write_text(text.replace('currency = "KWD"', f'currency = "{currency}"'), encoding="utf-8")
+    assert totals_text(None, load(tmp_path / "store.toml")).plain == shown
