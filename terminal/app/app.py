@@ -46,6 +46,7 @@ class LoyaltyApp(App[None]):
         self.last_sync_round: SyncRound | None = None
         self._ledger_said: str | None = None
         self._gc_ticks = 0
+        self.start_note = ""  # the last sale before this start, said until the waiting slips' message replaces it
 
     _theme_cache: tuple[str, Theme] | None = None
     _quit_armed_at = 0.0
@@ -99,6 +100,11 @@ class LoyaltyApp(App[None]):
             # a till that had a ledger and finds none (a disk not mounted, a mistyped path) must not sell on unawares
             self.checkout.say(f"New ledger begun at {gate.loyalty.ledger.path}: no ledger was there. If this till had one,"
                               " close the app and check [ledger] path and that its disk is mounted.", "error")
+        elif not self.services.demo:
+            # restarted after a crash or a power cut during a payment: the cashier last saw "Completing the sale…"
+            self.start_note = gate.recent_sale_note()
+            if self.start_note:
+                self.checkout.say(self.start_note, "ok")
 
     @work(thread=True, exclusive=True, group="print-queue", exit_on_error=False)
     def print_waiting(self) -> None:
@@ -113,7 +119,9 @@ class LoyaltyApp(App[None]):
                                                      " not printed again by themselves. Check the printer (or its timeout_s);"
                                                      " manager: F12 p prints one again.", "error")
         elif printed:  # the cashier learns what just came out of the printer, and whose it is not
-            self.call_from_thread(self.checkout.say, f"Printed {printed} waiting slip(s) from the print queue (earlier sales).", "ok")
+            note, self.start_note = (f" {self.start_note}" if self.start_note else ""), ""
+            self.call_from_thread(self.checkout.say, f"Printed {printed} waiting slip(s) from the print queue (earlier sales).{note}",
+                                  "ok")
 
     def _after_first_frame(self) -> None:
         # What startup built lives all day: keep it out of the collector's passes. The collector then runs

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ledger import money
+from ledger.clock import iso, local_time
 from ledger.config import Config, PointsProgram, StampsProgram
 from ledger.errors import LoyaltyError
 from ledger.pricing import MemberState, price_cart
@@ -141,6 +142,20 @@ class Gate:
         tz = self.loyalty.cfg.store.tz
         return (f"This till's clock says {now.astimezone(tz):%Y-%m-%d %H:%M}, earlier than its last sale or change"
                 f" ({last.astimezone(tz):%Y-%m-%d %H:%M}): set the date and time right before selling.")
+
+    def recent_sale_note(self, minutes: int = 15) -> str:
+        """At start: the till's last sale when it was made in the last minutes (a crash or power cut during a payment
+        leaves the cashier unsure whether it went through); empty otherwise."""
+        since = iso(self.clock() - timedelta(minutes=minutes))
+        with self.lock:
+            # the last row written, not a scan of the day's sales by time
+            row = self.loyalty.conn.execute("SELECT receipt_no, currency, total, ts FROM sales ORDER BY rowid DESC LIMIT 1").fetchone()
+        if row is None or row["ts"] < since:
+            return ""
+        at = local_time(row["ts"], self.cfg.store.tz)
+        total = money.fmt(int(row["total"]), self.cfg.currency)
+        return (f"Last sale before this start: receipt {row['receipt_no']}, {row['currency']} {total} at {at:%H:%M}, completed"
+                " and recorded: do not ring it up again.")
 
     def closed_today(self) -> str | None:
         """What to tell the cashier when today's business day is closed already (end of day ran, perhaps cut off

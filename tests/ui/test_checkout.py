@@ -1050,3 +1050,35 @@ def test_an_empty_cart_totals_zero_in_its_currencys_digits(tmp_path: Path, curre
     text = re.sub(r'"(\d+)\.(\d{3})"', lambda m: f'"{int(m.group(1)) * 1000 + int(m.group(2))}"', STORE) if currency != "KWD" else STORE
     (tmp_path / "store.toml").write_text(text.replace('currency = "KWD"', f'currency = "{currency}"'), encoding="utf-8")
     assert totals_text(None, load(tmp_path / "store.toml")).plain == shown
+
+
+async def test_a_till_restarted_just_after_a_sale_says_it_went_through(demo_dir: Path) -> None:
+    from datetime import timedelta
+
+    from ledger import config as config_mod
+    from ledger.service import CheckoutRequest
+    from terminal.app import build_app, build_services
+
+    from .conftest import NOW
+
+    cfg = config_mod.load(demo_dir / "config.toml")
+    # the sale the cashier saw as "Completing the sale…" when the power went
+    first = build_services(cfg, clock=lambda: NOW - timedelta(minutes=3), reader_url="sim://", printer_url="preview://")
+    try:
+        sold = first.gate.loyalty.checkout(CheckoutRequest.from_cli("code:LOY-0004", ["LAT"], []), NOW - timedelta(minutes=3))
+    finally:
+        first.close()
+    services = build_services(cfg, clock=lambda: NOW, reader_url="sim://", printer_url="preview://")
+    try:
+        app = build_app(services)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: sold["receipt"]["number"] in text_of(app, "#message"), what="last sale said")
+            assert "completed and recorded: do not ring it up again" in text_of(app, "#message")
+    finally:
+        services.close()
+    # an hour later it is history, not news
+    later = build_services(cfg, clock=lambda: NOW + timedelta(hours=1), reader_url="sim://", printer_url="preview://")
+    try:
+        assert later.gate.recent_sale_note() == ""
+    finally:
+        later.close()
