@@ -12,6 +12,7 @@ from textual import on, work
 from textual.app import App
 
 from drivers.readers.base import CardPresent, CardRemoved, ReaderConnected, ReaderDisconnected
+from ledger.cards import normalize as normalize_card
 from ledger.errors import LoyaltyError
 
 from .checkout import CheckoutScreen, plain_reason
@@ -432,7 +433,8 @@ class LoyaltyApp(App[None]):
                 self.post_message(ManagerResult(True, f"Card {view['card']} is active again.", view))
             elif action == "replace":
                 view = gate.replace(values["old"], values["new"])
-                self.post_message(ManagerResult(True, f"Member moved to card {view['card']}; the old card is refused from now on.", view))
+                self.post_message(ManagerResult(True, f"Member moved to card {view['card']}; the old card is refused from now on.", view,
+                                                replaced=(normalize_card(values["old"]), view["card"])))
             elif action == "adjust":
                 text = values["amount"].strip().replace(" ", "")
                 try:
@@ -474,6 +476,8 @@ class LoyaltyApp(App[None]):
         # a slip on screen stays there: tapping the card again to refresh its panel would cover it
         if msg.view is not None and not msg.receipt and self.checkout.shows_card(msg.view.get("card")):
             self.checkout.card_tapped(msg.view["card"])
+        elif msg.replaced is not None and self.checkout.shows_card(msg.replaced[0]):
+            self.checkout.card_tapped(msg.replaced[1])  # the sale in hand goes on the new card, its panel with it
         self.refresh_status()
 
     def note_manager(self, ok: bool, text: str) -> None:

@@ -87,6 +87,7 @@ class ManagerResult(Message):
     # a value the ledger refused: the form opens again with what was typed (action, values, the reason)
     retry: tuple[str, dict[str, str], str] | None = None
     printed: str = ""  # the receipt pane's heading: where the slip printed, or why it did not
+    replaced: tuple[str, str] | None = None  # a card replace: (old card, new card)
 
 
 @dataclass

@@ -1082,3 +1082,19 @@ async def test_a_till_restarted_just_after_a_sale_says_it_went_through(demo_dir:
         assert later.gate.recent_sale_note() == ""
     finally:
         later.close()
+
+
+async def test_a_card_replaced_during_its_sale_carries_the_sale(make_app: Callable[..., LoyaltyApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await tap(pilot, "1")
+        old = app.checkout.cart.card
+        await add(pilot, "LAT")
+        await _manager(pilot, "n")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen", what="replace form")
+        assert app.screen.query_one("#field-old").value == old  # the card in hand
+        await pilot.press("tab", *"code:NEW-CARD-1", "enter")
+        await until(pilot, lambda: app.checkout.cart.card == "code:NEW-CARD-1", what="the sale on the new card")
+        assert [line.sku for line in app.checkout.cart.lines] == ["LAT"]
+        await pay(pilot)
+        assert app.services.gate.sale(app.checkout.last_sale)["card"] == "code:NEW-CARD-1"
