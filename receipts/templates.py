@@ -239,7 +239,8 @@ def refund_slip(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, l
     doc.add(Rule())
     for pid, moved in _config_order(cfg, result.get("reversed", {}) or {}):
         name = _program_name(cfg.programs.get(pid), pid, lang)
-        for account, amount in moved.items():
+        # accounts in one order too: a copy read back from the ledger (keys sorted) lists them as the original did
+        for account, amount in sorted(moved.items(), key=lambda item: (_ACCOUNT_ORDER.get(item[0], len(_ACCOUNT_ORDER)), item[0])):
             if account == "until":  # a membership taken back: the last day it has left, or none
                 doc.add(Row(name, lang._("until {date}", date=lang.day(amount)) if amount else lang._("not active")))
             elif account == "points":  # the program's name says it is points
@@ -259,6 +260,9 @@ def refund_slip(result: Mapping[str, Any], cfg: Config, *, copy: bool = False, l
                 doc.add(Row("  " + lang._("Rewards ready"), lang.num(int(state["rewards"]))))
     doc.add(Cut())
     return doc
+
+
+_ACCOUNT_ORDER = {"stamps": 0, "rewards": 1, "points": 2, "until": 3}
 
 
 def _config_order(cfg: Config, by_program: Mapping[str, Any]) -> list[tuple[str, Any]]:

@@ -59,3 +59,18 @@ def test_a_reward_with_translations_but_no_english_name_is_refused(tmp_path: Pat
     path.write_text(text.replace(old, 'max_value = "1.500", names = { fa = "فلت وایت" } }', 1), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"reward\.name: is required beside names"):
         load(path)
+
+
+def test_a_refund_slip_copy_lists_its_lines_as_the_original(tmp_path: Path) -> None:
+    from receipt_support import frozen, write_config
+
+    from ledger.config import load
+    from receipts import render
+
+    cfg = load(write_config(tmp_path))
+    refund = frozen()["refund"]
+    made = dict(refund, reversed={"coffee": {"stamps": -2, "rewards": 1}, "points": {"points": -12}})  # as the till made it
+    read_back = dict(refund, reversed={"coffee": {"rewards": 1, "stamps": -2}, "points": {"points": -12}})  # keys sorted
+    first = render(templates.refund_slip(made, cfg), "text", cfg).decode("utf-8")
+    copy = render(templates.refund_slip(read_back, cfg), "text", cfg).decode("utf-8")
+    assert first == copy and first.index("stamps") < first.index("rewards"), first
