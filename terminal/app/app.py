@@ -344,7 +344,10 @@ class LoyaltyApp(App[None]):
         from .dialogs import Field, FormScreen
 
         number = sale["receipt"]["number"]
-        lines = ", ".join(f"{line['qty']} x {line['name']}" for line in sale["lines"])
+        shown = sale["lines"][:5]  # a long sale must not push the answer field off the screen
+        lines = ", ".join(f"{line['qty']} x {line['name']}" for line in shown)
+        if len(sale["lines"]) > len(shown):
+            lines += f" and {len(sale['lines']) - len(shown)} more line(s)"
         facts = [f"Sold {self.checkout.store_time(sale['receipt']['ts'])} on card {sale['card']}",
                  f"Items: {lines}",
                  f"Total: {sale['currency']} {sale['total']}"]
