@@ -342,6 +342,7 @@ class LoyaltyApp(App[None]):
     def _confirm_refund(self, sale: dict[str, Any]) -> None:
         """The sale a refund would reverse, to compare with the customer's paper before anything is written."""
         from .dialogs import Field, FormScreen
+        from .render import grouped
 
         number = sale["receipt"]["number"]
         shown = sale["lines"][:5]  # a long sale must not push the answer field off the screen
@@ -350,7 +351,7 @@ class LoyaltyApp(App[None]):
             lines += f" and {len(sale['lines']) - len(shown)} more line(s)"
         facts = [f"Sold {self.checkout.store_time(sale['receipt']['ts'])} on card {sale['card']}",
                  f"Items: {lines}",
-                 f"Total: {sale['currency']} {sale['total']}"]
+                 f"Total: {sale['currency']} {grouped(sale['total'])}"]
         earned = ", ".join(f"{n} {pid}" for pid, n in sale["earned"].items() if n)
         redeemed = ", ".join(f"{n} {pid}" for pid, n in sale["redeemed"].items() if n)
         if earned:

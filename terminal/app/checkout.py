@@ -263,7 +263,7 @@ class CheckoutScreen(Screen[None]):
         quoted = {ln["sku"]: ln for ln in (self.quote or {}).get("lines", [])}
         for line in self.cart.lines:
             q = quoted.get(line.sku)
-            total = q["total"] if q else "…"
+            total = render.grouped(q["total"]) if q else "…"
             table.add_row(line.name[:18], str(line.qty), total, key=line.sku)
         if self.cart.lines:
             table.move_cursor(row=min(max(row, 0), len(self.cart.lines) - 1))
@@ -726,7 +726,7 @@ class CheckoutScreen(Screen[None]):
             self.show_member()
             self.request_quote()
 
-        title = f"Redeem {program.name} of {self.cart.card}: {state['balance']} = {state['value']} {self.cfg.currency.code}"
+        title = f"Redeem {program.name} of {self.cart.card}: {state['balance']} = {render.grouped(state['value'])} {self.cfg.currency.code}"
         hint = (f"points in steps of {program.step_points}, or an amount ({gate.amount_example(program)})\n"
                 "blank: as many as fit   0: none   Esc: cancel")
         self.app.push_screen(FormScreen(title, [Field("amount", "Points or amount", "")], hint=hint, validate=check), done)
@@ -780,7 +780,7 @@ class CheckoutScreen(Screen[None]):
         self.last_card = result["card"]
         self.new_customer()
         self.show_receipt(msg.receipt, "printing…")
-        words = [f"Paid: {result['currency']} {result['total']}, receipt {result['receipt']['number']}."]
+        words = [f"Paid: {result['currency']} {render.grouped(result['total'])}, receipt {result['receipt']['number']}."]
         if msg.welcomed:
             words.append("New member enrolled.")
         if msg.note:

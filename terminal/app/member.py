@@ -146,6 +146,8 @@ class MemberScreen(Screen[None]):
 def _money(services: Services, minor: object) -> str:
     from ledger import money
 
+    from .render import grouped
+
     if isinstance(minor, int):
-        return f"{money.fmt(minor, services.cfg.currency)} {services.cfg.currency.code}"
+        return f"{grouped(money.fmt(minor, services.cfg.currency))} {services.cfg.currency.code}"
     return json.dumps(minor) if minor is not None else ""

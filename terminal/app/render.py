@@ -62,7 +62,7 @@ def member_panel(cfg: Config, view: dict[str, Any], redeem: dict[str, int | None
                 out.append(f"  {state['to_next_reward']} more to a free one\n")
         elif isinstance(program, PointsProgram):
             out.append(f"\n{program.name} ", style="bold")
-            out.append(f"{state['balance']} = {state['value']} {cur}\n")
+            out.append(f"{state['balance']} = {grouped(state['value'])} {cur}\n")
             if pid in redeem:
                 asked = redeem[pid]
                 taken = asked if asked is not None else redeemed.get(pid)
@@ -111,6 +111,15 @@ def empty_panel(demo: bool) -> Text:
     return out
 
 
+def grouped(amount: str) -> str:
+    """A decimal string as the cashier reads it: thousands grouped (17,234,500 IRR; 5,744.850 KWD), as on the receipt."""
+    sign, digits = ("-", amount[1:]) if amount.startswith("-") else ("", amount)
+    whole, dot, fraction = digits.partition(".")
+    if not whole.isdecimal():
+        return amount  # "…" and the like: shown as they are
+    return f"{sign}{int(whole):,}{dot}{fraction}"
+
+
 def totals_text(quote: dict[str, Any] | None, cfg: Config, error: str | None = None) -> Text:
     cur = cfg.currency.code
     out = Text()
@@ -120,11 +129,11 @@ def totals_text(quote: dict[str, Any] | None, cfg: Config, error: str | None = N
     if not quote:
         out.append(f"Total {cur} {money.fmt(0, cfg.currency)}", style="bold")  # 0.000 in KWD, 0 in IRR
         return out
-    out.append(f"Subtotal {quote['subtotal']}")
+    out.append(f"Subtotal {grouped(quote['subtotal'])}")
     if quote["discount"].strip("0."):
-        out.append(f"  off -{quote['discount']}", style="green")
+        out.append(f"  off -{grouped(quote['discount'])}", style="green")
     out.append("\n")
-    out.append(f"TOTAL {cur} {quote['total']}", style="bold")
+    out.append(f"TOTAL {cur} {grouped(quote['total'])}", style="bold")
     earned = quote.get("earned") or {}
     if earned:
         out.append("\nearns " + ", ".join(f"{v} {_unit(cfg, k, v)}" for k, v in earned.items()), style="dim")

@@ -1098,3 +1098,12 @@ async def test_a_card_replaced_during_its_sale_carries_the_sale(make_app: Callab
         assert [line.sku for line in app.checkout.cart.lines] == ["LAT"]
         await pay(pilot)
         assert app.services.gate.sale(app.checkout.last_sale)["card"] == "code:NEW-CARD-1"
+
+
+@pytest.mark.parametrize(("amount", "shown"), [
+    ("17234500", "17,234,500"), ("5744.850", "5,744.850"), ("-1234.500", "-1,234.500"), ("0.582", "0.582"), ("999", "999"), ("…", "…"),
+])
+def test_amounts_on_screen_group_their_thousands_as_the_receipt_does(amount: str, shown: str) -> None:
+    from terminal.app.render import grouped
+
+    assert grouped(amount) == shown
