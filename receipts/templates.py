@@ -303,7 +303,8 @@ def z_report(totals: Mapping[str, Any], cfg: Config, *, copy: bool = False, lang
     refunds: Mapping[str, Any] = totals.get("refunds", {}) or {}
     doc = _new("z_report", lang)
     _store_header(doc, cfg, lang, copy=copy)
-    doc.add(Text(lang._("Z REPORT"), align="center", bold=True, size=2))
+    # a day still open gives a reading (an X report), not the day's closing paper
+    doc.add(Text(lang._("Z REPORT") if totals.get("closed_at") else lang._("X REPORT"), align="center", bold=True, size=2))
     doc.add(Row(lang._("Business day"), lang.day(str(totals.get("day", "")))))
     doc.add(Row(lang._("Store"), str(totals.get("store", cfg.store.id))))
     doc.add(Row(lang._("Terminal"), str(totals.get("terminal", cfg.store.terminal))))

@@ -86,8 +86,9 @@ def make_documents(store: Store) -> Documents:
     sale = store.sale(["LAT*2", "BEANS", "DAT"], redeem=["points", "coffee"], at="2026-11-20T09:30", sale_id="sale-2")
     other = store.sale(["ESP"], at="2026-11-20T10:00", sale_id="sale-3", card="code:5551234")
     refund = store.refund(other["sale"])
-    from sync.endofday import z_report
+    from sync.endofday import close_day, z_report
 
+    close_day(store.service.conn, date(2026, 11, 20), clock.parse_now("2026-11-20T18:00", store.cfg.store.tz))  # the Z of a closed day
     z = z_report(store.service.conn, store.cfg, date(2026, 11, 20))
     voucher = {"program": "coffee", "card": CARD, "code": "COFFEE-12-AB12CD", "valid_until": "2026-12-31"}
     enrolment = store.service.card(CARD, clock.parse_now("2026-11-20T10:00", store.cfg.store.tz)) | {"welcome_points": 50}

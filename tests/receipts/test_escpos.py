@@ -144,3 +144,13 @@ def test_a_control_character_in_a_line_never_reaches_the_printer_as_a_command() 
     assert b"Welcome" in data  # plain lines still go as text
     assert b"Ali\x1b@" not in data and b"\x1dV\x00" not in data  # that line is drawn as an image instead
     assert Row("Name", "Ali\x1b@").end == "Ali\ufffd@"
+
+
+def test_a_day_still_open_prints_an_x_report_not_a_z(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    data = frozen()
+    closed = decode(render_escpos(build("z", cfg, Lang("en", tz=cfg.store.tz), data), profile=PROFILE, width_mm=80)).text
+    data["z"] = dict(data["z"], closed_at=None)  # `loyalty report z` during the day
+    reading = decode(render_escpos(build("z", cfg, Lang("en", tz=cfg.store.tz), data), profile=PROFILE, width_mm=80)).text
+    assert "Z REPORT" in closed and "X REPORT" not in closed
+    assert "X REPORT" in reading and "Z REPORT" not in reading and "not closed" in reading
