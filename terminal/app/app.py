@@ -504,7 +504,7 @@ def _adjust_problem(values: dict[str, str]) -> str | None:
         return missing
     text = values["amount"].strip().replace(" ", "")
     if not text.lstrip("+-").isdecimal() or int(text) == 0:
-        return f"{values['amount'].strip()!r}: a whole number other than 0 (e.g. +100 or -2)"
+        return f"amount {values['amount'].strip()!r}: a whole number other than 0 (e.g. +100 or -2)"
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -88,6 +89,10 @@ class FormScreen(ModalScreen[dict[str, str] | None]):
         problem = self.validate(values) if self.validate else None
         if problem:
             self.query_one("#form-error", Label).update(Text(problem))
+            # the field the problem names (the first it names), so the next keys edit it, not the last field
+            named = [(m.start(), f.name) for f in self.fields if (m := re.search(rf"\b{re.escape(f.name)}\b", problem))]
+            if named:
+                self.query_one(f"#field-{min(named)[1]}", Input).focus()
             return
         self.dismiss(values)
 

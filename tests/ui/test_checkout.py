@@ -248,6 +248,10 @@ async def test_a_manager_form_with_a_missing_field_stays_open(make_app: Callable
         await until(pilot, lambda: app.screen.__class__.__name__ == "FormScreen", what="adjust form")
         await pilot.press(*"uid:04A1B2C3D4E5F6", "enter", "enter", *"abc", "enter", *"goodwill", "enter")
         assert "a whole number other than 0" in str(app.screen.query_one("#form-error").render())
+        # the field at fault has the focus: the next keys mend it, not the reason typed last
+        assert app.screen.focused is app.screen.query_one("#field-amount")
+        await pilot.press("end", "backspace", "backspace", "backspace", *"+5", "enter", "enter")  # Enter moves on, then submits
+        await until(pilot, lambda: "Adjusted points by +5" in text_of(app, "#message"), what="adjusted")
 
 
 async def test_an_empty_pin_is_no_attempt(make_app: Callable[..., LoyaltyApp]) -> None:
