@@ -284,8 +284,7 @@ class LoyaltyApp(App[None]):
                 self.checkout.say("End of day not started: a sale is in the cart. Complete it (F9) or clear it (Esc twice) first.",
                                   "error")
                 return
-            with self.services.gate.lock:
-                day = self.services.gate.loyalty.day_to_close(self.services.gate.clock())  # after midnight: the day that just ended
+            day = self.services.gate.day_to_close()
             from .dialogs import Field, FormScreen
 
             def confirmed(values: dict[str, str] | None) -> None:
@@ -333,9 +332,7 @@ class LoyaltyApp(App[None]):
     def _then(self, action: str) -> Callable[[dict[str, str] | None], None]:
         def done(values: dict[str, str] | None) -> None:
             if values is not None:
-                # a refund is shown before it is done: a mistyped number, or another store's receipt from a till
-                # of the same name, would reverse another customer's sale at once
-                self.run_manager("refund_check" if action == "refund" else action, values)
+                self.run_manager(action, values)
 
         return done
 
@@ -361,7 +358,7 @@ class LoyaltyApp(App[None]):
 
         def confirmed(values: dict[str, str] | None) -> None:
             if values is not None:
-                self.run_manager("refund", {"sale": number})
+                self.run_manager("refund", {"sale": number}, confirmed=True)
 
         self.push_screen(
             FormScreen(f"Refund sale {number}?", [Field("confirm", "Type yes to refund it", "")], facts=facts,
@@ -371,14 +368,14 @@ class LoyaltyApp(App[None]):
         )
 
     @work(thread=True, group="manager", exit_on_error=False)
-    def run_manager(self, action: str, values: dict[str, str]) -> None:
+    def run_manager(self, action: str, values: dict[str, str], *, confirmed: bool = False) -> None:
         gate = self.services.gate
         try:
-            if action == "refund_check":
+            if action == "refund" and not confirmed:
+                # a refund is shown before it is done: a mistyped number, or another store's receipt from a till of
+                # the same name, would reverse another customer's sale at once (one refunded already is said below)
                 sale = gate.sale(values["sale"])
-                if sale.get("refunded"):  # the refund itself says when it was done and how its slip comes out again
-                    action = "refund"
-                else:
+                if not sale.get("refunded"):
                     self.call_from_thread(self._confirm_refund, sale)
                     return
             if action == "refund":
@@ -454,12 +451,10 @@ class LoyaltyApp(App[None]):
                         " F12 s prints its refund slip again.")
                 self.post_message(ManagerResult(False, said))
                 return
-            action = "refund" if action == "refund_check" else action
             said = f"{action.replace('_', ' ').capitalize()} not done: {plain_reason(exc)}"
             # a value refused: the form again, as typed (a crash is not the manager's to retype)
             self.post_message(ManagerResult(False, said, retry=(action, values, plain_reason(exc))))
         except Exception as exc:  # a crash is not the manager's to retype: no form again
-            action = "refund" if action == "refund_check" else action
             self.post_message(ManagerResult(False, f"{action.replace('_', ' ').capitalize()} not done: {plain_reason(exc)}"))
 
     def _print_quietly(self, kind: str, ref: str, *, copy: bool = False) -> tuple[str, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from ledger import money
@@ -142,6 +142,11 @@ class Gate:
         tz = self.loyalty.cfg.store.tz
         return (f"This till's clock says {now.astimezone(tz):%Y-%m-%d %H:%M}, earlier than its last sale or change"
                 f" ({last.astimezone(tz):%Y-%m-%d %H:%M}): set the date and time right before selling.")
+
+    def day_to_close(self) -> date:
+        """The business day end of day closes now (after midnight: the day that just ended, Loyalty.day_to_close)."""
+        with self.lock:
+            return self.loyalty.day_to_close(self.clock())
 
     def recent_sale_note(self, minutes: int = 15) -> str:
         """At start: the till's last sale when it was made in the last minutes (a crash or power cut during a payment

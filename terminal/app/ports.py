@@ -377,8 +377,7 @@ class ChainSync:
 
     def end_of_day(self, progress: Progress) -> ZReport:
         gate = self.gate
-        with gate.lock:
-            day = gate.loyalty.day_to_close(gate.clock())  # after midnight: the day that just ended
+        day = gate.day_to_close()
         progress(0.05, f"closing business day {day}")
         if not self._one_at_a_time.acquire(blocking=False):
             progress(0.05, "waiting for the background sync to finish")
