@@ -146,8 +146,6 @@ class MemberScreen(Screen[None]):
 def _money(services: Services, minor: object) -> str:
     from ledger import money
 
-    from .render import grouped
-
     if isinstance(minor, int):
-        return f"{grouped(money.fmt(minor, services.cfg.currency))} {services.cfg.currency.code}"
+        return f"{render.grouped(money.fmt(minor, services.cfg.currency))} {services.cfg.currency.code}"
     return json.dumps(minor) if minor is not None else ""
